@@ -1,0 +1,51 @@
+import { log } from '@temporalio/activity';
+import type { BankingService } from './banking-service';
+import { InvalidAccountError, type PaymentDetails } from './shared';
+
+/**
+ * Builds the activities around one bank. The worker creates the bank once and passes
+ * it in; tests pass a fake.
+ */
+export function createActivities(bank: BankingService) {
+  return {
+    async withdraw(details: PaymentDetails): Promise<string> {
+      const referenceId = `${details.referenceId}-withdrawal`;
+      try {
+        return await bank.withdraw(details.sourceAccount, details.amount, referenceId);
+      } catch (err) {
+        logUnlessInvalidAccount('Withdrawal failed', err);
+        throw err;
+      }
+    },
+
+    async deposit(details: PaymentDetails): Promise<string> {
+      const referenceId = `${details.referenceId}-deposit`;
+      try {
+        // Failure drill: comment out line 25 and uncomment line 26 (see README).
+        return await bank.deposit(details.targetAccount, details.amount, referenceId);
+        // return await bank.depositThatFails(details.targetAccount, details.amount, referenceId);
+      } catch (err) {
+        logUnlessInvalidAccount('Deposit failed', err);
+        throw err;
+      }
+    },
+
+    /** A refund is a deposit back into the source account. */
+    async refund(details: PaymentDetails): Promise<string> {
+      const referenceId = `${details.referenceId}-refund`;
+      try {
+        return await bank.deposit(details.sourceAccount, details.amount, referenceId);
+      } catch (err) {
+        logUnlessInvalidAccount('Refund failed', err);
+        throw err;
+      }
+    },
+  };
+}
+
+// An invalid account is the caller's mistake, not an incident: it goes back as it is.
+function logUnlessInvalidAccount(message: string, err: unknown): void {
+  if (!(err instanceof InvalidAccountError)) {
+    log.error(message, { error: err });
+  }
+}

@@ -1,0 +1,65 @@
+// `npm run demo`: one transfer end to end. It uses the dev server at the configured
+// address, or starts one there if none answers, runs a worker in this process, starts
+// the transfer, prints its result, and stops whatever it started.
+import { Connection } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { connectClient, connectWorker, loadSettings, splitAddress, type Settings } from './config';
+import { startDevServer } from './dev-server';
+import { DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID, runTransfer } from './starter';
+import { createWorker, installLogger } from './worker';
+
+async function serverAnswers(settings: Settings): Promise<boolean> {
+  try {
+    const connection = await Connection.connect({ ...settings.connection, connectTimeout: '2 seconds' });
+    await connection.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function main(): Promise<number> {
+  installLogger('WARN');
+  const settings = loadSettings();
+  let server: TestWorkflowEnvironment | undefined;
+  if (await serverAnswers(settings)) {
+    console.log(`Using the Temporal server at ${settings.address}.`);
+  } else {
+    const [host, port] = splitAddress(settings.address);
+    if (!['localhost', '127.0.0.1'].includes(host)) {
+      console.error(`Nothing answers at ${settings.address}, and the demo only starts servers on localhost.`);
+      return 1;
+    }
+    console.log(`No Temporal server at ${settings.address}; starting a dev server there...`);
+    server = await startDevServer({ ip: '127.0.0.1', port, ui: true, uiPort: port + 1000, namespace: settings.namespace });
+  }
+
+  try {
+    const connection = await connectWorker(settings);
+    const client = await connectClient(settings);
+    try {
+      const worker = await createWorker(connection, settings);
+      return (await worker.runUntil(runTransfer(client, settings, DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID)))
+        ? 0
+        : 1;
+    } finally {
+      await client.connection.close();
+      await connection.close();
+    }
+  } finally {
+    if (server) {
+      await server.teardown();
+      console.log('Stopped the dev server the demo started, so its Web UI is gone too. `npm run server` keeps one up.');
+    }
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,37 @@
+// `npm run server`: a local Temporal dev server with its Web UI, kept in a file so
+// executions survive a restart.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { loadSettings, splitAddress } from './config';
+import { startDevServer } from './dev-server';
+
+const DB_FILE = path.resolve(__dirname, '..', '.temporal', 'dev-server.sqlite');
+
+async function main(): Promise<void> {
+  const settings = loadSettings();
+  const [host, port] = splitAddress(settings.address);
+  mkdirSync(path.dirname(DB_FILE), { recursive: true });
+  const server = await startDevServer({
+    ip: host === 'localhost' ? '127.0.0.1' : host,
+    port,
+    ui: true,
+    uiPort: port + 1000,
+    namespace: settings.namespace,
+    dbFilename: DB_FILE,
+  });
+  console.log(`Temporal dev server listening on ${settings.address}, namespace ${settings.namespace}.`);
+  console.log(`Web UI: ${settings.webUiUrl}`);
+  console.log(`Data: ${path.relative(process.cwd(), DB_FILE)}. Press Ctrl-C to stop.`);
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  console.log('Stopping the dev server...');
+  await server.teardown();
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,172 @@
+import { parseArgs } from 'node:util';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { connectClient, loadSettings, webUiLink, type Settings } from './config';
+import type { PaymentDetails } from './shared';
+import { moneyTransfer } from './workflows';
+
+export const DEFAULT_TRANSFER: PaymentDetails = {
+  sourceAccount: '85-150',
+  targetAccount: '43-812',
+  amount: 250,
+  referenceId: '12345',
+};
+export const DEFAULT_WORKFLOW_ID = 'pay-invoice-701';
+
+const USAGE = `Usage: npm run starter -- [options]
+
+Starts one money transfer and waits for its result.
+
+Options:
+  --from ACCOUNT        account to withdraw from   (default ${DEFAULT_TRANSFER.sourceAccount})
+  --to ACCOUNT          account to deposit into    (default ${DEFAULT_TRANSFER.targetAccount})
+  --amount N            whole currency units, > 0  (default ${DEFAULT_TRANSFER.amount})
+  --reference ID        the transfer's reference   (default ${DEFAULT_TRANSFER.referenceId})
+  --workflow-id ID      the workflow id            (default ${DEFAULT_WORKFLOW_ID})
+  --help                show this help
+
+Exit codes: 0 transfer completed, 1 transfer failed, 2 usage error.`;
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export type StarterArgs = { help: true } | { help: false; details: PaymentDetails; workflowId: string };
+
+export function parseStarterArgs(argv: string[]): StarterArgs {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        from: { type: 'string', default: DEFAULT_TRANSFER.sourceAccount },
+        to: { type: 'string', default: DEFAULT_TRANSFER.targetAccount },
+        amount: { type: 'string', default: String(DEFAULT_TRANSFER.amount) },
+        reference: { type: 'string', default: DEFAULT_TRANSFER.referenceId },
+        'workflow-id': { type: 'string', default: DEFAULT_WORKFLOW_ID },
+        help: { type: 'boolean', default: false },
+      },
+    }));
+  } catch (err) {
+    // parseArgs explains unknown flags and missing values well; keep its first sentence.
+    throw new UsageError((err as Error).message.split('. ')[0] ?? String(err));
+  }
+  if (values.help) return { help: true };
+
+  const amountText = values.amount.trim();
+  const details: PaymentDetails = {
+    sourceAccount: values.from.trim(),
+    targetAccount: values.to.trim(),
+    amount: Number(amountText),
+    referenceId: values.reference.trim(),
+  };
+  if (!/^\d+$/.test(amountText) || !Number.isSafeInteger(details.amount) || details.amount <= 0) {
+    throw new UsageError(`--amount must be a whole number greater than 0, got '${values.amount}'`);
+  }
+  if (!details.sourceAccount) throw new UsageError('--from must not be empty');
+  if (!details.targetAccount) throw new UsageError('--to must not be empty');
+  if (!details.referenceId) throw new UsageError('--reference must not be empty');
+  if (details.sourceAccount === details.targetAccount) {
+    throw new UsageError(`--from and --to are the same account (${details.sourceAccount})`);
+  }
+  const workflowId = values['workflow-id'].trim();
+  if (!workflowId) throw new UsageError('--workflow-id must not be empty');
+  return { help: false, details, workflowId };
+}
+
+/**
+ * Starts the transfer (or attaches to a run already going under that id), prints
+ * where to watch it, and waits. Returns true if the transfer completed.
+ */
+export async function runTransfer(
+  client: Client,
+  settings: Settings,
+  details: PaymentDetails,
+  workflowId: string,
+  print: (line: string) => void = console.log,
+): Promise<boolean> {
+  let handle: WorkflowHandle<typeof moneyTransfer>;
+  let runId: string;
+  try {
+    const started = await client.workflow.start(moneyTransfer, {
+      taskQueue: settings.taskQueue,
+      workflowId,
+      args: [details],
+    });
+    handle = started;
+    runId = started.firstExecutionRunId;
+    print(`Started transfer ${workflowId}: ${formatDetails(details)}`);
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    handle = client.workflow.getHandle<typeof moneyTransfer>(workflowId);
+    runId = (await handle.describe()).runId;
+    print(`Workflow ${workflowId} is already running; waiting for that run's result instead.`);
+  }
+  print(`Web UI: ${webUiLink(settings, workflowId, runId)}`);
+
+  try {
+    print(`Result: ${await handle.result()}`);
+    return true;
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    print(`Got expected exception: ${formatFailureChain(err)}`);
+    return false;
+  }
+}
+
+function formatDetails(d: PaymentDetails): string {
+  return `${d.amount} from ${d.sourceAccount} to ${d.targetAccount}, reference ${d.referenceId}`;
+}
+
+/** One line per link of the cause chain, with each ApplicationFailure's type. */
+export function formatFailureChain(err: Error): string {
+  const lines: string[] = [];
+  let current: unknown = err;
+  while (current instanceof Error) {
+    const type = current instanceof ApplicationFailure && current.type ? ` [${current.type}]` : '';
+    lines.push(`${current.name}${type}: ${current.message}`);
+    current = current.cause;
+  }
+  return lines.join('\n    caused by ');
+}
+
+async function main(): Promise<number> {
+  let args: StarterArgs;
+  try {
+    args = parseStarterArgs(process.argv.slice(2));
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`starter: ${err.message}. Try --help.`);
+    return 2;
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const settings = loadSettings();
+  const client = await connectClient(settings);
+  try {
+    return (await runTransfer(client, settings, args.details, args.workflowId)) ? 0 : 1;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      console.error(err instanceof Error ? err.message : err);
+      process.exitCode = 1;
+    },
+  );
+}

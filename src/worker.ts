@@ -1,0 +1,52 @@
+import { DefaultLogger, Runtime, Worker, type LogLevel, type NativeConnection } from '@temporalio/worker';
+import { createActivities } from './activities';
+import { BankingService } from './banking-service';
+import { connectWorker, loadSettings, type Settings } from './config';
+
+export const BANK_HOSTNAME = 'bank-api.example.com';
+
+/** Builds a worker that runs `moneyTransfer` and the bank activities on the task queue. */
+export async function createWorker(
+  connection: NativeConnection,
+  settings: Settings,
+  bank = new BankingService(BANK_HOSTNAME),
+): Promise<Worker> {
+  return Worker.create({
+    connection,
+    namespace: settings.namespace,
+    taskQueue: settings.taskQueue,
+    workflowsPath: require.resolve('./workflows'),
+    activities: createActivities(bank),
+  });
+}
+
+/** One logger for the SDK, the workflows and the activities; LOG_LEVEL sets its level. */
+export function installLogger(defaultLevel: LogLevel = 'INFO'): void {
+  const level = (process.env.LOG_LEVEL?.toUpperCase() || defaultLevel) as LogLevel;
+  Runtime.install({ logger: new DefaultLogger(level) });
+}
+
+async function main(): Promise<void> {
+  installLogger();
+  const settings = loadSettings();
+  const connection = await connectWorker(settings);
+  try {
+    const worker = await createWorker(connection, settings);
+    console.log(
+      `Worker polling ${settings.address}, namespace ${settings.namespace}, ` +
+        `task queue ${settings.taskQueue}: workflow moneyTransfer; activities withdraw, deposit, refund. ` +
+        'Press Ctrl-C to stop.',
+    );
+    await worker.run();
+    console.log('Worker stopped.');
+  } finally {
+    await connection.close();
+  }
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}

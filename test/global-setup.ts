@@ -1,0 +1,29 @@
+// Starts one dev server and builds the workflow bundle once for the whole jest run.
+// Test files find both through environment variables, which jest's workers inherit.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
+import { startDevServer } from '../src/dev-server';
+
+export default async function globalSetup(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const started = Date.now();
+  const [server, bundle] = await Promise.all([
+    startDevServer(),
+    bundleWorkflowCode({
+      workflowsPath: require.resolve('../src/workflows'),
+      logger: new DefaultLogger('WARN'),
+    }),
+  ]);
+  const dir = mkdtempSync(path.join(tmpdir(), 'money-transfer-test-'));
+  const bundlePath = path.join(dir, 'workflow-bundle.js');
+  writeFileSync(bundlePath, bundle.code);
+
+  globalThis.__MONEY_TRANSFER_TEST__ = { server, dir };
+  process.env.MONEY_TRANSFER_TEST_ADDRESS = server.address;
+  process.env.MONEY_TRANSFER_TEST_BUNDLE = bundlePath;
+  process.stderr.write(
+    `\nDev server at ${server.address}; workflow bundle built (${Math.round((Date.now() - started) / 100) / 10} s)\n`,
+  );
+}

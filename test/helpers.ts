@@ -1,0 +1,116 @@
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import type { LogEntry } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { nanoid } from 'nanoid';
+import type { createActivities } from '../src/activities';
+import type { PaymentDetails } from '../src/shared';
+import { moneyTransfer } from '../src/workflows';
+
+type Activities = ReturnType<typeof createActivities>;
+
+/** Every log line the SDK, workflows and activities emit during this test file. */
+export const logs: LogEntry[] = [];
+Runtime.install({
+  logger: new DefaultLogger('INFO', (entry) => {
+    logs.push(entry);
+    if (process.env.LOG_LEVEL && entry.level !== 'TRACE' && entry.level !== 'DEBUG') {
+      console.log(`[${entry.level}] ${entry.message}`, entry.meta ?? '');
+    }
+  }),
+});
+
+export function testServer(): { address: string; bundlePath: string } {
+  const address = process.env.MONEY_TRANSFER_TEST_ADDRESS;
+  const bundlePath = process.env.MONEY_TRANSFER_TEST_BUNDLE;
+  if (!address || !bundlePath) {
+    throw new Error('No Temporal test server: run the tests with `npm test`, whose jest global setup starts one.');
+  }
+  return { address, bundlePath };
+}
+
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${nanoid(10)}`;
+}
+
+export function transferDetails(overrides: Partial<PaymentDetails> = {}): PaymentDetails {
+  return {
+    sourceAccount: '85-150',
+    targetAccount: '43-812',
+    amount: 250,
+    referenceId: uniqueId('ref'),
+    ...overrides,
+  };
+}
+
+/** A client and a worker connection to the shared test server; call `close()` in afterAll. */
+export class TestTemporal {
+  private constructor(
+    readonly client: Client,
+    readonly workerConnection: NativeConnection,
+  ) {}
+
+  static async connect(): Promise<TestTemporal> {
+    const { address } = testServer();
+    const connection = await Connection.connect({ address });
+    const workerConnection = await NativeConnection.connect({ address });
+    return new TestTemporal(new Client({ connection }), workerConnection);
+  }
+
+  /**
+   * Runs one transfer on a fresh task queue with the given activities, and returns
+   * the handle and the settled result.
+   */
+  async transfer(
+    activities: Activities,
+    details: PaymentDetails,
+  ): Promise<{ handle: WorkflowHandle<typeof moneyTransfer>; result: Promise<string> }> {
+    const taskQueue = uniqueId('queue');
+    const worker = await Worker.create({
+      connection: this.workerConnection,
+      taskQueue,
+      workflowBundle: { codePath: testServer().bundlePath },
+      activities,
+    });
+    return worker.runUntil(async () => {
+      const handle = await this.client.workflow.start(moneyTransfer, {
+        taskQueue,
+        workflowId: uniqueId('transfer'),
+        args: [details],
+      });
+      const result = handle.result();
+      await Promise.allSettled([result]);
+      return { handle, result };
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.client.connection.close();
+    await this.workerConnection.close();
+  }
+}
+
+export interface ActivityRun {
+  /** The attempt number of the last try, as recorded by ActivityTaskStarted. */
+  attempts: number;
+  outcome: 'completed' | 'failed' | 'timedOut' | 'running';
+}
+
+/** Each activity the workflow scheduled, in order, read from the workflow history. */
+export async function activityRuns(handle: WorkflowHandle): Promise<Array<{ name: string } & ActivityRun>> {
+  const history = await handle.fetchHistory();
+  const runs = new Map<number, { name: string } & ActivityRun>();
+  for (const event of history.events ?? []) {
+    const id = Number(event.eventId);
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled) runs.set(id, { name: scheduled.activityType?.name ?? '?', attempts: 0, outcome: 'running' });
+    const started = event.activityTaskStartedEventAttributes;
+    if (started) runs.get(Number(started.scheduledEventId))!.attempts = started.attempt ?? 0;
+    const completed = event.activityTaskCompletedEventAttributes;
+    if (completed) runs.get(Number(completed.scheduledEventId))!.outcome = 'completed';
+    const failed = event.activityTaskFailedEventAttributes;
+    if (failed) runs.get(Number(failed.scheduledEventId))!.outcome = 'failed';
+    const timedOut = event.activityTaskTimedOutEventAttributes;
+    if (timedOut) runs.get(Number(timedOut.scheduledEventId))!.outcome = 'timedOut';
+  }
+  return [...runs.values()];
+}

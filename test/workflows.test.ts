@@ -1,0 +1,130 @@
+import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
+import { createActivities } from '../src/activities';
+import { BankingService } from '../src/banking-service';
+import { InvalidAccountError } from '../src/shared';
+import { loadDrilledActivities } from './drill';
+import { activityRuns, logs, TestTemporal, transferDetails } from './helpers';
+
+let temporal: TestTemporal;
+beforeAll(async () => {
+  temporal = await TestTemporal.connect();
+});
+afterAll(async () => {
+  await temporal.close();
+});
+
+const newBank = () => new BankingService('bank-api.example.com');
+
+/** Asserts WorkflowFailedError -> ActivityFailure(activity) -> ApplicationFailure(type). */
+async function expectFailure(
+  result: Promise<string>,
+  activity: string,
+  type: string,
+  message: string | RegExp,
+): Promise<void> {
+  await expect(result).rejects.toBeInstanceOf(WorkflowFailedError);
+  const err = (await result.catch((e: unknown) => e)) as WorkflowFailedError;
+  expect(err.cause).toBeInstanceOf(ActivityFailure);
+  expect(err.cause).toMatchObject({ activityType: activity });
+  const appFailure = err.cause?.cause;
+  expect(appFailure).toBeInstanceOf(ApplicationFailure);
+  expect(appFailure).toMatchObject({ type });
+  expect((appFailure as ApplicationFailure).message).toMatch(message);
+}
+
+test('a successful transfer returns both transaction ids', async () => {
+  const { handle, result } = await temporal.transfer(createActivities(newBank()), transferDetails());
+  await expect(result).resolves.toMatch(/^Transfer complete \(transaction IDs: W-\w+, D-\w+\)$/);
+  expect(await activityRuns(handle)).toEqual([
+    { name: 'withdraw', attempts: 1, outcome: 'completed' },
+    { name: 'deposit', attempts: 1, outcome: 'completed' },
+  ]);
+});
+
+test('insufficient funds: 25000 from 85-150 fails the withdraw with InsufficientFundsError', async () => {
+  const { result } = await temporal.transfer(createActivities(newBank()), transferDetails({ amount: 25000 }));
+  await expectFailure(
+    result,
+    'withdraw',
+    'InsufficientFundsError',
+    'The account 85-150 has insufficient funds to complete this transaction.',
+  );
+});
+
+test('invalid source account 85-151 fails the withdraw with InvalidAccountError', async () => {
+  const { result } = await temporal.transfer(
+    createActivities(newBank()),
+    transferDetails({ sourceAccount: '85-151' }),
+  );
+  await expectFailure(result, 'withdraw', 'InvalidAccountError', 'The account number 85-151 is invalid.');
+});
+
+test.each([
+  ['InsufficientFundsError', { amount: 25000 }],
+  ['InvalidAccountError', { sourceAccount: '85-151' }],
+])('%s is non-retryable: the withdraw runs exactly once and nothing else runs', async (type, override) => {
+  const bank = newBank();
+  const withdraw = jest.spyOn(bank, 'withdraw');
+  const { handle, result } = await temporal.transfer(createActivities(bank), transferDetails(override));
+  await expectFailure(result, 'withdraw', type, /./);
+  const err = (await result.catch((e: unknown) => e)) as WorkflowFailedError;
+  expect((err.cause as ActivityFailure).retryState).toBe(RetryState.NON_RETRYABLE_FAILURE);
+  expect(await activityRuns(handle)).toEqual([{ name: 'withdraw', attempts: 1, outcome: 'failed' }]);
+  expect(withdraw).toHaveBeenCalledTimes(1);
+});
+
+test('invalid target account: the deposit fails once, the refund runs, and the deposit error fails the workflow', async () => {
+  const bank = newBank();
+  const deposit = jest.spyOn(bank, 'deposit');
+  const { handle, result } = await temporal.transfer(
+    createActivities(bank),
+    transferDetails({ targetAccount: '43-813' }),
+  );
+  await expectFailure(result, 'deposit', 'InvalidAccountError', 'The account number 43-813 is invalid.');
+  expect(await activityRuns(handle)).toEqual([
+    { name: 'withdraw', attempts: 1, outcome: 'completed' },
+    { name: 'deposit', attempts: 1, outcome: 'failed' },
+    { name: 'refund', attempts: 1, outcome: 'completed' },
+  ]);
+  expect(deposit.mock.calls.map((call) => call[0])).toEqual(['43-813', '85-150']);
+  const refundLog = logs.find((e) => e.message.startsWith('Refund successful. Confirmation ID: '));
+  expect(refundLog).toMatchObject({ level: 'INFO', meta: expect.objectContaining({ workflowId: handle.workflowId }) });
+});
+
+test('transient deposit failure (the tutorial drill): 3 deposit attempts, a refund, then the deposit error', async () => {
+  const createDrilled = loadDrilledActivities();
+  const { handle, result } = await temporal.transfer(createDrilled(newBank()), transferDetails());
+  await expectFailure(result, 'deposit', 'Error', 'This deposit has failed.');
+  const err = (await result.catch((e: unknown) => e)) as WorkflowFailedError;
+  expect((err.cause as ActivityFailure).retryState).toBe(RetryState.MAXIMUM_ATTEMPTS_REACHED);
+  expect(await activityRuns(handle)).toEqual([
+    { name: 'withdraw', attempts: 1, outcome: 'completed' },
+    { name: 'deposit', attempts: 3, outcome: 'failed' },
+    { name: 'refund', attempts: 1, outcome: 'completed' },
+  ]);
+  const depositLog = logs.find((e) => e.message.startsWith('Deposit failed: ') && e.meta?.workflowId === handle.workflowId);
+  expect(depositLog).toMatchObject({ level: 'ERROR', message: 'Deposit failed: Activity task failed: This deposit has failed.' });
+});
+
+test('a failing refund fails the workflow with the refund failure', async () => {
+  // The deposit into the target is rejected, and so is the refund to the source.
+  class RefundRejectingBank extends BankingService {
+    override async deposit(account: string, amount: number, referenceId: string): Promise<string> {
+      if (referenceId.endsWith('-deposit')) throw new InvalidAccountError(`The account number ${account} is invalid.`);
+      throw new Error('The refund was rejected.');
+    }
+  }
+  const { handle, result } = await temporal.transfer(
+    createActivities(new RefundRejectingBank('bank-api.example.com')),
+    transferDetails(),
+  );
+  await expectFailure(result, 'refund', 'Error', 'The refund was rejected.');
+  expect(await activityRuns(handle)).toEqual([
+    { name: 'withdraw', attempts: 1, outcome: 'completed' },
+    { name: 'deposit', attempts: 1, outcome: 'failed' },
+    { name: 'refund', attempts: 3, outcome: 'failed' },
+  ]);
+  const refundLog = logs.find((e) => e.message.startsWith('Refund failed: ') && e.meta?.workflowId === handle.workflowId);
+  expect(refundLog).toMatchObject({ level: 'ERROR' });
+});
