@@ -31,7 +31,13 @@ async function main(): Promise<number> {
       return 1;
     }
     console.log(`No Temporal server at ${settings.address}; starting a dev server there...`);
-    server = await startDevServer({ ip: '127.0.0.1', port, ui: true, uiPort: port + 1000, namespace: settings.namespace });
+    server = await startDevServer({
+      ip: '127.0.0.1',
+      port,
+      ui: true,
+      uiPort: port + 1000,
+      namespace: settings.namespace,
+    });
   }
 
   try {
@@ -49,7 +55,9 @@ async function main(): Promise<number> {
   } finally {
     if (server) {
       await server.teardown();
-      console.log('Stopped the dev server the demo started, so its Web UI is gone too. `npm run server` keeps one up.');
+      console.log(
+        'Stopped the dev server the demo started, so its Web UI is gone too. `npm run server` keeps one up.',
+      );
     }
   }
 }

@@ -23,10 +23,13 @@ async function main(): Promise<void> {
   console.log(`Web UI: ${settings.webUiUrl}`);
   console.log(`Data: ${path.relative(process.cwd(), DB_FILE)}. Press Ctrl-C to stop.`);
 
+  // Signal listeners alone do not keep Node running; the timer does.
+  const keepAlive = setInterval(() => {}, 1 << 30);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  clearInterval(keepAlive);
   console.log('Stopping the dev server...');
   await server.teardown();
 }

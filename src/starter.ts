@@ -5,7 +5,7 @@ import {
   type Client,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { connectClient, loadSettings, webUiLink, type Settings } from './config';
 import type { PaymentDetails } from './shared';
 import { moneyTransfer } from './workflows';
@@ -55,8 +55,8 @@ export function parseStarterArgs(argv: string[]): StarterArgs {
       },
     }));
   } catch (err) {
-    // parseArgs explains unknown flags and missing values well; keep its first sentence.
-    throw new UsageError((err as Error).message.split('. ')[0] ?? String(err));
+    // parseArgs names the unknown flag or missing value in its first line.
+    throw new UsageError(((err as Error).message.split('\n')[0] ?? '').replace(/\.$/, ''));
   }
   if (values.help) return { help: true };
 
@@ -130,8 +130,13 @@ export function formatFailureChain(err: Error): string {
   const lines: string[] = [];
   let current: unknown = err;
   while (current instanceof Error) {
-    const type = current instanceof ApplicationFailure && current.type ? ` [${current.type}]` : '';
-    lines.push(`${current.name}${type}: ${current.message}`);
+    const tag =
+      current instanceof ApplicationFailure && current.type
+        ? ` [${current.type}]`
+        : current instanceof ActivityFailure
+          ? ` [${current.activityType}]`
+          : '';
+    lines.push(`${current.name}${tag}: ${current.message}`);
     current = current.cause;
   }
   return lines.join('\n    caused by ');

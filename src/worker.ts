@@ -1,4 +1,11 @@
-import { DefaultLogger, Runtime, Worker, type LogLevel, type NativeConnection } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  Runtime,
+  Worker,
+  type LogLevel,
+  type NativeConnection,
+} from '@temporalio/worker';
 import { createActivities } from './activities';
 import { BankingService } from './banking-service';
 import { connectWorker, loadSettings, type Settings } from './config';
@@ -11,11 +18,16 @@ export async function createWorker(
   settings: Settings,
   bank = new BankingService(BANK_HOSTNAME),
 ): Promise<Worker> {
+  // Bundling here rather than through `workflowsPath` keeps webpack's report out of the log.
+  const bundle = await bundleWorkflowCode({
+    workflowsPath: require.resolve('./workflows'),
+    logger: new DefaultLogger('WARN'),
+  });
   return Worker.create({
     connection,
     namespace: settings.namespace,
     taskQueue: settings.taskQueue,
-    workflowsPath: require.resolve('./workflows'),
+    workflowBundle: bundle,
     activities: createActivities(bank),
   });
 }
@@ -37,6 +49,12 @@ async function main(): Promise<void> {
         `task queue ${settings.taskQueue}: workflow moneyTransfer; activities withdraw, deposit, refund. ` +
         'Press Ctrl-C to stop.',
     );
+    // The SDK shuts the worker down on these signals; this only says so.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(signal, () =>
+        console.log(`${signal} received: finishing the tasks in progress, then stopping.`),
+      );
+    }
     await worker.run();
     console.log('Worker stopped.');
   } finally {

@@ -71,7 +71,9 @@ describe('activities', () => {
     await expect(run).rejects.toThrow(
       'The account 85-150 has insufficient funds to complete this transaction.',
     );
-    expect(logger.entries).toContainEqual(expect.objectContaining({ level: 'ERROR', message: 'Withdrawal failed' }));
+    expect(logger.entries).toContainEqual(
+      expect.objectContaining({ level: 'ERROR', message: 'Withdrawal failed' }),
+    );
   });
 
   test.each([

@@ -7,7 +7,10 @@ import type { createActivities } from '../src/activities';
 export const ACTIVITIES_FILE = path.resolve(__dirname, '..', 'src', 'activities.ts');
 
 /** The line numbers the drill comment in src/activities.ts names. */
-export function drillLines(source = readFileSync(ACTIVITIES_FILE, 'utf8')): { live: number; commented: number } {
+export function drillLines(source = readFileSync(ACTIVITIES_FILE, 'utf8')): {
+  live: number;
+  commented: number;
+} {
   const match = /Failure drill: comment out line (\d+) and uncomment line (\d+)/.exec(source);
   if (!match) throw new Error('src/activities.ts has lost its failure drill comment');
   return { live: Number(match[1]), commented: Number(match[2]) };

@@ -23,7 +23,9 @@ export function testServer(): { address: string; bundlePath: string } {
   const address = process.env.MONEY_TRANSFER_TEST_ADDRESS;
   const bundlePath = process.env.MONEY_TRANSFER_TEST_BUNDLE;
   if (!address || !bundlePath) {
-    throw new Error('No Temporal test server: run the tests with `npm test`, whose jest global setup starts one.');
+    throw new Error(
+      'No Temporal test server: run the tests with `npm test`, whose jest global setup starts one.',
+    );
   }
   return { address, bundlePath };
 }
@@ -102,7 +104,8 @@ export async function activityRuns(handle: WorkflowHandle): Promise<Array<{ name
   for (const event of history.events ?? []) {
     const id = Number(event.eventId);
     const scheduled = event.activityTaskScheduledEventAttributes;
-    if (scheduled) runs.set(id, { name: scheduled.activityType?.name ?? '?', attempts: 0, outcome: 'running' });
+    if (scheduled)
+      runs.set(id, { name: scheduled.activityType?.name ?? '?', attempts: 0, outcome: 'running' });
     const started = event.activityTaskStartedEventAttributes;
     if (started) runs.get(Number(started.scheduledEventId))!.attempts = started.attempt ?? 0;
     const completed = event.activityTaskCompletedEventAttributes;

@@ -89,7 +89,10 @@ test('invalid target account: the deposit fails once, the refund runs, and the d
   ]);
   expect(deposit.mock.calls.map((call) => call[0])).toEqual(['43-813', '85-150']);
   const refundLog = logs.find((e) => e.message.startsWith('Refund successful. Confirmation ID: '));
-  expect(refundLog).toMatchObject({ level: 'INFO', meta: expect.objectContaining({ workflowId: handle.workflowId }) });
+  expect(refundLog).toMatchObject({
+    level: 'INFO',
+    meta: expect.objectContaining({ workflowId: handle.workflowId }),
+  });
 });
 
 test('transient deposit failure (the tutorial drill): 3 deposit attempts, a refund, then the deposit error', async () => {
@@ -103,15 +106,21 @@ test('transient deposit failure (the tutorial drill): 3 deposit attempts, a refu
     { name: 'deposit', attempts: 3, outcome: 'failed' },
     { name: 'refund', attempts: 1, outcome: 'completed' },
   ]);
-  const depositLog = logs.find((e) => e.message.startsWith('Deposit failed: ') && e.meta?.workflowId === handle.workflowId);
-  expect(depositLog).toMatchObject({ level: 'ERROR', message: 'Deposit failed: Activity task failed: This deposit has failed.' });
+  const depositLog = logs.find(
+    (e) => e.message.startsWith('Deposit failed: ') && e.meta?.workflowId === handle.workflowId,
+  );
+  expect(depositLog).toMatchObject({
+    level: 'ERROR',
+    message: 'Deposit failed: Activity task failed: This deposit has failed.',
+  });
 });
 
 test('a failing refund fails the workflow with the refund failure', async () => {
   // The deposit into the target is rejected, and so is the refund to the source.
   class RefundRejectingBank extends BankingService {
     override async deposit(account: string, amount: number, referenceId: string): Promise<string> {
-      if (referenceId.endsWith('-deposit')) throw new InvalidAccountError(`The account number ${account} is invalid.`);
+      if (referenceId.endsWith('-deposit'))
+        throw new InvalidAccountError(`The account number ${account} is invalid.`);
       throw new Error('The refund was rejected.');
     }
   }
@@ -125,6 +134,8 @@ test('a failing refund fails the workflow with the refund failure', async () => 
     { name: 'deposit', attempts: 1, outcome: 'failed' },
     { name: 'refund', attempts: 3, outcome: 'failed' },
   ]);
-  const refundLog = logs.find((e) => e.message.startsWith('Refund failed: ') && e.meta?.workflowId === handle.workflowId);
+  const refundLog = logs.find(
+    (e) => e.message.startsWith('Refund failed: ') && e.meta?.workflowId === handle.workflowId,
+  );
   expect(refundLog).toMatchObject({ level: 'ERROR' });
 });

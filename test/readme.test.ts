@@ -1,0 +1,181 @@
+// The README's sample outputs and drill instructions, checked against what the code
+// really prints and holds. Runs the compiled scripts in lib/, which `npm test` builds.
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../src/activities';
+import { BankingService } from '../src/banking-service';
+import { ACTIVITIES_FILE, applyDrill, drillLines, loadDrilledActivities } from './drill';
+import { testServer, uniqueId } from './helpers';
+
+const ROOT = path.resolve(__dirname, '..');
+const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+
+function sample(name: string): string {
+  const match = new RegExp(`<!-- sample: ${name} -->\\n\\n?\`\`\`text\\n([\\s\\S]*?)\\n\`\`\``).exec(README);
+  if (!match?.[1]) throw new Error(`README.md has no sample named ${name}`);
+  return match[1];
+}
+
+/**
+ * Turns a sample into a pattern: ids, ports and the CLI's version line vary from run
+ * to run; everything else must match exactly, line for line.
+ */
+function samplePattern(text: string, replace: Array<[string, string]> = []): RegExp {
+  let pattern = text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const [from, to] of replace) pattern = pattern.replaceAll(from, to);
+  pattern = pattern
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '[0-9a-f-]{36}')
+    .replace(/\b([WD])-[A-Z0-9]{10}\b/g, '$1-[A-Z0-9]{10}')
+    .replace(/^CLI .*$/m, 'CLI .*')
+    .replace(/localhost:\d+/g, 'localhost:\\d+');
+  return new RegExp(`^${pattern}$`);
+}
+
+function runScript(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const file = path.join(ROOT, 'lib', script);
+  if (!existsSync(file))
+    throw new Error(`${file} is missing: run the tests with \`npm test\`, which builds lib/`);
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [file, ...args],
+      { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'WARN', ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: err ? (err.code as number) : 0, stdout, stderr }),
+    );
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A localhost port P where P + 1000 (the Web UI) is free too. */
+async function freeDevServerPort(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port + 1000 > 65535) continue;
+    const probe = createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      probe.once('error', () => resolve(false));
+      probe.listen(port + 1000, '127.0.0.1', () => resolve(true));
+    });
+    if (ok) {
+      await new Promise((resolve) => probe.close(resolve));
+      return port;
+    }
+  }
+}
+
+describe('README', () => {
+  test('`npm run demo` prints the sample, starting and stopping its own dev server', async () => {
+    const port = await freeDevServerPort();
+    const { code, stdout } = await runScript('demo.js', [], { TEMPORAL_ADDRESS: `localhost:${port}` });
+    expect(stdout.trimEnd()).toMatch(samplePattern(sample('demo')));
+    expect(code).toBe(0);
+  });
+
+  test('`npm run demo` uses a server that already answers', async () => {
+    const { address } = testServer();
+    const { code, stdout } = await runScript('demo.js', [], { TEMPORAL_ADDRESS: address });
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe(`Using the Temporal server at ${address}.`);
+    expect(lines.at(-1)).toMatch(/^Result: Transfer complete \(transaction IDs: W-\w+, D-\w+\)$/);
+    expect(code).toBe(0);
+  });
+
+  test('the worker prints the sample start line and stops cleanly on SIGINT', async () => {
+    const { address } = testServer();
+    const child = spawn(process.execPath, [path.join(ROOT, 'lib', 'worker.js')], {
+      cwd: ROOT,
+      env: { ...process.env, TEMPORAL_ADDRESS: address, LOG_LEVEL: 'WARN' },
+    });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      const ready = !stdout.includes('Press Ctrl-C');
+      stdout += chunk.toString();
+      if (ready && stdout.includes('Press Ctrl-C')) child.kill('SIGINT');
+    });
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    const expected = sample('worker-start').replace('localhost:7233', address);
+    expect(stdout).toBe(
+      `${expected}\nSIGINT received: finishing the tasks in progress, then stopping.\nWorker stopped.\n`,
+    );
+    expect(code).toBe(0);
+  });
+
+  describe('starter samples', () => {
+    // The starter runs as a child process; the worker runs here on its own task queue.
+    async function starter(args: string[], activities = createActivities(new BankingService('bank'))) {
+      const taskQueue = uniqueId('readme');
+      const connection = await NativeConnection.connect({ address: testServer().address });
+      const worker = await Worker.create({
+        connection,
+        taskQueue,
+        workflowBundle: { codePath: testServer().bundlePath },
+        activities,
+      });
+      const env = {
+        TEMPORAL_ADDRESS: testServer().address,
+        TEMPORAL_TASK_QUEUE: taskQueue,
+        TEMPORAL_UI_URL: 'http://localhost:8233',
+      };
+      try {
+        return await worker.runUntil(runScript('starter.js', args, env));
+      } finally {
+        await connection.close();
+      }
+    }
+
+    test('`npm run starter` prints the success sample and exits 0', async () => {
+      const { code, stdout } = await starter([]);
+      expect(stdout.trimEnd()).toMatch(samplePattern(sample('starter-success')));
+      expect(code).toBe(0);
+    });
+
+    test('`--amount 25000` prints the insufficient-funds sample and exits 1', async () => {
+      const { code, stdout } = await starter(['--amount', '25000', '--workflow-id', 'pay-invoice-702']);
+      expect(stdout.trimEnd()).toMatch(samplePattern(sample('starter-insufficient')));
+      expect(code).toBe(1);
+    });
+
+    test('with the drill applied, the starter prints the failing-deposit sample', async () => {
+      const { code, stdout } = await starter(
+        ['--workflow-id', 'pay-invoice-703'],
+        loadDrilledActivities()(new BankingService('bank')),
+      );
+      expect(stdout.trimEnd()).toMatch(samplePattern(sample('starter-drill')));
+      expect(code).toBe(1);
+    });
+  });
+
+  test('the drill names the right lines, in the code comment and in the README', () => {
+    const source = readFileSync(ACTIVITIES_FILE, 'utf8');
+    const { live, commented } = drillLines(source);
+    const lines = source.split('\n');
+    expect(lines[live - 1]).toMatch(/^\s+return await bank\.deposit\(details\.targetAccount, /);
+    expect(lines[commented - 1]).toMatch(
+      /^\s+\/\/ return await bank\.depositThatFails\(details\.targetAccount, /,
+    );
+    expect(README).toContain(
+      `In \`src/activities.ts\`, comment out line ${live} and uncomment line ${commented}:`,
+    );
+    // The README shows the three lines as they read after the swap (indentation aside).
+    const after = applyDrill(source)
+      .split('\n')
+      .slice(live - 2, commented)
+      .map((line) => line.trim())
+      .join('\n');
+    expect(README).toContain(`\`\`\`ts\n${after}\n\`\`\``);
+  });
+});
