@@ -1,6 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
-import { NativeConnection } from '@temporalio/worker';
 import { DEFAULT_TASK_QUEUE } from './shared';
 
 export const DEFAULT_ADDRESS = 'localhost:7233';
@@ -75,12 +74,4 @@ export async function connectClient(settings: Settings): Promise<Client> {
     throw new ServerUnreachableError(settings.address, { cause });
   }
   return new Client({ connection, namespace: settings.namespace });
-}
-
-export async function connectWorker(settings: Settings): Promise<NativeConnection> {
-  try {
-    return await NativeConnection.connect(settings.connection);
-  } catch (cause) {
-    throw new ServerUnreachableError(settings.address, { cause });
-  }
 }

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
+  WorkflowNotFoundError,
   type Client,
   type WorkflowHandle,
 } from '@temporalio/client';
@@ -56,7 +57,11 @@ export function parseStarterArgs(argv: string[]): StarterArgs {
     }));
   } catch (err) {
     // parseArgs names the unknown flag or missing value in its first line.
-    throw new UsageError(((err as Error).message.split('\n')[0] ?? '').replace(/\.$/, ''));
+    const reason = ((err as Error).message.split('\n')[0] ?? '').replace(/\.$/, '');
+    const ambiguous = /^Option '(--[\w-]+)' argument is ambiguous$/.exec(reason);
+    throw new UsageError(
+      ambiguous ? `${reason} (for a value starting with '-', write ${ambiguous[1]}=VALUE)` : reason,
+    );
   }
   if (values.help) return { help: true };
 
@@ -92,6 +97,7 @@ export async function runTransfer(
   workflowId: string,
   print: (line: string) => void = console.log,
 ): Promise<boolean> {
+  const earlier = await describeIfExists(client, workflowId);
   let handle: WorkflowHandle<typeof moneyTransfer>;
   let runId: string;
   try {
@@ -102,12 +108,22 @@ export async function runTransfer(
     });
     handle = started;
     runId = started.firstExecutionRunId;
+    if (earlier) {
+      print(
+        `Workflow ${workflowId} ran before (${earlier}); the id reuse policy allows another run, so this is a new one.`,
+      );
+    }
     print(`Started transfer ${workflowId}: ${formatDetails(details)}`);
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     handle = client.workflow.getHandle<typeof moneyTransfer>(workflowId);
-    runId = (await handle.describe()).runId;
-    print(`Workflow ${workflowId} is already running; waiting for that run's result instead.`);
+    const current = await handle.describe();
+    runId = current.runId;
+    print(
+      current.status.name === 'RUNNING'
+        ? `Workflow ${workflowId} is already running; waiting for that run's result instead.`
+        : `Workflow ${workflowId} already ran (${current.status.name}) and the id reuse policy forbids another run; showing that run's result.`,
+    );
   }
   print(`Web UI: ${webUiLink(settings, workflowId, runId)}`);
 
@@ -118,6 +134,16 @@ export async function runTransfer(
     if (!(err instanceof WorkflowFailedError)) throw err;
     print(`Got expected exception: ${formatFailureChain(err)}`);
     return false;
+  }
+}
+
+/** The status of the latest run under this id, or undefined if there is none. */
+async function describeIfExists(client: Client, workflowId: string): Promise<string | undefined> {
+  try {
+    return (await client.workflow.getHandle(workflowId).describe()).status.name;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
   }
 }
 

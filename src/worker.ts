@@ -3,12 +3,12 @@ import {
   DefaultLogger,
   Runtime,
   Worker,
+  NativeConnection,
   type LogLevel,
-  type NativeConnection,
 } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { BankingService } from './banking-service';
-import { connectWorker, loadSettings, type Settings } from './config';
+import { loadSettings, ServerUnreachableError, type Settings } from './config';
 
 export const BANK_HOSTNAME = 'bank-api.example.com';
 
@@ -32,6 +32,23 @@ export async function createWorker(
   });
 }
 
+export async function connectWorker(settings: Settings): Promise<NativeConnection> {
+  try {
+    return await NativeConnection.connect(settings.connection);
+  } catch (cause) {
+    throw new ServerUnreachableError(settings.address, { cause });
+  }
+}
+
+/** BANK_DELAY_MS slows every bank call, to leave time to stop a worker mid-transfer. */
+export function bankFromEnv(env: NodeJS.ProcessEnv = process.env): BankingService {
+  const delayMs = Number(env.BANK_DELAY_MS ?? 0);
+  if (!Number.isInteger(delayMs) || delayMs < 0) {
+    throw new Error(`BANK_DELAY_MS must be a whole number of milliseconds, got '${env.BANK_DELAY_MS}'`);
+  }
+  return new BankingService(BANK_HOSTNAME, { delayMs });
+}
+
 /** One logger for the SDK, the workflows and the activities; LOG_LEVEL sets its level. */
 export function installLogger(defaultLevel: LogLevel = 'INFO'): void {
   const level = (process.env.LOG_LEVEL?.toUpperCase() || defaultLevel) as LogLevel;
@@ -41,9 +58,10 @@ export function installLogger(defaultLevel: LogLevel = 'INFO'): void {
 async function main(): Promise<void> {
   installLogger();
   const settings = loadSettings();
+  const bank = bankFromEnv();
   const connection = await connectWorker(settings);
   try {
-    const worker = await createWorker(connection, settings);
+    const worker = await createWorker(connection, settings, bank);
     console.log(
       `Worker polling ${settings.address}, namespace ${settings.namespace}, ` +
         `task queue ${settings.taskQueue}: workflow moneyTransfer; activities withdraw, deposit, refund. ` +

@@ -1,3 +1,7 @@
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import type { LogEntry } from '@temporalio/worker';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -116,4 +120,88 @@ export async function activityRuns(handle: WorkflowHandle): Promise<Array<{ name
     if (timedOut) runs.get(Number(timedOut.scheduledEventId))!.outcome = 'timedOut';
   }
   return [...runs.values()];
+}
+
+export const ROOT = path.resolve(__dirname, '..');
+
+function compiled(script: string): string {
+  const file = path.join(ROOT, 'lib', script);
+  if (!existsSync(file))
+    throw new Error(`${file} is missing: run the tests with \`npm test\`, which builds lib/`);
+  return file;
+}
+
+/** Runs a compiled script (lib/starter.js, ...) to the end. LOG_LEVEL is WARN unless env says otherwise. */
+export function runScript(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const file = compiled(script);
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [file, ...args],
+      { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'WARN', ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: err ? (err.code as number) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** A running compiled script, with its output collected as it comes. */
+export class ScriptProcess {
+  readonly child: ChildProcessWithoutNullStreams;
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(script: string, args: string[], env: Record<string, string>) {
+    this.child = spawn(process.execPath, [compiled(script), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, LOG_LEVEL: 'WARN', ...env },
+    });
+    this.child.stdout.on('data', (chunk: Buffer) => (this.stdout += chunk.toString()));
+    this.child.stderr.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code, signal) => resolve({ code, signal })),
+    );
+  }
+
+  /** Resolves once stdout contains `text`; fails if the process exits first. */
+  async waitFor(text: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.stdout.includes(text)) {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        throw new Error(`process exited before printing '${text}':\n${this.stdout}\n${this.stderr}`);
+      }
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for '${text}':\n${this.stdout}\n${this.stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A localhost port P where P + 1000 (a dev server's Web UI) is free too. */
+export async function freeDevServerPort(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port + 1000 > 65535) continue;
+    const probe = createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      probe.once('error', () => resolve(false));
+      probe.listen(port + 1000, '127.0.0.1', () => resolve(true));
+    });
+    if (ok) {
+      await new Promise((resolve) => probe.close(resolve));
+      return port;
+    }
+  }
 }

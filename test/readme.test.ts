@@ -1,16 +1,14 @@
 // The README's sample outputs and drill instructions, checked against what the code
 // really prints and holds. Runs the compiled scripts in lib/, which `npm test` builds.
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
 import { BankingService } from '../src/banking-service';
 import { ACTIVITIES_FILE, applyDrill, drillLines, loadDrilledActivities } from './drill';
-import { testServer, uniqueId } from './helpers';
+import { startDevServer } from '../src/dev-server';
+import { freeDevServerPort, freePort, ROOT, runScript, ScriptProcess, testServer, uniqueId } from './helpers';
 
-const ROOT = path.resolve(__dirname, '..');
 const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 
 function sample(name: string): string {
@@ -34,49 +32,6 @@ function samplePattern(text: string, replace: Array<[string, string]> = []): Reg
   return new RegExp(`^${pattern}$`);
 }
 
-function runScript(
-  script: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const file = path.join(ROOT, 'lib', script);
-  if (!existsSync(file))
-    throw new Error(`${file} is missing: run the tests with \`npm test\`, which builds lib/`);
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [file, ...args],
-      { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'WARN', ...env }, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? (err.code as number) : 0, stdout, stderr }),
-    );
-  });
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** A localhost port P where P + 1000 (the Web UI) is free too. */
-async function freeDevServerPort(): Promise<number> {
-  for (;;) {
-    const port = await freePort();
-    if (port + 1000 > 65535) continue;
-    const probe = createServer();
-    const ok = await new Promise<boolean>((resolve) => {
-      probe.once('error', () => resolve(false));
-      probe.listen(port + 1000, '127.0.0.1', () => resolve(true));
-    });
-    if (ok) {
-      await new Promise((resolve) => probe.close(resolve));
-      return port;
-    }
-  }
-}
-
 describe('README', () => {
   test('`npm run demo` prints the sample, starting and stopping its own dev server', async () => {
     const port = await freeDevServerPort();
@@ -85,33 +40,33 @@ describe('README', () => {
     expect(code).toBe(0);
   });
 
-  test('`npm run demo` uses a server that already answers', async () => {
-    const { address } = testServer();
-    const { code, stdout } = await runScript('demo.js', [], { TEMPORAL_ADDRESS: address });
-    const lines = stdout.trimEnd().split('\n');
-    expect(lines[0]).toBe(`Using the Temporal server at ${address}.`);
-    expect(lines.at(-1)).toMatch(/^Result: Transfer complete \(transaction IDs: W-\w+, D-\w+\)$/);
-    expect(code).toBe(0);
+  test('`npm run demo` uses a server that already answers, and leaves it running', async () => {
+    // A server of its own, so that this run of pay-invoice-701 meets no other.
+    const port = await freePort();
+    const server = await startDevServer({ ip: '127.0.0.1', port });
+    try {
+      const { code, stdout } = await runScript('demo.js', [], { TEMPORAL_ADDRESS: `localhost:${port}` });
+      const lines = stdout.trimEnd().split('\n');
+      expect(lines[0]).toBe(`Using the Temporal server at localhost:${port}.`);
+      expect(lines.slice(1).join('\n')).toMatch(samplePattern(sample('starter-success')));
+      expect(code).toBe(0);
+      const { status } = await server.client.workflow.getHandle('pay-invoice-701').describe();
+      expect(status.name).toBe('COMPLETED');
+    } finally {
+      await server.teardown();
+    }
   });
 
   test('the worker prints the sample start line and stops cleanly on SIGINT', async () => {
     const { address } = testServer();
-    const child = spawn(process.execPath, [path.join(ROOT, 'lib', 'worker.js')], {
-      cwd: ROOT,
-      env: { ...process.env, TEMPORAL_ADDRESS: address, LOG_LEVEL: 'WARN' },
-    });
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      const ready = !stdout.includes('Press Ctrl-C');
-      stdout += chunk.toString();
-      if (ready && stdout.includes('Press Ctrl-C')) child.kill('SIGINT');
-    });
-    const code = await new Promise((resolve) => child.on('exit', resolve));
+    const worker = new ScriptProcess('worker.js', [], { TEMPORAL_ADDRESS: address });
+    await worker.waitFor('Press Ctrl-C');
+    worker.child.kill('SIGINT');
+    expect(await worker.exited).toEqual({ code: 0, signal: null });
     const expected = sample('worker-start').replace('localhost:7233', address);
-    expect(stdout).toBe(
+    expect(worker.stdout).toBe(
       `${expected}\nSIGINT received: finishing the tasks in progress, then stopping.\nWorker stopped.\n`,
     );
-    expect(code).toBe(0);
   });
 
   describe('starter samples', () => {

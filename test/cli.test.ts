@@ -1,0 +1,191 @@
+// The starter and the worker as people run them: separate processes, real flags,
+// real exit codes, against the shared test server.
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../src/activities';
+import { BankingService } from '../src/banking-service';
+import { parseStarterArgs, UsageError } from '../src/starter';
+import { moneyTransfer } from '../src/workflows';
+import {
+  freePort,
+  runScript,
+  ScriptProcess,
+  TestTemporal,
+  testServer,
+  transferDetails,
+  uniqueId,
+} from './helpers';
+
+let temporal: TestTemporal;
+let connection: NativeConnection;
+beforeAll(async () => {
+  temporal = await TestTemporal.connect();
+  connection = await NativeConnection.connect({ address: testServer().address });
+});
+afterAll(async () => {
+  await connection.close();
+  await temporal.close();
+});
+
+/** Environment for a child process that uses its own task queue on the test server. */
+function childEnv(taskQueue: string): Record<string, string> {
+  return { TEMPORAL_ADDRESS: testServer().address, TEMPORAL_TASK_QUEUE: taskQueue };
+}
+
+async function newWorker(taskQueue: string): Promise<Worker> {
+  return Worker.create({
+    connection,
+    taskQueue,
+    workflowBundle: { codePath: testServer().bundlePath },
+    activities: createActivities(new BankingService('bank')),
+  });
+}
+
+describe('starter flags', () => {
+  test('the seed values are the defaults', () => {
+    expect(parseStarterArgs([])).toEqual({
+      help: false,
+      workflowId: 'pay-invoice-701',
+      details: { sourceAccount: '85-150', targetAccount: '43-812', amount: 250, referenceId: '12345' },
+    });
+  });
+
+  test('every flag sets its field', () => {
+    const args = ['--from', 'A', '--to', 'B', '--amount', '7', '--reference', 'R', '--workflow-id', 'W'];
+    expect(parseStarterArgs(args)).toEqual({
+      help: false,
+      workflowId: 'W',
+      details: { sourceAccount: 'A', targetAccount: 'B', amount: 7, referenceId: 'R' },
+    });
+  });
+
+  test.each([
+    [['--bogus'], "Unknown option '--bogus'"],
+    [['--amount', 'ten'], "--amount must be a whole number greater than 0, got 'ten'"],
+    [['--amount=-5'], "--amount must be a whole number greater than 0, got '-5'"],
+    [['--amount', '0'], "--amount must be a whole number greater than 0, got '0'"],
+    [['--amount', '2.5'], "--amount must be a whole number greater than 0, got '2.5'"],
+    [
+      ['--amount', '9007199254740993'],
+      "--amount must be a whole number greater than 0, got '9007199254740993'",
+    ],
+    [['--from', '43-812'], '--from and --to are the same account (43-812)'],
+    [['--from', ''], '--from must not be empty'],
+    [['--to', '  '], '--to must not be empty'],
+    [['--reference', ''], '--reference must not be empty'],
+    [['--amount'], "Option '--amount <value>' argument missing"],
+    [['extra'], "Unexpected argument 'extra'. This command does not take positional arguments"],
+  ])('%j is a usage error: %s', (argv, message) => {
+    expect(() => parseStarterArgs(argv)).toThrow(new UsageError(message));
+  });
+
+  test.each([
+    [['--bogus'], "starter: Unknown option '--bogus'. Try --help.\n"],
+    [
+      ['--amount', '-3'],
+      "starter: Option '--amount' argument is ambiguous (for a value starting with '-', write --amount=VALUE). Try --help.\n",
+    ],
+    [
+      ['--from', '85-150', '--to', '85-150'],
+      'starter: --from and --to are the same account (85-150). Try --help.\n',
+    ],
+  ])('%j exits 2 with a one-line reason and starts nothing', async (argv, stderr) => {
+    const run = await runScript('starter.js', argv, childEnv(uniqueId('unused')));
+    expect(run).toEqual({ code: 2, stdout: '', stderr });
+  });
+
+  test('--help prints the usage and exits 0', async () => {
+    const run = await runScript('starter.js', ['--help'], {});
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^Usage: npm run starter -- \[options\]/);
+    for (const flag of ['--from', '--to', '--amount', '--reference', '--workflow-id', '--help']) {
+      expect(run.stdout).toContain(flag);
+    }
+  });
+});
+
+describe('starter against a server', () => {
+  test('attaches to a run already going under the same id and waits for its result', async () => {
+    const taskQueue = uniqueId('queue');
+    const workflowId = uniqueId('running');
+    // No worker yet, so this run stays Running.
+    await temporal.client.workflow.start(moneyTransfer, { taskQueue, workflowId, args: [transferDetails()] });
+    const starter = new ScriptProcess('starter.js', ['--workflow-id', workflowId], childEnv(taskQueue));
+    await starter.waitFor("is already running; waiting for that run's result instead.");
+    const worker = await newWorker(taskQueue);
+    const exit = await worker.runUntil(starter.exited);
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(starter.stdout).toMatch(
+      /^Workflow running-\S+ is already running; waiting for that run's result instead\.\n/,
+    );
+    expect(starter.stdout).toMatch(/\nResult: Transfer complete \(transaction IDs: W-\w+, D-\w+\)\n$/);
+  });
+
+  test('a closed id gets a new run, and the starter says so', async () => {
+    const taskQueue = uniqueId('queue');
+    const workflowId = uniqueId('closed');
+    const worker = await newWorker(taskQueue);
+    const [first, second] = await worker.runUntil(async () => [
+      await runScript('starter.js', ['--workflow-id', workflowId], childEnv(taskQueue)),
+      await runScript('starter.js', ['--workflow-id', workflowId], childEnv(taskQueue)),
+    ]);
+    expect(first.stdout).not.toContain('ran before');
+    expect(second.stdout).toMatch(
+      new RegExp(
+        `^Workflow ${workflowId} ran before \\(COMPLETED\\); the id reuse policy allows another run, so this is a new one\\.\\n`,
+      ),
+    );
+    expect([first.code, second.code]).toEqual([0, 0]);
+  });
+
+  test('exit code 1 and a readable cause chain when the transfer fails', async () => {
+    const taskQueue = uniqueId('queue');
+    const worker = await newWorker(taskQueue);
+    const run = await worker.runUntil(
+      runScript(
+        'starter.js',
+        ['--from', '85-151', '--workflow-id', uniqueId('invalid')],
+        childEnv(taskQueue),
+      ),
+    );
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(
+      'Got expected exception: WorkflowFailedError: Workflow execution failed\n' +
+        '    caused by ActivityFailure [withdraw]: Activity task failed\n' +
+        '    caused by ApplicationFailure [InvalidAccountError]: The account number 85-151 is invalid.\n',
+    );
+  });
+});
+
+describe('worker process', () => {
+  test('says which server it could not reach and how to start one, then exits 1', async () => {
+    const address = `127.0.0.1:${await freePort()}`;
+    const run = await runScript('worker.js', [], { TEMPORAL_ADDRESS: address });
+    expect(run).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        `Cannot reach a Temporal server at ${address}. ` +
+        'Start a local dev server with `npm run server`, or point TEMPORAL_ADDRESS at yours.\n',
+    });
+  });
+
+  test('stops gracefully on SIGTERM and exits 0', async () => {
+    const worker = new ScriptProcess('worker.js', [], childEnv(uniqueId('queue')));
+    await worker.waitFor('Press Ctrl-C to stop.');
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toEqual({ code: 0, signal: null });
+    expect(worker.stdout).toMatch(
+      /SIGTERM received: finishing the tasks in progress, then stopping\.\nWorker stopped\.\n$/,
+    );
+    expect(worker.stderr).toBe('');
+  });
+
+  test('rejects a bad BANK_DELAY_MS before connecting', async () => {
+    const run = await runScript('worker.js', [], { BANK_DELAY_MS: 'soon' });
+    expect(run).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: "BANK_DELAY_MS must be a whole number of milliseconds, got 'soon'\n",
+    });
+  });
+});
