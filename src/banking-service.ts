@@ -1,47 +1,43 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { customAlphabet } from 'nanoid';
-import { InsufficientFundsError, InvalidAccountError } from './shared';
+import { MemoryStore, type BankStore } from './bank-store';
+import { InsufficientFundsError, InvalidAccountError, InvalidPaymentDetailsError } from './shared';
 
-const transactionId = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ', 10);
+const newId = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ', 10);
 
 export interface BankOptions {
+  /** Where balances and the ledger live. Default: memory, with the seed's accounts. */
+  store?: BankStore;
   /** Each call waits this long first, like a slow bank. Off (0) by default. */
   delayMs?: number;
 }
 
 /**
- * A mock bank. It makes no network calls: the hostname only shows where a real
- * client would connect.
+ * A mock bank. It makes no network calls: the hostname only shows where a real client
+ * would connect. Money really moves between its accounts, and every call is idempotent
+ * on its reference: a repeated reference returns the first transaction id and moves
+ * nothing, which makes Temporal's at-least-once activity retries safe.
  */
 export class BankingService {
-  private readonly balances = new Map<string, number>([
-    ['85-150', 2000],
-    ['43-812', 0],
-  ]);
+  readonly store: BankStore;
   private readonly delayMs: number;
 
   constructor(
     readonly hostname: string,
     options: BankOptions = {},
   ) {
+    this.store = options.store ?? new MemoryStore();
     this.delayMs = options.delayMs ?? 0;
   }
 
-  async withdraw(account: string, amount: number, _referenceId: string): Promise<string> {
+  async withdraw(account: string, amount: number, referenceId: string): Promise<string> {
     await this.delay();
-    const balance = this.balanceOf(account);
-    if (amount > balance) {
-      throw new InsufficientFundsError(
-        `The account ${account} has insufficient funds to complete this transaction.`,
-      );
-    }
-    return `W-${transactionId()}`;
+    return this.post('W', account, -checkAmount(amount), referenceId);
   }
 
-  async deposit(account: string, _amount: number, _referenceId: string): Promise<string> {
+  async deposit(account: string, amount: number, referenceId: string): Promise<string> {
     await this.delay();
-    this.balanceOf(account);
-    return `D-${transactionId()}`;
+    return this.post('D', account, checkAmount(amount), referenceId);
   }
 
   /** Always fails with a plain Error, which Temporal treats as retryable. */
@@ -49,15 +45,35 @@ export class BankingService {
     throw new Error('This deposit has failed.');
   }
 
+  balances(): Map<string, number> {
+    return this.store.balances();
+  }
+
+  private post(prefix: 'W' | 'D', account: string, amount: number, reference: string): string {
+    return this.store.transaction((tx) => {
+      const earlier = tx.transactionFor(reference);
+      if (earlier !== undefined) return earlier;
+      const balance = tx.balance(account);
+      if (balance === undefined) throw new InvalidAccountError(`The account number ${account} is invalid.`);
+      if (balance + amount < 0) {
+        throw new InsufficientFundsError(
+          `The account ${account} has insufficient funds to complete this transaction.`,
+        );
+      }
+      const transactionId = `${prefix}-${newId()}`;
+      tx.post({ reference, transactionId, account, amount });
+      return transactionId;
+    });
+  }
+
   private async delay(): Promise<void> {
     if (this.delayMs > 0) await sleep(this.delayMs);
   }
+}
 
-  private balanceOf(account: string): number {
-    const balance = this.balances.get(account);
-    if (balance === undefined) {
-      throw new InvalidAccountError(`The account number ${account} is invalid.`);
-    }
-    return balance;
+function checkAmount(amount: number): number {
+  if (!Number.isSafeInteger(amount) || amount <= 0) {
+    throw new InvalidPaymentDetailsError(`amount must be a whole number greater than 0 (got ${amount})`);
   }
+  return amount;
 }

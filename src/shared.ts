@@ -1,5 +1,5 @@
-// Names and types shared by the workflow, the activities, the worker and the starter.
-// This file is imported by workflow code, so it must stay free of Node built-ins and I/O.
+// Names, types and rules shared by the workflow, the activities, the worker and the
+// starter. Workflow code imports this file, so it must stay free of Node built-ins and I/O.
 
 export const DEFAULT_TASK_QUEUE = 'TRANSFER_MONEY_TASK_QUEUE';
 
@@ -25,3 +25,43 @@ export class BankError extends Error {
 export class InvalidAccountError extends BankError {}
 
 export class InsufficientFundsError extends BankError {}
+
+export class InvalidPaymentDetailsError extends BankError {}
+
+const FIELDS = ['sourceAccount', 'targetAccount', 'amount', 'referenceId'] as const;
+
+/**
+ * Checks a transfer request before any money moves. Unknown fields are rejected, not
+ * ignored: in a payment, a misspelt field is a mistake to surface, not to drop.
+ */
+export function validatePaymentDetails(input: unknown): asserts input is PaymentDetails {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new InvalidPaymentDetailsError(`payment details must be an object (got ${describe(input)})`);
+  }
+  const details = input as Record<string, unknown>;
+  const problems: string[] = [];
+  const unknown = Object.keys(details).filter((key) => !(FIELDS as readonly string[]).includes(key));
+  if (unknown.length > 0) problems.push(`unknown field(s): ${unknown.join(', ')}`);
+  for (const field of ['sourceAccount', 'targetAccount', 'referenceId'] as const) {
+    const value = details[field];
+    if (typeof value !== 'string' || value.trim() === '') {
+      problems.push(`${field} must be a non-empty string (got ${describe(value)})`);
+    }
+  }
+  const amount = details.amount;
+  if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0) {
+    problems.push(`amount must be a whole number greater than 0 (got ${describe(amount)})`);
+  }
+  if (typeof details.sourceAccount === 'string' && details.sourceAccount === details.targetAccount) {
+    problems.push(`sourceAccount and targetAccount are the same (${details.sourceAccount})`);
+  }
+  if (problems.length > 0) throw new InvalidPaymentDetailsError(problems.join('; '));
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
+  return String(value);
+}

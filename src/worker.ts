@@ -7,6 +7,7 @@ import {
   type LogLevel,
 } from '@temporalio/worker';
 import { createActivities } from './activities';
+import { openStore } from './bank-store';
 import { BankingService } from './banking-service';
 import { loadSettings, ServerUnreachableError, type Settings } from './config';
 
@@ -40,13 +41,17 @@ export async function connectWorker(settings: Settings): Promise<NativeConnectio
   }
 }
 
-/** BANK_DELAY_MS slows every bank call, to leave time to stop a worker mid-transfer. */
+/**
+ * The bank the environment asks for: BANK_DB names a SQLite file to keep balances in
+ * (memory otherwise), and BANK_DELAY_MS slows every call, to leave time to stop a
+ * worker mid-transfer.
+ */
 export function bankFromEnv(env: NodeJS.ProcessEnv = process.env): BankingService {
   const delayMs = Number(env.BANK_DELAY_MS ?? 0);
   if (!Number.isInteger(delayMs) || delayMs < 0) {
     throw new Error(`BANK_DELAY_MS must be a whole number of milliseconds, got '${env.BANK_DELAY_MS}'`);
   }
-  return new BankingService(BANK_HOSTNAME, { delayMs });
+  return new BankingService(BANK_HOSTNAME, { delayMs, store: openStore(env) });
 }
 
 /** One logger for the SDK, the workflows and the activities; LOG_LEVEL sets its level. */
@@ -67,6 +72,11 @@ async function main(): Promise<void> {
         `task queue ${settings.taskQueue}: workflow moneyTransfer; activities withdraw, deposit, refund. ` +
         'Press Ctrl-C to stop.',
     );
+    console.log(
+      process.env.BANK_DB
+        ? `Bank: SQLite file ${process.env.BANK_DB}.`
+        : 'Bank: in memory, starting from the seed balances (BANK_DB=<file> keeps them in SQLite).',
+    );
     // The SDK shuts the worker down on these signals; this only says so.
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       process.once(signal, () =>
@@ -77,6 +87,7 @@ async function main(): Promise<void> {
     console.log('Worker stopped.');
   } finally {
     await connection.close();
+    bank.store.close();
   }
 }
 

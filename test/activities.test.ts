@@ -89,28 +89,3 @@ describe('activities', () => {
     );
   });
 });
-
-describe('BankingService', () => {
-  const bank = new BankingService('bank-api.example.com');
-
-  test('lets 85-150 withdraw its whole balance of 2000 and no more', async () => {
-    await expect(bank.withdraw('85-150', 2000, 'r')).resolves.toMatch(/^W-/);
-    await expect(bank.withdraw('85-150', 2001, 'r')).rejects.toThrow(InsufficientFundsError);
-  });
-
-  test('43-812 starts empty', async () => {
-    await expect(bank.withdraw('43-812', 1, 'r')).rejects.toThrow(InsufficientFundsError);
-    await expect(bank.deposit('43-812', 1, 'r')).resolves.toMatch(/^D-/);
-  });
-
-  test('depositThatFails throws a plain Error, which Temporal retries', async () => {
-    const failure = bank.depositThatFails('43-812', 1, 'r');
-    await expect(failure).rejects.toThrow('This deposit has failed.');
-    await expect(failure).rejects.toHaveProperty('name', 'Error');
-  });
-
-  test('bank errors carry their class name as their name, which becomes the failure type', () => {
-    expect(new InvalidAccountError('x').name).toBe('InvalidAccountError');
-    expect(new InsufficientFundsError('x').name).toBe('InsufficientFundsError');
-  });
-});

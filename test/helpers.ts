@@ -8,7 +8,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import { nanoid } from 'nanoid';
 import type { createActivities } from '../src/activities';
 import type { PaymentDetails } from '../src/shared';
-import { moneyTransfer } from '../src/workflows';
+import { type moneyTransfer } from '../src/workflows';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -62,14 +62,8 @@ export class TestTemporal {
     return new TestTemporal(new Client({ connection }), workerConnection);
   }
 
-  /**
-   * Runs one transfer on a fresh task queue with the given activities, and returns
-   * the handle and the settled result.
-   */
-  async transfer(
-    activities: Activities,
-    details: PaymentDetails,
-  ): Promise<{ handle: WorkflowHandle<typeof moneyTransfer>; result: Promise<string> }> {
+  /** Runs `fn` while a worker with these activities polls a fresh task queue. */
+  async withWorker<T>(activities: Activities, fn: (taskQueue: string) => Promise<T>): Promise<T> {
     const taskQueue = uniqueId('queue');
     const worker = await Worker.create({
       connection: this.workerConnection,
@@ -77,12 +71,25 @@ export class TestTemporal {
       workflowBundle: { codePath: testServer().bundlePath },
       activities,
     });
-    return worker.runUntil(async () => {
-      const handle = await this.client.workflow.start(moneyTransfer, {
-        taskQueue,
-        workflowId: uniqueId('transfer'),
-        args: [details],
-      });
+    return worker.runUntil(fn(taskQueue));
+  }
+
+  /** Starts a transfer; `details` may be anything, to test bad input. */
+  start(taskQueue: string, ...args: unknown[]): Promise<WorkflowHandle<typeof moneyTransfer>> {
+    return this.client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
+      taskQueue,
+      workflowId: uniqueId('transfer'),
+      args: args as [PaymentDetails],
+    });
+  }
+
+  /** Runs one transfer with the given activities, and returns the handle and the settled result. */
+  async transfer(
+    activities: Activities,
+    details: PaymentDetails,
+  ): Promise<{ handle: WorkflowHandle<typeof moneyTransfer>; result: Promise<string> }> {
+    return this.withWorker(activities, async (taskQueue) => {
+      const handle = await this.start(taskQueue, details);
       const result = handle.result();
       await Promise.allSettled([result]);
       return { handle, result };

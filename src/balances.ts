@@ -1,0 +1,31 @@
+// `npm run balances`: the accounts and balances of the bank store BANK_DB names.
+import { openStore } from './bank-store';
+
+function main(): void {
+  const store = openStore();
+  try {
+    console.log(
+      process.env.BANK_DB
+        ? `Bank store: ${process.env.BANK_DB}`
+        : 'Bank store: memory. Each worker process starts from these balances; set BANK_DB=<file> to keep them.',
+    );
+    const balances = store.balances();
+    const width = Math.max(7, ...[...balances.keys()].map((id) => id.length));
+    console.log(`${'account'.padEnd(width)}  balance`);
+    for (const [account, balance] of balances) {
+      console.log(`${account.padEnd(width)}  ${String(balance).padStart(7)}`);
+    }
+    const total = [...balances.values()].reduce((sum, b) => sum + b, 0);
+    console.log(`${'total'.padEnd(width)}  ${String(total).padStart(7)}`);
+    console.log(`${store.entries().length} ledger entries`);
+  } finally {
+    store.close();
+  }
+}
+
+try {
+  main();
+} catch (err) {
+  console.error(err instanceof Error ? err.message : err);
+  process.exitCode = 1;
+}
