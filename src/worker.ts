@@ -1,17 +1,27 @@
-import {
-  bundleWorkflowCode,
-  DefaultLogger,
-  Runtime,
-  Worker,
-  NativeConnection,
-  type LogLevel,
-} from '@temporalio/worker';
+import { existsSync } from 'node:fs';
+import { DefaultLogger, Runtime, Worker, NativeConnection, type LogLevel } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { openStore } from './bank-store';
 import { BankingService } from './banking-service';
+import { buildWorkflowBundle, WORKFLOW_BUNDLE_PATH } from './bundle';
 import { loadSettings, ServerUnreachableError, type Settings } from './config';
 
 export const BANK_HOSTNAME = 'bank-api.example.com';
+
+/**
+ * In production (NODE_ENV=production) the bundle `npm run build` made, so no webpack
+ * runs at start. In development a fresh bundle of src, so edits are picked up; building
+ * it here rather than through `workflowsPath` keeps webpack's report out of the log.
+ */
+async function workflowBundle(): Promise<{ codePath: string } | { code: string }> {
+  if (process.env.NODE_ENV !== 'production') return { code: await buildWorkflowBundle() };
+  if (!existsSync(WORKFLOW_BUNDLE_PATH)) {
+    throw new Error(
+      `NODE_ENV=production needs the prebuilt ${WORKFLOW_BUNDLE_PATH}: run \`npm run build\` first.`,
+    );
+  }
+  return { codePath: WORKFLOW_BUNDLE_PATH };
+}
 
 /** Builds a worker that runs `moneyTransfer` and the bank activities on the task queue. */
 export async function createWorker(
@@ -19,16 +29,11 @@ export async function createWorker(
   settings: Settings,
   bank = new BankingService(BANK_HOSTNAME),
 ): Promise<Worker> {
-  // Bundling here rather than through `workflowsPath` keeps webpack's report out of the log.
-  const bundle = await bundleWorkflowCode({
-    workflowsPath: require.resolve('./workflows'),
-    logger: new DefaultLogger('WARN'),
-  });
   return Worker.create({
     connection,
     namespace: settings.namespace,
     taskQueue: settings.taskQueue,
-    workflowBundle: bundle,
+    workflowBundle: await workflowBundle(),
     activities: createActivities(bank),
   });
 }

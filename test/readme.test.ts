@@ -69,48 +69,58 @@ describe('README', () => {
     );
   });
 
-  describe('starter samples', () => {
-    // The starter runs as a child process; the worker runs here on its own task queue.
-    async function starter(args: string[], activities = createActivities(new BankingService('bank'))) {
+  describe("starter samples, in the tutorial's order", () => {
+    /** The arguments of the `npm run starter` command shown just before a sample. */
+    function commandArgs(name: string): string[] {
+      const before = README.slice(0, README.indexOf(`<!-- sample: ${name} -->`));
+      const command = [...before.matchAll(/```sh\nnpm run starter( -- .*)?\n```/g)].at(-1);
+      if (!command) throw new Error(`no \`npm run starter\` command before sample ${name}`);
+      return command[1] ? command[1].replace(' -- ', '').split(' ') : [];
+    }
+
+    /** Runs the README's starter commands one after another, as child processes, against one worker here. */
+    async function runStarters(activities: ReturnType<typeof createActivities>, names: string[]) {
       const taskQueue = uniqueId('readme');
       const connection = await NativeConnection.connect({ address: testServer().address });
-      const worker = await Worker.create({
-        connection,
-        taskQueue,
-        workflowBundle: { codePath: testServer().bundlePath },
-        activities,
-      });
       const env = {
         TEMPORAL_ADDRESS: testServer().address,
         TEMPORAL_TASK_QUEUE: taskQueue,
         TEMPORAL_UI_URL: 'http://localhost:8233',
       };
       try {
-        return await worker.runUntil(runScript('starter.js', args, env));
+        const worker = await Worker.create({
+          connection,
+          taskQueue,
+          workflowBundle: { codePath: testServer().bundlePath },
+          activities,
+        });
+        return await worker.runUntil(async () => {
+          const runs = [];
+          for (const name of names) runs.push(await runScript('starter.js', commandArgs(name), env));
+          return runs;
+        });
       } finally {
         await connection.close();
       }
     }
 
-    test('`npm run starter` prints the success sample and exits 0', async () => {
-      const { code, stdout } = await starter([]);
-      expect(stdout.trimEnd()).toMatch(samplePattern(sample('starter-success')));
-      expect(code).toBe(0);
+    test('`npm run starter`, then the insufficient-funds command on the same worker, print their samples', async () => {
+      const [success, insufficient] = await runStarters(createActivities(new BankingService('bank')), [
+        'starter-success',
+        'starter-insufficient',
+      ]);
+      expect(success!.stdout.trimEnd()).toMatch(samplePattern(sample('starter-success')));
+      expect(success!.code).toBe(0);
+      expect(insufficient!.stdout.trimEnd()).toMatch(samplePattern(sample('starter-insufficient')));
+      expect(insufficient!.code).toBe(1);
     });
 
-    test('`--amount 25000` prints the insufficient-funds sample and exits 1', async () => {
-      const { code, stdout } = await starter(['--amount', '25000', '--workflow-id', 'pay-invoice-702']);
-      expect(stdout.trimEnd()).toMatch(samplePattern(sample('starter-insufficient')));
-      expect(code).toBe(1);
-    });
-
-    test('with the drill applied, the starter prints the failing-deposit sample', async () => {
-      const { code, stdout } = await starter(
-        ['--workflow-id', 'pay-invoice-703'],
-        loadDrilledActivities()(new BankingService('bank')),
-      );
-      expect(stdout.trimEnd()).toMatch(samplePattern(sample('starter-drill')));
-      expect(code).toBe(1);
+    test('with the drill applied (a restarted worker), the drill command prints its sample', async () => {
+      const [drill] = await runStarters(loadDrilledActivities()(new BankingService('bank')), [
+        'starter-drill',
+      ]);
+      expect(drill!.stdout.trimEnd()).toMatch(samplePattern(sample('starter-drill')));
+      expect(drill!.code).toBe(1);
     });
   });
 

@@ -1,0 +1,25 @@
+// `npm run build` runs this after tsc: it prebuilds the workflow bundle, so a
+// production worker (NODE_ENV=production) starts without running webpack.
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+
+export const WORKFLOW_BUNDLE_PATH = path.join(__dirname, 'workflow-bundle.js');
+
+export async function buildWorkflowBundle(): Promise<string> {
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: require.resolve('./workflows'),
+    logger: new DefaultLogger('WARN'),
+  });
+  return code;
+}
+
+if (require.main === module) {
+  buildWorkflowBundle().then(
+    (code) => writeFileSync(WORKFLOW_BUNDLE_PATH, code),
+    (err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}
