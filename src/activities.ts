@@ -13,7 +13,7 @@ export function createActivities(bank: BankingService) {
       try {
         return await bank.withdraw(details.sourceAccount, details.amount, referenceId);
       } catch (err) {
-        logUnlessInvalidAccount('Withdrawal failed', err);
+        logUnlessInvalidAccount('Withdrawal failed', err, details);
         throw err;
       }
     },
@@ -25,7 +25,7 @@ export function createActivities(bank: BankingService) {
         return await bank.deposit(details.targetAccount, details.amount, referenceId);
         // return await bank.depositThatFails(details.targetAccount, details.amount, referenceId);
       } catch (err) {
-        logUnlessInvalidAccount('Deposit failed', err);
+        logUnlessInvalidAccount('Deposit failed', err, details);
         throw err;
       }
     },
@@ -36,7 +36,7 @@ export function createActivities(bank: BankingService) {
       try {
         return await bank.deposit(details.sourceAccount, details.amount, referenceId);
       } catch (err) {
-        logUnlessInvalidAccount('Refund failed', err);
+        logUnlessInvalidAccount('Refund failed', err, details);
         throw err;
       }
     },
@@ -44,8 +44,9 @@ export function createActivities(bank: BankingService) {
 }
 
 // An invalid account is the caller's mistake, not an incident: it goes back as it is.
-function logUnlessInvalidAccount(message: string, err: unknown): void {
+// The activity logger adds the workflow id; the reference ties the line to the payment.
+function logUnlessInvalidAccount(message: string, err: unknown, details: PaymentDetails): void {
   if (!(err instanceof InvalidAccountError)) {
-    log.error(message, { error: err });
+    log.error(message, { error: err, referenceId: details.referenceId });
   }
 }

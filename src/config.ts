@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { DEFAULT_TASK_QUEUE } from './shared';
@@ -22,10 +23,23 @@ export interface Settings {
  * TEMPORAL_TASK_QUEUE and TEMPORAL_UI_URL are this project's own additions.
  */
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  // envconfig quietly skips a missing file; a path someone set on purpose should exist.
+  if (env.TEMPORAL_CONFIG_FILE && !existsSync(env.TEMPORAL_CONFIG_FILE)) {
+    throw new Error(`TEMPORAL_CONFIG_FILE is set to ${env.TEMPORAL_CONFIG_FILE}, but there is no such file.`);
+  }
   const overrideEnvVars = Object.fromEntries(
     Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined),
   );
-  const { connectionOptions, namespace } = loadClientConnectConfig({ overrideEnvVars });
+  let loaded: ReturnType<typeof loadClientConnectConfig>;
+  try {
+    loaded = loadClientConnectConfig({ overrideEnvVars });
+  } catch (cause) {
+    const file = env.TEMPORAL_CONFIG_FILE ?? 'the default temporal.toml';
+    throw new Error(`Cannot load the Temporal client configuration (${file}): ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+  const { connectionOptions, namespace } = loaded;
   const address = connectionOptions.address ?? DEFAULT_ADDRESS;
   return {
     address,
@@ -39,7 +53,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
 // A dev server serves its Web UI on its gRPC port + 1000 (7233 -> 8233).
 function defaultWebUiUrl(address: string): string {
   const [host, port] = splitAddress(address);
-  if (host.endsWith('.tmprl.cloud')) return 'https://cloud.temporal.io';
+  if (host.endsWith('.tmprl.cloud') || host.endsWith('.api.temporal.io')) return 'https://cloud.temporal.io';
   return `http://${host}:${port + 1000}`;
 }
 

@@ -72,6 +72,13 @@ async function main(): Promise<void> {
   const connection = await connectWorker(settings);
   try {
     const worker = await createWorker(connection, settings, bank);
+    // The SDK shuts the worker down on these signals; this only says so.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(signal, () =>
+        console.log(`${signal} received: finishing the tasks in progress, then stopping.`),
+      );
+    }
+    const running = worker.run(); // polling starts here
     console.log(
       `Worker polling ${settings.address}, namespace ${settings.namespace}, ` +
         `task queue ${settings.taskQueue}: workflow moneyTransfer; activities withdraw, deposit, refund. ` +
@@ -82,13 +89,7 @@ async function main(): Promise<void> {
         ? `Bank: SQLite file ${process.env.BANK_DB}.`
         : 'Bank: in memory, starting from the seed balances (BANK_DB=<file> keeps them in SQLite).',
     );
-    // The SDK shuts the worker down on these signals; this only says so.
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.once(signal, () =>
-        console.log(`${signal} received: finishing the tasks in progress, then stopping.`),
-      );
-    }
-    await worker.run();
+    await running;
     console.log('Worker stopped.');
   } finally {
     await connection.close();

@@ -74,7 +74,7 @@ async function transfer(details: PaymentDetails, status: TransferStatus): Promis
     status.depositId = await deposit(details);
   } catch (depositErr) {
     if (!(depositErr instanceof ActivityFailure)) throw depositErr;
-    log.error(`Deposit failed: ${describe(depositErr)}`);
+    log.error(`Deposit failed: ${describe(depositErr)}`, { referenceId: details.referenceId });
 
     // The money left the source account, so put it back before failing.
     status.stage = 'refunding';
@@ -82,11 +82,11 @@ async function transfer(details: PaymentDetails, status: TransferStatus): Promis
       status.refundId = await refund(details);
     } catch (refundErr) {
       if (refundErr instanceof ActivityFailure) {
-        log.error(`Refund failed: ${describe(refundErr)}`);
+        log.error(`Refund failed: ${describe(refundErr)}`, { referenceId: details.referenceId });
       }
       throw refundErr;
     }
-    log.info(`Refund successful. Confirmation ID: ${status.refundId}`);
+    log.info(`Refund successful. Confirmation ID: ${status.refundId}`, { referenceId: details.referenceId });
     throw depositErr;
   }
 

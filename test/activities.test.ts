@@ -85,7 +85,11 @@ describe('activities', () => {
     jest.spyOn(bank, 'deposit').mockRejectedValue(outage);
     await expect(env.run(activities[name], details)).rejects.toBe(outage);
     expect(logger.entries).toContainEqual(
-      expect.objectContaining({ level: 'ERROR', message, meta: expect.objectContaining({ error: outage }) }),
+      expect.objectContaining({
+        level: 'ERROR',
+        message,
+        meta: expect.objectContaining({ error: outage, referenceId: 'ref-1' }),
+      }),
     );
   });
 });

@@ -6,11 +6,15 @@ import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
 import { startDevServer } from '../src/dev-server';
 
+/** A namespace the test server has besides `default`. */
+export const TEST_NAMESPACE = 'money-transfer-test';
+
 export default async function globalSetup(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const started = Date.now();
   const [server, bundle] = await Promise.all([
-    startDevServer(),
+    // A second namespace, to check that TEMPORAL_NAMESPACE reaches both client and worker.
+    startDevServer({ extraArgs: ['--namespace', TEST_NAMESPACE] }),
     bundleWorkflowCode({
       workflowsPath: require.resolve('../src/workflows'),
       logger: new DefaultLogger('WARN'),

@@ -23,6 +23,8 @@ Runtime.install({
   }),
 });
 
+export { TEST_NAMESPACE } from './global-setup';
+
 export function testServer(): { address: string; bundlePath: string } {
   const address = process.env.MONEY_TRANSFER_TEST_ADDRESS;
   const bundlePath = process.env.MONEY_TRANSFER_TEST_BUNDLE;

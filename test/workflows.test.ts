@@ -77,10 +77,8 @@ test.each([
 test('invalid target account: the deposit fails once, the refund runs, and the deposit error fails the workflow', async () => {
   const bank = newBank();
   const deposit = jest.spyOn(bank, 'deposit');
-  const { handle, result } = await temporal.transfer(
-    createActivities(bank),
-    transferDetails({ targetAccount: '43-813' }),
-  );
+  const details = transferDetails({ targetAccount: '43-813' });
+  const { handle, result } = await temporal.transfer(createActivities(bank), details);
   await expectFailure(result, 'deposit', 'InvalidAccountError', 'The account number 43-813 is invalid.');
   expect(await activityRuns(handle)).toEqual([
     { name: 'withdraw', attempts: 1, outcome: 'completed' },
@@ -88,10 +86,14 @@ test('invalid target account: the deposit fails once, the refund runs, and the d
     { name: 'refund', attempts: 1, outcome: 'completed' },
   ]);
   expect(deposit.mock.calls.map((call) => call[0])).toEqual(['43-813', '85-150']);
-  const refundLog = logs.find((e) => e.message.startsWith('Refund successful. Confirmation ID: '));
+  const refundLog = logs.find(
+    (e) =>
+      e.message.startsWith('Refund successful. Confirmation ID: D-') &&
+      e.meta?.workflowId === handle.workflowId,
+  );
   expect(refundLog).toMatchObject({
     level: 'INFO',
-    meta: expect.objectContaining({ workflowId: handle.workflowId }),
+    meta: expect.objectContaining({ workflowId: handle.workflowId, referenceId: details.referenceId }),
   });
 });
 
@@ -112,7 +114,14 @@ test('transient deposit failure (the tutorial drill): 3 deposit attempts, a refu
   expect(depositLog).toMatchObject({
     level: 'ERROR',
     message: 'Deposit failed: Activity task failed: This deposit has failed.',
+    meta: expect.objectContaining({ referenceId: expect.stringMatching(/^ref-/) }),
   });
+  // The activity's own log line for each failed attempt carries the ids too.
+  const attemptLogs = logs.filter(
+    (e) => e.message === 'Deposit failed' && e.meta?.workflowId === handle.workflowId,
+  );
+  expect(attemptLogs.map((e) => e.meta?.attempt as unknown)).toEqual([1, 2, 3]);
+  expect(attemptLogs[0]?.meta).toMatchObject({ referenceId: expect.stringMatching(/^ref-/) });
 });
 
 test('a failing refund fails the workflow with the refund failure', async () => {
