@@ -23,11 +23,33 @@ async function workflowBundle(): Promise<{ codePath: string } | { code: string }
   return { codePath: WORKFLOW_BUNDLE_PATH };
 }
 
+/** The worker options `npm run bench -- --tune` varies; WORKER_TUNING (JSON) overrides them. */
+const TUNABLE = [
+  'maxConcurrentWorkflowTaskExecutions',
+  'maxConcurrentActivityTaskExecutions',
+  'maxCachedWorkflows',
+  'maxConcurrentWorkflowTaskPolls',
+  'maxConcurrentActivityTaskPolls',
+] as const;
+export type Tuning = Partial<Record<(typeof TUNABLE)[number], number>>;
+
+export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): Tuning {
+  if (!env.WORKER_TUNING) return {};
+  const tuning = JSON.parse(env.WORKER_TUNING) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(tuning)) {
+    if (!(TUNABLE as readonly string[]).includes(key) || !Number.isInteger(value)) {
+      throw new Error(`WORKER_TUNING: ${key} is not one of ${TUNABLE.join(', ')} with a whole number`);
+    }
+  }
+  return tuning;
+}
+
 /** Builds a worker that runs `moneyTransfer` and the bank activities on the task queue. */
 export async function createWorker(
   connection: NativeConnection,
   settings: Settings,
   bank = new BankingService(BANK_HOSTNAME),
+  tuning: Tuning = {},
 ): Promise<Worker> {
   return Worker.create({
     connection,
@@ -35,6 +57,7 @@ export async function createWorker(
     taskQueue: settings.taskQueue,
     workflowBundle: await workflowBundle(),
     activities: createActivities(bank),
+    ...tuning,
   });
 }
 
@@ -69,9 +92,10 @@ async function main(): Promise<void> {
   installLogger();
   const settings = loadSettings();
   const bank = bankFromEnv();
+  const tuning = tuningFromEnv();
   const connection = await connectWorker(settings);
   try {
-    const worker = await createWorker(connection, settings, bank);
+    const worker = await createWorker(connection, settings, bank, tuning);
     // The SDK shuts the worker down on these signals; this only says so.
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       process.once(signal, () =>
