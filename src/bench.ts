@@ -10,6 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { connectClient, loadSettings, type Settings } from './config';
 import { startDevServer } from './dev-server';
 import type { PaymentDetails } from './shared';
 import { median } from './startup-time';
@@ -101,11 +102,17 @@ function devServerPid(): number | undefined {
 }
 
 /** Starts the production worker process; resolves once it polls, with the time that took. */
-function startWorker(env: Record<string, string>): Promise<{ child: ChildProcess; readyMs: number }> {
+function startWorker(
+  env: Record<string, string | undefined>,
+): Promise<{ child: ChildProcess; readyMs: number }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(process.execPath, [WORKER], {
-      env: { ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'WARN', ...env },
+      env: Object.fromEntries(
+        Object.entries({ ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'WARN', ...env }).filter(
+          ([, value]) => value !== undefined,
+        ),
+      ),
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -187,20 +194,36 @@ async function phase(
 }
 
 /** One configuration: a fresh dev server and worker, the load phase, then the low-load phase. */
+/**
+ * One configuration: a fresh dev server (or, with `configured`, the server TEMPORAL_*
+ * names) and a fresh worker process, the load phase, then the low-load phase.
+ */
 async function run(
   config: Config,
   transfers: number,
   concurrency: number,
   lowLoad: number,
+  configured: Settings | undefined,
 ): Promise<RunResult> {
   const extraArgs = (config.serverConfig ?? []).flatMap((value) => ['--dynamic-config-value', value]);
-  const server = await startDevServer({ extraArgs });
-  const connection = await Connection.connect({ address: server.address });
-  const client = new Client({ connection });
+  const server = configured ? undefined : await startDevServer({ extraArgs });
+  const client = configured
+    ? await connectClient(configured)
+    : new Client({ connection: await Connection.connect({ address: server!.address }) });
   const taskQueue = `bench-${Date.now().toString(36)}`;
-  const serverPid = devServerPid();
+  const serverPid = configured ? undefined : devServerPid();
+  // The worker reads TEMPORAL_* like any process here; against our own dev server only
+  // its address applies, so none of the caller's other settings leak in.
+  const env: Record<string, string | undefined> = configured
+    ? {}
+    : Object.fromEntries(
+        Object.keys(process.env)
+          .filter((k) => k.startsWith('TEMPORAL_'))
+          .map((k) => [k, undefined]),
+      );
   const { child, readyMs } = await startWorker({
-    TEMPORAL_ADDRESS: server.address,
+    ...env,
+    ...(server && { TEMPORAL_ADDRESS: server.address }),
     TEMPORAL_TASK_QUEUE: taskQueue,
     WORKER_TUNING: JSON.stringify(config.tuning ?? {}),
   });
@@ -219,8 +242,8 @@ async function run(
     return result;
   } finally {
     await stopWorker(child);
-    await connection.close();
-    await server.teardown();
+    await client.connection.close();
+    await server?.teardown();
   }
 }
 
@@ -248,6 +271,7 @@ function report(results: RunResult[]): string {
       'failed',
       'worker CPU',
       'server CPU',
+      'client CPU',
       'ready ms',
       'peak RSS MB',
     ],
@@ -288,6 +312,7 @@ async function main(): Promise<void> {
       concurrency: { type: 'string', default: '100' },
       'low-load': { type: 'string', default: '100' },
       tune: { type: 'boolean', default: false },
+      'configured-server': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -298,6 +323,7 @@ async function main(): Promise<void> {
   --concurrency C  transfers in flight at once (default 100)
   --low-load N     sequential transfers for the low-load latency (default 100; 0 skips)
   --tune           also run each worker knob against the defaults, and print ratios
+  --configured-server  use the server TEMPORAL_* configuration names, not a fresh dev server
   --json           also write the results as JSON to test-results/bench.json`);
     return;
   }
@@ -319,12 +345,18 @@ async function main(): Promise<void> {
   }
 
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  const results = [await run({ label: 'defaults' }, transfers, concurrency, lowLoad)];
+  const configured = values['configured-server'] ? loadSettings() : undefined;
+  if (configured)
+    console.log(`Using the Temporal server at ${configured.address}, namespace ${configured.namespace}.`);
+  const results = [await run({ label: 'defaults' }, transfers, concurrency, lowLoad, configured)];
   if (values.tune) {
     const tuneLowLoad = Math.min(lowLoad, 30);
-    for (const config of TUNE) results.push(await run(config, transfers, concurrency, tuneLowLoad));
+    // Server settings can only be varied on a dev server of our own.
+    const configs = configured ? TUNE.filter((c) => !c.serverConfig) : TUNE;
+    for (const config of configs)
+      results.push(await run(config, transfers, concurrency, tuneLowLoad, configured));
     // The defaults again at the end: how far the machine drifted during the sweep.
-    results.push(await run({ label: 'defaults, again' }, transfers, concurrency, tuneLowLoad));
+    results.push(await run({ label: 'defaults, again' }, transfers, concurrency, tuneLowLoad, configured));
   }
   console.log(report(results));
   if (values.json) {
