@@ -9,12 +9,11 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { connectClient, loadSettings, type Settings } from './config';
 import { startDevServer } from './dev-server';
 import type { PaymentDetails } from './shared';
 import { median } from './startup-time';
-import type { Tuning } from './worker';
+import { installLogger, type Tuning } from './worker';
 import type { moneyTransfer } from './workflows';
 
 const WORKER = path.join(__dirname, 'worker.js');
@@ -344,7 +343,7 @@ async function main(): Promise<void> {
     );
   }
 
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  installLogger('WARN');
   const configured = values['configured-server'] ? loadSettings() : undefined;
   if (configured)
     console.log(`Using the Temporal server at ${configured.address}, namespace ${configured.namespace}.`);

@@ -5,11 +5,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { BankingService } from './banking-service';
 import { WORKFLOW_BUNDLE_PATH } from './bundle';
 import { startDevServer } from './dev-server';
+import { installLogger } from './worker';
 import type { PaymentDetails } from './shared';
 import { resolveTemporalCli } from './temporal-cli';
 import type { moneyTransfer } from './workflows';
@@ -39,7 +40,7 @@ const CASES: Array<{ name: string; bank: BankingService; args: unknown[] }> = [
 ];
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  installLogger('WARN');
   const cli = resolveTemporalCli();
   if (!cli.path)
     throw new Error('Exporting histories needs the `temporal` CLI binary: set TEMPORAL_CLI_PATH.');

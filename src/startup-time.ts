@@ -3,8 +3,8 @@
 // Median of RUNS (default 5) each, against a dev server of its own.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { startDevServer } from './dev-server';
+import { installLogger } from './worker';
 
 const WORKER = path.join(__dirname, 'worker.js');
 
@@ -36,7 +36,7 @@ export function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  installLogger('WARN');
   const runs = Number(process.env.RUNS ?? 5);
   const server = await startDevServer();
   try {

@@ -140,6 +140,37 @@ test.each([
   }
 });
 
+test("the Queries tab lists getStatus, and running it shows the transfer's stage and ids", async () => {
+  // A query needs a worker to answer it, so run one on the queue the transfer used.
+  const connection = await NativeConnection.connect({ address: server.address });
+  const page = await browser.newPage();
+  try {
+    const worker = await Worker.create({
+      connection,
+      taskQueue: DEFAULT_TASK_QUEUE,
+      workflowBundle: { codePath: testServer().bundlePath },
+      activities: createActivities(new BankingService('bank')),
+    });
+    const text = await worker.runUntil(async () => {
+      await page.goto(links.get('pay-invoice-701')!.link.replace(/\/history$/, '/query'), {
+        waitUntil: 'networkidle',
+      });
+      await page.getByRole('button', { name: 'Run Query' }).waitFor();
+      expect(await page.content()).toContain('getStatus'); // offered as the query type
+      await page.getByRole('button', { name: 'Run Query' }).click();
+      await page.getByText('"completed"').waitFor();
+      return page.locator('main').innerText();
+    });
+    expect(text).toMatch(/"stage": "completed"/);
+    expect(text).toMatch(/"withdrawId": "W-[A-Z0-9]{10}"/);
+    expect(text).toMatch(/"depositId": "D-[A-Z0-9]{10}"/);
+    await screenshot(page, 'pay-invoice-701-query');
+  } finally {
+    await page.close();
+    await connection.close();
+  }
+});
+
 test("the demo's link opens the demo's execution", async () => {
   const { stdout, code } = await runScript('demo.js', [], { TEMPORAL_ADDRESS: `localhost:${port}` });
   expect(code).toBe(0);
