@@ -1,16 +1,15 @@
 // The starter and the worker as people run them: separate processes, real flags,
 // real exit codes, against the shared test server.
-import { NativeConnection, Worker } from '@temporalio/worker';
-import { createActivities } from '../src/activities';
-import { BankingService } from '../src/banking-service';
+import { NativeConnection } from '@temporalio/worker';
 import { parseStarterArgs, UsageError } from '../src/starter';
 import { moneyTransfer } from '../src/workflows';
 import {
   freePort,
   runScript,
   ScriptProcess,
-  TestTemporal,
   testServer,
+  TestTemporal,
+  testWorker,
   transferDetails,
   uniqueId,
 } from './helpers';
@@ -31,14 +30,7 @@ function childEnv(taskQueue: string): Record<string, string> {
   return { TEMPORAL_ADDRESS: testServer().address, TEMPORAL_TASK_QUEUE: taskQueue };
 }
 
-async function newWorker(taskQueue: string): Promise<Worker> {
-  return Worker.create({
-    connection,
-    taskQueue,
-    workflowBundle: { codePath: testServer().bundlePath },
-    activities: createActivities(new BankingService('bank')),
-  });
-}
+const newWorker = (taskQueue: string) => testWorker(connection, taskQueue);
 
 describe('starter flags', () => {
   test('the seed values are the defaults', () => {

@@ -4,17 +4,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import { createActivities } from '../src/activities';
-import { BankingService } from '../src/banking-service';
+import { NativeConnection } from '@temporalio/worker';
 import { startDevServer } from '../src/dev-server';
 import { moneyTransfer } from '../src/workflows';
 import {
   activityRuns,
   freePort,
   ScriptProcess,
-  TestTemporal,
   testServer,
+  TestTemporal,
+  testWorker,
   transferDetails,
   uniqueId,
 } from './helpers';
@@ -39,15 +38,6 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs 
 
 async function pendingActivities(handle: WorkflowHandle) {
   return (await handle.describe()).raw.pendingActivities ?? [];
-}
-
-function bundledWorker(connection: NativeConnection, taskQueue: string): Promise<Worker> {
-  return Worker.create({
-    connection,
-    taskQueue,
-    workflowBundle: { codePath: testServer().bundlePath },
-    activities: createActivities(new BankingService('bank')),
-  });
 }
 
 test('worker crash: SIGKILL during the deposit, a new worker finishes the transfer', async () => {
@@ -99,7 +89,7 @@ test('no worker: the transfer waits as Running, then completes once a worker sta
   expect(description.status.name).toBe('RUNNING');
   expect(description.raw.pendingWorkflowTask).toBeTruthy(); // nobody has picked it up
 
-  const worker = await bundledWorker(temporal.workerConnection, taskQueue);
+  const worker = await testWorker(temporal.workerConnection, taskQueue);
   await expect(worker.runUntil(handle.result())).resolves.toMatch(/^Transfer complete/);
 });
 
@@ -129,7 +119,7 @@ test('server restart: a transfer started before the restart completes after it',
       expect((await handle.describe()).status.name).toBe('RUNNING');
       const workerConnection = await NativeConnection.connect({ address: server.address });
       try {
-        const worker = await bundledWorker(workerConnection, taskQueue);
+        const worker = await testWorker(workerConnection, taskQueue);
         await expect(worker.runUntil(handle.result())).resolves.toMatch(/^Transfer complete/);
       } finally {
         await workerConnection.close();

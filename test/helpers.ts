@@ -6,7 +6,8 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import type { LogEntry } from '@temporalio/worker';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { nanoid } from 'nanoid';
-import type { createActivities } from '../src/activities';
+import { createActivities } from '../src/activities';
+import { BankingService } from '../src/banking-service';
 import type { PaymentDetails } from '../src/shared';
 import { type moneyTransfer } from '../src/workflows';
 
@@ -50,6 +51,20 @@ export function transferDetails(overrides: Partial<PaymentDetails> = {}): Paymen
   };
 }
 
+/** A worker with the shared test bundle, on `taskQueue`; by default with a fresh seed bank. */
+export function testWorker(
+  connection: NativeConnection,
+  taskQueue: string,
+  activities: Activities = createActivities(new BankingService('bank-api.example.com')),
+): Promise<Worker> {
+  return Worker.create({
+    connection,
+    taskQueue,
+    workflowBundle: { codePath: testServer().bundlePath },
+    activities,
+  });
+}
+
 /** A client and a worker connection to the shared test server; call `close()` in afterAll. */
 export class TestTemporal {
   private constructor(
@@ -67,12 +82,7 @@ export class TestTemporal {
   /** Runs `fn` while a worker with these activities polls a fresh task queue. */
   async withWorker<T>(activities: Activities, fn: (taskQueue: string) => Promise<T>): Promise<T> {
     const taskQueue = uniqueId('queue');
-    const worker = await Worker.create({
-      connection: this.workerConnection,
-      taskQueue,
-      workflowBundle: { codePath: testServer().bundlePath },
-      activities,
-    });
+    const worker = await testWorker(this.workerConnection, taskQueue, activities);
     return worker.runUntil(fn(taskQueue));
   }
 

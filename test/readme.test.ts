@@ -2,12 +2,21 @@
 // really prints and holds. Runs the compiled scripts in lib/, which `npm test` builds.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
 import { BankingService } from '../src/banking-service';
 import { ACTIVITIES_FILE, applyDrill, drillLines, loadDrilledActivities } from './drill';
 import { startDevServer } from '../src/dev-server';
-import { freeDevServerPort, freePort, ROOT, runScript, ScriptProcess, testServer, uniqueId } from './helpers';
+import {
+  freeDevServerPort,
+  freePort,
+  ROOT,
+  runScript,
+  ScriptProcess,
+  testServer,
+  testWorker,
+  uniqueId,
+} from './helpers';
 
 const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 
@@ -88,12 +97,7 @@ describe('README', () => {
         TEMPORAL_UI_URL: 'http://localhost:8233',
       };
       try {
-        const worker = await Worker.create({
-          connection,
-          taskQueue,
-          workflowBundle: { codePath: testServer().bundlePath },
-          activities,
-        });
+        const worker = await testWorker(connection, taskQueue, activities);
         return await worker.runUntil(async () => {
           const runs = [];
           for (const name of names) runs.push(await runScript('starter.js', commandArgs(name), env));

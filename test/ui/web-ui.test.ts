@@ -3,14 +3,14 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/banking-service';
 import { startDevServer } from '../../src/dev-server';
 import { loadDrilledActivities } from '../drill';
 import { DEFAULT_TASK_QUEUE } from '../../src/shared';
-import { freeDevServerPort, ROOT, runScript, testServer } from '../helpers';
+import { freeDevServerPort, ROOT, runScript, testWorker } from '../helpers';
 
 jest.setTimeout(120_000);
 
@@ -34,12 +34,7 @@ async function transfer(
   const taskQueue = DEFAULT_TASK_QUEUE;
   const connection = await NativeConnection.connect({ address: server.address });
   try {
-    const worker = await Worker.create({
-      connection,
-      taskQueue,
-      workflowBundle: { codePath: testServer().bundlePath },
-      activities,
-    });
+    const worker = await testWorker(connection, taskQueue, activities);
     const env = { TEMPORAL_ADDRESS: `localhost:${port}`, TEMPORAL_TASK_QUEUE: taskQueue };
     const run = await worker.runUntil(runScript('starter.js', ['--workflow-id', name, ...args], env));
     const link = /^Web UI: (\S+)$/m.exec(run.stdout)?.[1];
@@ -145,12 +140,7 @@ test("the Queries tab lists getStatus, and running it shows the transfer's stage
   const connection = await NativeConnection.connect({ address: server.address });
   const page = await browser.newPage();
   try {
-    const worker = await Worker.create({
-      connection,
-      taskQueue: DEFAULT_TASK_QUEUE,
-      workflowBundle: { codePath: testServer().bundlePath },
-      activities: createActivities(new BankingService('bank')),
-    });
+    const worker = await testWorker(connection, DEFAULT_TASK_QUEUE);
     const text = await worker.runUntil(async () => {
       await page.goto(links.get('pay-invoice-701')!.link.replace(/\/history$/, '/query'), {
         waitUntil: 'networkidle',
