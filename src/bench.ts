@@ -345,6 +345,11 @@ async function main(): Promise<void> {
 
   installLogger('WARN');
   const configured = values['configured-server'] ? loadSettings() : undefined;
+  if (!configured) {
+    process.stderr.write(
+      'Each run: a fresh dev server (in-memory SQLite) and the production worker as its own process.\n',
+    );
+  }
   if (configured)
     console.log(`Using the Temporal server at ${configured.address}, namespace ${configured.namespace}.`);
   const results = [await run({ label: 'defaults' }, transfers, concurrency, lowLoad, configured)];

@@ -67,7 +67,7 @@ if (HAS_NODE_SQLITE)
         TEMPORAL_ADDRESS: server.address,
         TEMPORAL_TASK_QUEUE: taskQueue,
         BANK_DB: bankFile,
-        BANK_DELAY_MS: '150',
+        BANK_DELAY_MS: '60',
         NODE_ENV: 'production',
       };
       const startWorker = async () => {
