@@ -5,9 +5,7 @@ import path from 'node:path';
 import { MemoryStore, SEED_ACCOUNTS, SqliteStore, type BankStore } from '../src/bank-store';
 import { BankingService } from '../src/banking-service';
 import { InsufficientFundsError, InvalidAccountError, InvalidPaymentDetailsError } from '../src/shared';
-import { ROOT } from './helpers';
-
-const HAS_NODE_SQLITE = process.getBuiltinModule?.('node:sqlite') !== undefined;
+import { HAS_NODE_SQLITE, ROOT } from './helpers';
 
 const balances = (bank: BankingService) => Object.fromEntries(bank.balances());
 

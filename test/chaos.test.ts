@@ -9,11 +9,10 @@ import { SqliteStore } from '../src/bank-store';
 import { startDevServer } from '../src/dev-server';
 import type { PaymentDetails } from '../src/shared';
 import type { moneyTransfer } from '../src/workflows';
-import { activityRuns, freePort, runScript, ScriptProcess, uniqueId } from './helpers';
+import { activityRuns, freePort, HAS_NODE_SQLITE, runScript, ScriptProcess, uniqueId } from './helpers';
 
 const TRANSFERS = Number(process.env.CHAOS_TRANSFERS ?? 30);
 const KILLS = Number(process.env.CHAOS_KILLS ?? 4);
-const HAS_NODE_SQLITE = process.getBuiltinModule?.('node:sqlite') !== undefined;
 
 jest.setTimeout(600_000);
 

@@ -26,6 +26,9 @@ Runtime.install({
 
 export { TEST_NAMESPACE } from './global-setup';
 
+/** node:sqlite, behind the SQLite bank store, exists from Node 22.5. */
+export const HAS_NODE_SQLITE = process.getBuiltinModule?.('node:sqlite') !== undefined;
+
 export function testServer(): { address: string; bundlePath: string } {
   const address = process.env.MONEY_TRANSFER_TEST_ADDRESS;
   const bundlePath = process.env.MONEY_TRANSFER_TEST_BUNDLE;
