@@ -35,7 +35,12 @@ export type Tuning = Partial<Record<(typeof TUNABLE)[number], number>>;
 
 export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): Tuning {
   if (!env.WORKER_TUNING) return {};
-  const tuning = JSON.parse(env.WORKER_TUNING) as Record<string, unknown>;
+  let tuning: Record<string, unknown>;
+  try {
+    tuning = JSON.parse(env.WORKER_TUNING) as Record<string, unknown>;
+  } catch {
+    throw new Error(`WORKER_TUNING must be a JSON object, got '${env.WORKER_TUNING}'`);
+  }
   for (const [key, value] of Object.entries(tuning)) {
     if (!(TUNABLE as readonly string[]).includes(key) || !Number.isInteger(value)) {
       throw new Error(`WORKER_TUNING: ${key} is not one of ${TUNABLE.join(', ')} with a whole number`);

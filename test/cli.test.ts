@@ -172,6 +172,20 @@ describe('worker process', () => {
     expect(worker.stderr).toBe('');
   });
 
+  test('rejects WORKER_TUNING that is not JSON, or names an unknown option', async () => {
+    const notJson = await runScript('worker.js', [], { WORKER_TUNING: '{maxCachedWorkflows: 5}' });
+    expect(notJson).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: "WORKER_TUNING must be a JSON object, got '{maxCachedWorkflows: 5}'\n",
+    });
+    const unknown = await runScript('worker.js', [], { WORKER_TUNING: '{"maxPollers": 5}' });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(
+      /^WORKER_TUNING: maxPollers is not one of maxConcurrentWorkflowTaskExecutions, /,
+    );
+  });
+
   test('rejects a bad BANK_DELAY_MS before connecting', async () => {
     const run = await runScript('worker.js', [], { BANK_DELAY_MS: 'soon' });
     expect(run).toEqual({
