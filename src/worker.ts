@@ -1,26 +1,29 @@
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { DefaultLogger, Runtime, Worker, NativeConnection, type LogLevel } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { openStore } from './bank-store';
 import { BankingService } from './banking-service';
-import { buildWorkflowBundle, WORKFLOW_BUNDLE_PATH } from './bundle';
 import { loadSettings, ServerUnreachableError, type Settings } from './config';
 
 export const BANK_HOSTNAME = 'bank-api.example.com';
 
+/** Where `npm run build` writes the prebuilt workflow bundle. */
+export const WORKFLOW_BUNDLE_PATH = path.join(__dirname, 'workflow-bundle.js');
+
 /**
  * In production (NODE_ENV=production) the bundle `npm run build` made, so no webpack
- * runs at start. In development a fresh bundle of src, so edits are picked up; building
- * it here rather than through `workflowsPath` keeps webpack's report out of the log.
+ * runs at start. In development the worker bundles src/workflows itself, so edits are
+ * picked up.
  */
-async function workflowBundle(): Promise<{ codePath: string } | { code: string }> {
-  if (process.env.NODE_ENV !== 'production') return { code: await buildWorkflowBundle() };
+function workflowSource(): { workflowsPath: string } | { workflowBundle: { codePath: string } } {
+  if (process.env.NODE_ENV !== 'production') return { workflowsPath: require.resolve('./workflows') };
   if (!existsSync(WORKFLOW_BUNDLE_PATH)) {
     throw new Error(
       `NODE_ENV=production needs the prebuilt ${WORKFLOW_BUNDLE_PATH}: run \`npm run build\` first.`,
     );
   }
-  return { codePath: WORKFLOW_BUNDLE_PATH };
+  return { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } };
 }
 
 /** The worker options `npm run bench -- --tune` varies; WORKER_TUNING (JSON) overrides them. */
@@ -60,7 +63,7 @@ export async function createWorker(
     connection,
     namespace: settings.namespace,
     taskQueue: settings.taskQueue,
-    workflowBundle: await workflowBundle(),
+    ...workflowSource(),
     activities: createActivities(bank),
     ...tuning,
   });

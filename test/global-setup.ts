@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
-import { startDevServer } from '../src/dev-server';
+import { startDevServer } from '../tools/dev-server';
 
 /** A namespace the test server has besides `default`. */
 export const TEST_NAMESPACE = 'money-transfer-test';

@@ -7,7 +7,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/banking-service';
-import { startDevServer } from '../../src/dev-server';
+import { startDevServer } from '../../tools/dev-server';
 import { loadDrilledActivities } from '../drill';
 import { DEFAULT_TASK_QUEUE } from '../../src/shared';
 import { freeDevServerPort, ROOT, runScript, testWorker } from '../helpers';
@@ -36,7 +36,7 @@ async function transfer(
   try {
     const worker = await testWorker(connection, taskQueue, activities);
     const env = { TEMPORAL_ADDRESS: `localhost:${port}`, TEMPORAL_TASK_QUEUE: taskQueue };
-    const run = await worker.runUntil(runScript('starter.js', ['--workflow-id', name, ...args], env));
+    const run = await worker.runUntil(runScript('src/starter.js', ['--workflow-id', name, ...args], env));
     const link = /^Web UI: (\S+)$/m.exec(run.stdout)?.[1];
     if (!link) throw new Error(`the starter printed no Web UI link:\n${run.stdout}\n${run.stderr}`);
     links.set(name, { link, stdout: run.stdout, code: run.code });
@@ -162,7 +162,7 @@ test("the Queries tab lists getStatus, and running it shows the transfer's stage
 });
 
 test("the demo's link opens the demo's execution", async () => {
-  const { stdout, code } = await runScript('demo.js', [], { TEMPORAL_ADDRESS: `localhost:${port}` });
+  const { stdout, code } = await runScript('tools/demo.js', [], { TEMPORAL_ADDRESS: `localhost:${port}` });
   expect(code).toBe(0);
   const link = /^Web UI: (\S+)$/m.exec(stdout)?.[1];
   expect(link).toMatch(

@@ -1,14 +1,12 @@
 // `npm run build` runs this after tsc: it prebuilds the workflow bundle, so a
 // production worker (NODE_ENV=production) starts without running webpack.
 import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
-
-export const WORKFLOW_BUNDLE_PATH = path.join(__dirname, 'workflow-bundle.js');
+import { WORKFLOW_BUNDLE_PATH } from '../src/worker';
 
 export async function buildWorkflowBundle(): Promise<string> {
   const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('./workflows'),
+    workflowsPath: require.resolve('../src/workflows'),
     logger: new DefaultLogger('WARN'),
   });
   return code;

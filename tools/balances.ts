@@ -1,5 +1,5 @@
 // `npm run balances`: the accounts and balances of the bank store BANK_DB names.
-import { openStore } from './bank-store';
+import { openStore } from '../src/bank-store';
 
 function main(): void {
   const store = openStore();

@@ -2,10 +2,10 @@
 // executions survive a restart.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { loadSettings, splitAddress } from './config';
+import { loadSettings, splitAddress } from '../src/config';
 import { startDevServer } from './dev-server';
 
-const DB_FILE = path.resolve(__dirname, '..', '.temporal', 'dev-server.sqlite');
+const DB_FILE = path.resolve(__dirname, '..', '..', '.temporal', 'dev-server.sqlite');
 
 async function main(): Promise<void> {
   const settings = loadSettings();

@@ -6,16 +6,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createActivities } from './activities';
-import { BankingService } from './banking-service';
-import { WORKFLOW_BUNDLE_PATH } from './bundle';
+import { createActivities } from '../src/activities';
+import { BankingService } from '../src/banking-service';
 import { startDevServer } from './dev-server';
-import { installLogger } from './worker';
-import type { PaymentDetails } from './shared';
+import { installLogger, WORKFLOW_BUNDLE_PATH } from '../src/worker';
+import type { PaymentDetails } from '../src/shared';
 import { resolveTemporalCli } from './temporal-cli';
-import type { moneyTransfer } from './workflows';
+import type { moneyTransfer } from '../src/workflows';
 
-const OUT_DIR = path.resolve(__dirname, '..', 'test', 'histories');
+const OUT_DIR = path.resolve(__dirname, '..', '..', 'test', 'histories');
 const TASK_QUEUE = 'export-histories';
 
 /** The tutorial's failure drill: every deposit into the target fails with a plain Error. */

@@ -9,15 +9,15 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { connectClient, loadSettings, type Settings } from './config';
+import { connectClient, loadSettings, type Settings } from '../src/config';
 import { startDevServer } from './dev-server';
-import type { PaymentDetails } from './shared';
+import type { PaymentDetails } from '../src/shared';
 import { median } from './startup-time';
-import { installLogger, type Tuning } from './worker';
-import type { moneyTransfer } from './workflows';
+import { installLogger, type Tuning } from '../src/worker';
+import type { moneyTransfer } from '../src/workflows';
 
-const WORKER = path.join(__dirname, 'worker.js');
-const JSON_PATH = path.join(__dirname, '..', 'test-results', 'bench.json');
+const WORKER = path.join(__dirname, '..', 'src', 'worker.js');
+const JSON_PATH = path.join(__dirname, '..', '..', 'test-results', 'bench.json');
 const SEED_BALANCE = 2000; // 85-150's opening balance; each bench transfer moves 1.
 
 interface Config {

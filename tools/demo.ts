@@ -3,10 +3,10 @@
 // the transfer, prints its result, and stops whatever it started.
 import { Connection } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { connectClient, loadSettings, splitAddress, type Settings } from './config';
+import { connectClient, loadSettings, splitAddress, type Settings } from '../src/config';
 import { startDevServer } from './dev-server';
-import { DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID, runTransfer } from './starter';
-import { connectWorker, createWorker, installLogger } from './worker';
+import { DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID, runTransfer } from '../src/starter';
+import { connectWorker, createWorker, installLogger } from '../src/worker';
 
 async function serverAnswers(settings: Settings): Promise<boolean> {
   try {

@@ -1,10 +1,10 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
-import { createActivities } from '../src/activities';
-import { BankingService } from '../src/banking-service';
-import { InvalidAccountError } from '../src/shared';
-import { loadDrilledActivities } from './drill';
-import { activityRuns, logs, TestTemporal, transferDetails } from './helpers';
+import { createActivities } from '../../src/activities';
+import { BankingService } from '../../src/banking-service';
+import { InvalidAccountError } from '../../src/shared';
+import { loadDrilledActivities } from '../drill';
+import { activityRuns, logs, TestTemporal, transferDetails } from '../helpers';
 
 let temporal: TestTemporal;
 beforeAll(async () => {

@@ -4,11 +4,11 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { startDevServer } from './dev-server';
-import { installLogger } from './worker';
+import { installLogger } from '../src/worker';
 
-const WORKER = path.join(__dirname, 'worker.js');
+const WORKER = path.join(__dirname, '..', 'src', 'worker.js');
 
-/** Milliseconds from spawning lib/worker.js until it says it is polling. */
+/** Milliseconds from spawning lib/src/worker.js until it says it is polling. */
 export function timeToPolling(env: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();

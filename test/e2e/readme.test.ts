@@ -3,10 +3,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
-import { createActivities } from '../src/activities';
-import { BankingService } from '../src/banking-service';
-import { ACTIVITIES_FILE, applyDrill, drillLines, loadDrilledActivities } from './drill';
-import { startDevServer } from '../src/dev-server';
+import { createActivities } from '../../src/activities';
+import { BankingService } from '../../src/banking-service';
+import { ACTIVITIES_FILE, applyDrill, drillLines, loadDrilledActivities } from '../drill';
+import { startDevServer } from '../../tools/dev-server';
 import {
   freeDevServerPort,
   freePort,
@@ -16,7 +16,7 @@ import {
   testServer,
   testWorker,
   uniqueId,
-} from './helpers';
+} from '../helpers';
 
 const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 
@@ -44,7 +44,7 @@ function samplePattern(text: string, replace: Array<[string, string]> = []): Reg
 describe('README', () => {
   test('`npm run demo` prints the sample, starting and stopping its own dev server', async () => {
     const port = await freeDevServerPort();
-    const { code, stdout } = await runScript('demo.js', [], { TEMPORAL_ADDRESS: `localhost:${port}` });
+    const { code, stdout } = await runScript('tools/demo.js', [], { TEMPORAL_ADDRESS: `localhost:${port}` });
     expect(stdout.trimEnd()).toMatch(samplePattern(sample('demo')));
     expect(code).toBe(0);
   });
@@ -54,7 +54,9 @@ describe('README', () => {
     const port = await freePort();
     const server = await startDevServer({ ip: '127.0.0.1', port });
     try {
-      const { code, stdout } = await runScript('demo.js', [], { TEMPORAL_ADDRESS: `localhost:${port}` });
+      const { code, stdout } = await runScript('tools/demo.js', [], {
+        TEMPORAL_ADDRESS: `localhost:${port}`,
+      });
       const lines = stdout.trimEnd().split('\n');
       expect(lines[0]).toBe(`Using the Temporal server at localhost:${port}.`);
       expect(lines.slice(1).join('\n')).toMatch(samplePattern(sample('starter-success')));
@@ -68,7 +70,7 @@ describe('README', () => {
 
   test('the worker prints the sample start line and stops cleanly on SIGINT', async () => {
     const { address } = testServer();
-    const worker = new ScriptProcess('worker.js', [], { TEMPORAL_ADDRESS: address });
+    const worker = new ScriptProcess('src/worker.js', [], { TEMPORAL_ADDRESS: address });
     await worker.waitFor('Press Ctrl-C');
     worker.child.kill('SIGINT');
     expect(await worker.exited).toEqual({ code: 0, signal: null });
@@ -100,7 +102,7 @@ describe('README', () => {
         const worker = await testWorker(connection, taskQueue, activities);
         return await worker.runUntil(async () => {
           const runs = [];
-          for (const name of names) runs.push(await runScript('starter.js', commandArgs(name), env));
+          for (const name of names) runs.push(await runScript('src/starter.js', commandArgs(name), env));
           return runs;
         });
       } finally {

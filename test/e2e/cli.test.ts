@@ -1,8 +1,8 @@
 // The starter and the worker as people run them: separate processes, real flags,
 // real exit codes, against the shared test server.
 import { NativeConnection } from '@temporalio/worker';
-import { parseStarterArgs, UsageError } from '../src/starter';
-import { moneyTransfer } from '../src/workflows';
+import { parseStarterArgs, UsageError } from '../../src/starter';
+import { moneyTransfer } from '../../src/workflows';
 import {
   freePort,
   runScript,
@@ -12,7 +12,7 @@ import {
   testWorker,
   transferDetails,
   uniqueId,
-} from './helpers';
+} from '../helpers';
 
 let temporal: TestTemporal;
 let connection: NativeConnection;
@@ -81,12 +81,12 @@ describe('starter flags', () => {
       'starter: --from and --to are the same account (85-150). Try --help.\n',
     ],
   ])('%j exits 2 with a one-line reason and starts nothing', async (argv, stderr) => {
-    const run = await runScript('starter.js', argv, childEnv(uniqueId('unused')));
+    const run = await runScript('src/starter.js', argv, childEnv(uniqueId('unused')));
     expect(run).toEqual({ code: 2, stdout: '', stderr });
   });
 
   test('--help prints the usage and exits 0', async () => {
-    const run = await runScript('starter.js', ['--help'], {});
+    const run = await runScript('src/starter.js', ['--help'], {});
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^Usage: npm run starter -- \[options\]/);
     for (const flag of ['--from', '--to', '--amount', '--reference', '--workflow-id', '--help']) {
@@ -101,7 +101,7 @@ describe('starter against a server', () => {
     const workflowId = uniqueId('running');
     // No worker yet, so this run stays Running.
     await temporal.client.workflow.start(moneyTransfer, { taskQueue, workflowId, args: [transferDetails()] });
-    const starter = new ScriptProcess('starter.js', ['--workflow-id', workflowId], childEnv(taskQueue));
+    const starter = new ScriptProcess('src/starter.js', ['--workflow-id', workflowId], childEnv(taskQueue));
     await starter.waitFor("is already running; waiting for that run's result instead.");
     const worker = await newWorker(taskQueue);
     const exit = await worker.runUntil(starter.exited);
@@ -117,8 +117,8 @@ describe('starter against a server', () => {
     const workflowId = uniqueId('closed');
     const worker = await newWorker(taskQueue);
     const [first, second] = await worker.runUntil(async () => [
-      await runScript('starter.js', ['--workflow-id', workflowId], childEnv(taskQueue)),
-      await runScript('starter.js', ['--workflow-id', workflowId], childEnv(taskQueue)),
+      await runScript('src/starter.js', ['--workflow-id', workflowId], childEnv(taskQueue)),
+      await runScript('src/starter.js', ['--workflow-id', workflowId], childEnv(taskQueue)),
     ]);
     expect(first.stdout).not.toContain('ran before');
     expect(second.stdout).toMatch(
@@ -134,7 +134,7 @@ describe('starter against a server', () => {
     const worker = await newWorker(taskQueue);
     const run = await worker.runUntil(
       runScript(
-        'starter.js',
+        'src/starter.js',
         ['--from', '85-151', '--workflow-id', uniqueId('invalid')],
         childEnv(taskQueue),
       ),
@@ -151,7 +151,7 @@ describe('starter against a server', () => {
 describe('worker process', () => {
   test('says which server it could not reach and how to start one, then exits 1', async () => {
     const address = `127.0.0.1:${await freePort()}`;
-    const run = await runScript('worker.js', [], { TEMPORAL_ADDRESS: address });
+    const run = await runScript('src/worker.js', [], { TEMPORAL_ADDRESS: address });
     expect(run).toEqual({
       code: 1,
       stdout: '',
@@ -162,7 +162,7 @@ describe('worker process', () => {
   });
 
   test('stops gracefully on SIGTERM and exits 0', async () => {
-    const worker = new ScriptProcess('worker.js', [], childEnv(uniqueId('queue')));
+    const worker = new ScriptProcess('src/worker.js', [], childEnv(uniqueId('queue')));
     await worker.waitFor('Press Ctrl-C to stop.');
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toEqual({ code: 0, signal: null });
@@ -173,13 +173,13 @@ describe('worker process', () => {
   });
 
   test('rejects WORKER_TUNING that is not JSON, or names an unknown option', async () => {
-    const notJson = await runScript('worker.js', [], { WORKER_TUNING: '{maxCachedWorkflows: 5}' });
+    const notJson = await runScript('src/worker.js', [], { WORKER_TUNING: '{maxCachedWorkflows: 5}' });
     expect(notJson).toEqual({
       code: 1,
       stdout: '',
       stderr: "WORKER_TUNING must be a JSON object, got '{maxCachedWorkflows: 5}'\n",
     });
-    const unknown = await runScript('worker.js', [], { WORKER_TUNING: '{"maxPollers": 5}' });
+    const unknown = await runScript('src/worker.js', [], { WORKER_TUNING: '{"maxPollers": 5}' });
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(
       /^WORKER_TUNING: maxPollers is not one of maxConcurrentWorkflowTaskExecutions, /,
@@ -187,7 +187,7 @@ describe('worker process', () => {
   });
 
   test('rejects a bad BANK_DELAY_MS before connecting', async () => {
-    const run = await runScript('worker.js', [], { BANK_DELAY_MS: 'soon' });
+    const run = await runScript('src/worker.js', [], { BANK_DELAY_MS: 'soon' });
     expect(run).toEqual({
       code: 1,
       stdout: '',

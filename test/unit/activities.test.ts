@@ -1,9 +1,9 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
-import { createActivities } from '../src/activities';
-import { BankingService } from '../src/banking-service';
-import { InsufficientFundsError, InvalidAccountError } from '../src/shared';
-import { transferDetails } from './helpers';
+import { createActivities } from '../../src/activities';
+import { BankingService } from '../../src/banking-service';
+import { InsufficientFundsError, InvalidAccountError } from '../../src/shared';
+import { transferDetails } from '../helpers';
 
 const details = transferDetails({ referenceId: 'ref-1' });
 

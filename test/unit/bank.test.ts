@@ -2,10 +2,10 @@ import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { MemoryStore, SEED_ACCOUNTS, SqliteStore, type BankStore } from '../src/bank-store';
-import { BankingService } from '../src/banking-service';
-import { InsufficientFundsError, InvalidAccountError, InvalidPaymentDetailsError } from '../src/shared';
-import { HAS_NODE_SQLITE, ROOT } from './helpers';
+import { MemoryStore, SEED_ACCOUNTS, SqliteStore, type BankStore } from '../../src/bank-store';
+import { BankingService } from '../../src/banking-service';
+import { InsufficientFundsError, InvalidAccountError, InvalidPaymentDetailsError } from '../../src/shared';
+import { HAS_NODE_SQLITE, ROOT } from '../helpers';
 
 const balances = (bank: BankingService) => Object.fromEntries(bank.balances());
 
@@ -162,8 +162,8 @@ if (HAS_NODE_SQLITE) {
       const script = path.join(dir, 'writer.js');
       writeFileSync(
         script,
-        `const { SqliteStore } = require(${JSON.stringify(path.join(ROOT, 'lib', 'bank-store.js'))});
-       const { BankingService } = require(${JSON.stringify(path.join(ROOT, 'lib', 'banking-service.js'))});
+        `const { SqliteStore } = require(${JSON.stringify(path.join(ROOT, 'lib', 'src', 'bank-store.js'))});
+       const { BankingService } = require(${JSON.stringify(path.join(ROOT, 'lib', 'src', 'banking-service.js'))});
        const bank = new BankingService('bank', { store: new SqliteStore(process.argv[2]) });
        let n = 0;
        process.send('ready');

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { loadSettings } from '../src/config';
-import { freePort, runScript, ScriptProcess, TEST_NAMESPACE, testServer, uniqueId } from './helpers';
+import { loadSettings } from '../../src/config';
+import { freePort, runScript, ScriptProcess, TEST_NAMESPACE, testServer, uniqueId } from '../helpers';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'money-transfer-config-'));
 const TOML = path.join(dir, 'temporal.toml');
@@ -118,11 +118,11 @@ describe('processes', () => {
       TEMPORAL_NAMESPACE: TEST_NAMESPACE,
       TEMPORAL_TASK_QUEUE: taskQueue,
     };
-    const worker = new ScriptProcess('worker.js', [], env);
+    const worker = new ScriptProcess('src/worker.js', [], env);
     try {
       await worker.waitFor('Press Ctrl-C to stop.');
       expect(worker.stdout).toContain(`namespace ${TEST_NAMESPACE}, task queue ${taskQueue}`);
-      const run = await runScript('starter.js', ['--workflow-id', workflowId], env);
+      const run = await runScript('src/starter.js', ['--workflow-id', workflowId], env);
       expect(run.stdout).toContain(`/namespaces/${TEST_NAMESPACE}/workflows/${workflowId}/`);
       expect(run.code).toBe(0);
     } finally {
@@ -149,7 +149,7 @@ describe('processes', () => {
     const outputs: string[] = [];
     for (const address of [refused, plaintext]) {
       const env = { TEMPORAL_ADDRESS: address, TEMPORAL_API_KEY: API_KEY, LOG_LEVEL: 'TRACE' };
-      for (const script of ['worker.js', 'starter.js']) {
+      for (const script of ['src/worker.js', 'src/starter.js']) {
         const run = await runScript(script, [], env);
         expect(run.code).toBe(1);
         outputs.push(run.stdout + run.stderr);

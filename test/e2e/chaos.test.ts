@@ -5,11 +5,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { SqliteStore } from '../src/bank-store';
-import { startDevServer } from '../src/dev-server';
-import type { PaymentDetails } from '../src/shared';
-import type { moneyTransfer } from '../src/workflows';
-import { activityRuns, freePort, HAS_NODE_SQLITE, runScript, ScriptProcess, uniqueId } from './helpers';
+import { SqliteStore } from '../../src/bank-store';
+import { startDevServer } from '../../tools/dev-server';
+import type { PaymentDetails } from '../../src/shared';
+import type { moneyTransfer } from '../../src/workflows';
+import { activityRuns, freePort, HAS_NODE_SQLITE, runScript, ScriptProcess, uniqueId } from '../helpers';
 
 const TRANSFERS = Number(process.env.CHAOS_TRANSFERS ?? 30);
 const KILLS = Number(process.env.CHAOS_KILLS ?? 4);
@@ -41,7 +41,9 @@ function plan(i: number, run: string): { kind: Kind; details: PaymentDetails } {
 // The durable store is node:sqlite (Node 22.5+); on older Node, check the worker says so instead.
 if (!HAS_NODE_SQLITE) {
   test('chaos needs node:sqlite: a worker given BANK_DB on this Node says which Node it needs', async () => {
-    const run = await runScript('worker.js', [], { BANK_DB: path.join(tmpdir(), 'never-created.sqlite') });
+    const run = await runScript('src/worker.js', [], {
+      BANK_DB: path.join(tmpdir(), 'never-created.sqlite'),
+    });
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^The SQLite bank store needs Node\.js 22\.5 or newer \(this is v\d+/);
   });
@@ -70,7 +72,7 @@ if (HAS_NODE_SQLITE)
         NODE_ENV: 'production',
       };
       const startWorker = async () => {
-        const worker = new ScriptProcess('worker.js', [], workerEnv);
+        const worker = new ScriptProcess('src/worker.js', [], workerEnv);
         await worker.waitFor('Press Ctrl-C to stop.', 60_000);
         return worker;
       };

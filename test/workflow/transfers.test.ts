@@ -2,11 +2,11 @@
 // query tells the truth mid-flight, and random transfers conserve money.
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { createActivities } from '../src/activities';
-import { MemoryStore } from '../src/bank-store';
-import { BankingService } from '../src/banking-service';
-import { getStatus, type TransferStatus } from '../src/workflows';
-import { TestTemporal, transferDetails } from './helpers';
+import { createActivities } from '../../src/activities';
+import { MemoryStore } from '../../src/bank-store';
+import { BankingService } from '../../src/banking-service';
+import { getStatus, type TransferStatus } from '../../src/workflows';
+import { TestTemporal, transferDetails } from '../helpers';
 
 jest.setTimeout(60_000);
 

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { startDevServer } from '../src/dev-server';
-import { moneyTransfer } from '../src/workflows';
+import { startDevServer } from '../../tools/dev-server';
+import { moneyTransfer } from '../../src/workflows';
 import {
   activityRuns,
   freePort,
@@ -16,7 +16,7 @@ import {
   testWorker,
   transferDetails,
   uniqueId,
-} from './helpers';
+} from '../helpers';
 
 jest.setTimeout(60_000);
 
@@ -44,7 +44,7 @@ test('worker crash: SIGKILL during the deposit, a new worker finishes the transf
   const taskQueue = uniqueId('crash');
   const env = { TEMPORAL_ADDRESS: testServer().address, TEMPORAL_TASK_QUEUE: taskQueue };
   // Slow bank calls leave time to kill the worker while the deposit runs.
-  const first = new ScriptProcess('worker.js', [], { ...env, BANK_DELAY_MS: '2000' });
+  const first = new ScriptProcess('src/worker.js', [], { ...env, BANK_DELAY_MS: '2000' });
   await first.waitFor('Press Ctrl-C to stop.');
   const handle = await temporal.client.workflow.start(moneyTransfer, {
     taskQueue,
@@ -58,7 +58,7 @@ test('worker crash: SIGKILL during the deposit, a new worker finishes the transf
   first.child.kill('SIGKILL');
   expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
 
-  const second = new ScriptProcess('worker.js', [], env);
+  const second = new ScriptProcess('src/worker.js', [], env);
   try {
     await expect(handle.result()).resolves.toMatch(/^Transfer complete \(transaction IDs: W-\w+, D-\w+\)$/);
   } finally {

@@ -4,9 +4,9 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { testServer } from './helpers';
+import { testServer } from '../helpers';
 
-const HISTORIES = path.join(__dirname, 'histories');
+const HISTORIES = path.join(__dirname, '..', 'histories');
 const load = (name: string): unknown => JSON.parse(readFileSync(path.join(HISTORIES, name), 'utf8'));
 
 test('the committed histories cover the four kinds of transfer', () => {
@@ -29,12 +29,12 @@ test.each(['success.json', 'insufficient-funds.json', 'failing-deposit-refund.js
 
 test('a workflow that schedules a different activity fails replay with a determinism error', async () => {
   // The same workflow, except that it refunds where it should withdraw.
-  const source = readFileSync(path.join(__dirname, '..', 'src', 'workflows.ts'), 'utf8');
+  const source = readFileSync(path.join(__dirname, '..', '..', 'src', 'workflows.ts'), 'utf8');
   const changed = source
     .replace('status.withdrawId = await withdraw(details);', 'status.withdrawId = await refund(details);')
     .replaceAll("from './", "from '../../src/");
   expect(changed).toContain('await refund(details);\n\n  try'); // the edit took
-  const dir = path.join(__dirname, '.drill');
+  const dir = path.join(__dirname, '..', '.drill');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `workflows-changed-${process.pid}.ts`);
   writeFileSync(file, changed);
