@@ -1,7 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { customAlphabet } from 'nanoid';
-import { MemoryStore, type BankStore } from './bank-store';
+import { MemoryStore, openStore, type BankStore } from './bank-store';
 import { InsufficientFundsError, InvalidAccountError, InvalidPaymentDetailsError } from './shared';
+
+/** The seed's bank host. The mock makes no calls to it. */
+export const BANK_HOSTNAME = 'bank-api.example.com';
 
 const newId = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ', 10);
 
@@ -76,4 +79,17 @@ function checkAmount(amount: number): number {
     throw new InvalidPaymentDetailsError(`amount must be a whole number greater than 0 (got ${amount})`);
   }
   return amount;
+}
+
+/**
+ * The bank the environment asks for: BANK_DB names a SQLite file to keep balances in
+ * (memory otherwise), and BANK_DELAY_MS slows every call, to leave time to stop a
+ * worker mid-transfer.
+ */
+export function bankFromEnv(env: NodeJS.ProcessEnv = process.env): BankingService {
+  const delayMs = Number(env.BANK_DELAY_MS ?? 0);
+  if (!Number.isInteger(delayMs) || delayMs < 0) {
+    throw new Error(`BANK_DELAY_MS must be a whole number of milliseconds, got '${env.BANK_DELAY_MS}'`);
+  }
+  return new BankingService(BANK_HOSTNAME, { delayMs, store: openStore(env) });
 }

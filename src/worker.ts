@@ -2,11 +2,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { DefaultLogger, Runtime, Worker, NativeConnection, type LogLevel } from '@temporalio/worker';
 import { createActivities } from './activities';
-import { openStore } from './bank-store';
-import { BankingService } from './banking-service';
+import { BANK_HOSTNAME, bankFromEnv, BankingService } from './banking-service';
 import { loadSettings, ServerUnreachableError, type Settings } from './config';
-
-export const BANK_HOSTNAME = 'bank-api.example.com';
 
 /** Where `npm run build` writes the prebuilt workflow bundle. */
 export const WORKFLOW_BUNDLE_PATH = path.join(__dirname, 'workflow-bundle.js');
@@ -77,18 +74,6 @@ export async function connectWorker(settings: Settings): Promise<NativeConnectio
   }
 }
 
-/**
- * The bank the environment asks for: BANK_DB names a SQLite file to keep balances in
- * (memory otherwise), and BANK_DELAY_MS slows every call, to leave time to stop a
- * worker mid-transfer.
- */
-export function bankFromEnv(env: NodeJS.ProcessEnv = process.env): BankingService {
-  const delayMs = Number(env.BANK_DELAY_MS ?? 0);
-  if (!Number.isInteger(delayMs) || delayMs < 0) {
-    throw new Error(`BANK_DELAY_MS must be a whole number of milliseconds, got '${env.BANK_DELAY_MS}'`);
-  }
-  return new BankingService(BANK_HOSTNAME, { delayMs, store: openStore(env) });
-}
 
 /** One logger for the SDK, the workflows and the activities; LOG_LEVEL sets its level. */
 export function installLogger(defaultLevel: LogLevel = 'INFO'): void {
