@@ -13,8 +13,11 @@ export interface LedgerEntry {
 
 /** What a transaction may read and write. */
 export interface LedgerTransaction {
-  /** The transaction id already recorded under this reference, if any. */
-  transactionFor(reference: string): string | undefined;
+  /** The entry already recorded under this reference, if any. */
+  entryFor(reference: string): LedgerEntry | undefined;
+  /** True once the reference is voided: nothing may ever post under it. */
+  isVoided(reference: string): boolean;
+  markVoided(reference: string): void;
   balance(account: string): number | undefined;
   /** Records the entry and moves its amount. */
   post(entry: LedgerEntry): void;
@@ -25,6 +28,8 @@ export interface BankStore {
   transaction<T>(fn: (tx: LedgerTransaction) => T): T;
   balances(): Map<string, number>;
   entries(): LedgerEntry[];
+  /** The voided references, in the order they were voided. */
+  voided(): string[];
   close(): void;
 }
 
@@ -37,6 +42,7 @@ export const SEED_ACCOUNTS: ReadonlyMap<string, number> = new Map([
 export class MemoryStore implements BankStore {
   private readonly accounts: Map<string, number>;
   private readonly ledger = new Map<string, LedgerEntry>();
+  private readonly voids = new Set<string>();
 
   constructor(accounts: ReadonlyMap<string, number> = SEED_ACCOUNTS) {
     this.accounts = new Map(accounts);
@@ -45,9 +51,11 @@ export class MemoryStore implements BankStore {
   transaction<T>(fn: (tx: LedgerTransaction) => T): T {
     // Writes are staged and applied only once fn returns.
     const staged: LedgerEntry[] = [];
+    const stagedVoids = new Set<string>();
     const result = fn({
-      transactionFor: (reference) =>
-        (this.ledger.get(reference) ?? staged.find((e) => e.reference === reference))?.transactionId,
+      entryFor: (reference) => this.ledger.get(reference) ?? staged.find((e) => e.reference === reference),
+      isVoided: (reference) => this.voids.has(reference) || stagedVoids.has(reference),
+      markVoided: (reference) => void stagedVoids.add(reference),
       balance: (account) => {
         const opening = this.accounts.get(account);
         if (opening === undefined) return undefined;
@@ -59,6 +67,7 @@ export class MemoryStore implements BankStore {
       this.ledger.set(entry.reference, entry);
       this.accounts.set(entry.account, this.accounts.get(entry.account)! + entry.amount);
     }
+    for (const reference of stagedVoids) this.voids.add(reference);
     return result;
   }
 
@@ -68,6 +77,10 @@ export class MemoryStore implements BankStore {
 
   entries(): LedgerEntry[] {
     return [...this.ledger.values()];
+  }
+
+  voided(): string[] {
+    return [...this.voids];
   }
 
   close(): void {}
@@ -102,6 +115,7 @@ export class SqliteStore implements BankStore {
         account TEXT NOT NULL REFERENCES accounts (id),
         amount INTEGER NOT NULL
       );
+      CREATE TABLE IF NOT EXISTS voided (reference TEXT PRIMARY KEY);
     `);
     if (isNew) {
       this.transaction(() => {
@@ -112,7 +126,11 @@ export class SqliteStore implements BankStore {
   }
 
   transaction<T>(fn: (tx: LedgerTransaction) => T): T {
-    const findReference = this.db.prepare('SELECT transaction_id FROM ledger WHERE reference = ?');
+    const findEntry = this.db.prepare(
+      'SELECT reference, transaction_id, account, amount FROM ledger WHERE reference = ?',
+    );
+    const findVoid = this.db.prepare('SELECT 1 FROM voided WHERE reference = ?');
+    const addVoid = this.db.prepare('INSERT OR IGNORE INTO voided (reference) VALUES (?)');
     const findBalance = this.db.prepare('SELECT balance FROM accounts WHERE id = ?');
     const insert = this.db.prepare(
       'INSERT INTO ledger (reference, transaction_id, account, amount) VALUES (?, ?, ?, ?)',
@@ -121,8 +139,12 @@ export class SqliteStore implements BankStore {
     this.db.exec('BEGIN IMMEDIATE');
     try {
       const result = fn({
-        transactionFor: (reference) =>
-          (findReference.get(reference) as { transaction_id: string } | undefined)?.transaction_id,
+        entryFor: (reference) => {
+          const row = findEntry.get(reference) as LedgerRow | undefined;
+          return row && fromRow(row);
+        },
+        isVoided: (reference) => findVoid.get(reference) !== undefined,
+        markVoided: (reference) => void addVoid.run(reference),
         balance: (account) => (findBalance.get(account) as { balance: number } | undefined)?.balance,
         post: (entry) => {
           insert.run(entry.reference, entry.transactionId, entry.account, entry.amount);
@@ -148,18 +170,36 @@ export class SqliteStore implements BankStore {
   entries(): LedgerEntry[] {
     const rows = this.db
       .prepare('SELECT reference, transaction_id, account, amount FROM ledger ORDER BY rowid')
-      .all() as Array<{ reference: string; transaction_id: string; account: string; amount: number }>;
-    return rows.map((r) => ({
-      reference: r.reference,
-      transactionId: r.transaction_id,
-      account: r.account,
-      amount: r.amount,
-    }));
+      .all() as unknown as LedgerRow[];
+    return rows.map(fromRow);
+  }
+
+  voided(): string[] {
+    const rows = this.db.prepare('SELECT reference FROM voided ORDER BY rowid').all() as Array<{
+      reference: string;
+    }>;
+    return rows.map((row) => row.reference);
   }
 
   close(): void {
     this.db.close();
   }
+}
+
+interface LedgerRow {
+  reference: string;
+  transaction_id: string;
+  account: string;
+  amount: number;
+}
+
+function fromRow(row: LedgerRow): LedgerEntry {
+  return {
+    reference: row.reference,
+    transactionId: row.transaction_id,
+    account: row.account,
+    amount: row.amount,
+  };
 }
 
 function loadSqlite(): typeof sqlite {

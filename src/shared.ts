@@ -28,6 +28,43 @@ export class InsufficientFundsError extends BankError {}
 
 export class InvalidPaymentDetailsError extends BankError {}
 
+/** A reference already used for a different account or amount. Nothing moved. */
+export class IdempotencyKeyReusedError extends BankError {}
+
+/**
+ * The reference was voided while the workflow settled an unknown outcome, so this call
+ * can never post. A late attempt that arrives after the void gets this.
+ */
+export class ReferenceVoidedError extends BankError {}
+
+/**
+ * Definite failures: the bank said no and nothing moved, so retrying or settling is
+ * pointless. Every other failure (a timeout, a plain error, a crashed worker) is an
+ * unknown outcome: the call may have posted, or may still post.
+ */
+export const DEFINITE_FAILURES: readonly string[] = [
+  InvalidAccountError.name,
+  InsufficientFundsError.name,
+  InvalidPaymentDetailsError.name,
+  IdempotencyKeyReusedError.name,
+  ReferenceVoidedError.name,
+];
+
+/** The bank reference of each step of a transfer: one payment, three idempotency keys. */
+export function referencesFor(referenceId: string): { withdrawal: string; deposit: string; refund: string } {
+  return {
+    withdrawal: `${referenceId}-withdrawal`,
+    deposit: `${referenceId}-deposit`,
+    refund: `${referenceId}-refund`,
+  };
+}
+
+/** What the compensating `refund` activity found and did. */
+export type RefundResult =
+  | { outcome: 'refunded'; transactionId: string }
+  | { outcome: 'deposit-posted'; transactionId: string }
+  | { outcome: 'nothing-to-refund' };
+
 const FIELDS = ['sourceAccount', 'targetAccount', 'amount', 'referenceId'] as const;
 
 /**

@@ -3,8 +3,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MemoryStore, SEED_ACCOUNTS, SqliteStore, type BankStore } from '../../src/bank-store';
-import { BankingService } from '../../src/banking-service';
-import { InsufficientFundsError, InvalidAccountError, InvalidPaymentDetailsError } from '../../src/shared';
+import { BankFaultsError, parseFaults, randomFaults } from '../../src/bank-faults';
+import { bankFromEnv, BankingService } from '../../src/banking-service';
+import {
+  IdempotencyKeyReusedError,
+  InsufficientFundsError,
+  InvalidAccountError,
+  InvalidPaymentDetailsError,
+  ReferenceVoidedError,
+} from '../../src/shared';
 import { HAS_NODE_SQLITE, ROOT } from '../helpers';
 
 const balances = (bank: BankingService) => Object.fromEntries(bank.balances());
@@ -95,6 +102,170 @@ describe('BankingService', () => {
   });
 });
 
+describe('unknown outcomes: key reuse, settle and void, cancellation', () => {
+  let bank: BankingService;
+  beforeEach(() => {
+    bank = new BankingService('bank-api.example.com');
+  });
+
+  test.each([
+    ['another amount', '85-150', 900],
+    ['another account', '43-812', 100],
+  ])(
+    'a reference reused for %s is IdempotencyKeyReusedError naming it, and moves nothing',
+    async (_, account, amount) => {
+      await bank.deposit('43-812', 500, 'seed-funds');
+      await bank.withdraw('85-150', 100, 'r-withdrawal');
+      const before = balances(bank);
+      const reuse = bank.withdraw(account, amount, 'r-withdrawal');
+      await expect(reuse).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+      await expect(reuse).rejects.toThrow(/The reference r-withdrawal was already used for -100 on 85-150/);
+      expect(balances(bank)).toEqual(before);
+    },
+  );
+
+  test('settle finds a posted transaction and leaves it alone', async () => {
+    const id = await bank.withdraw('85-150', 100, 's1-withdrawal');
+    await expect(bank.settle('s1-withdrawal')).resolves.toEqual({ posted: true, transactionId: id });
+    expect(bank.store.voided()).toEqual([]);
+    await expect(bank.withdraw('85-150', 100, 's1-withdrawal')).resolves.toBe(id);
+  });
+
+  test('settle voids a reference that never posted, so a late call under it cannot post', async () => {
+    await expect(bank.settle('s2-deposit')).resolves.toEqual({ posted: false });
+    await expect(bank.settle('s2-deposit')).resolves.toEqual({ posted: false });
+    const late = bank.deposit('43-812', 100, 's2-deposit');
+    await expect(late).rejects.toBeInstanceOf(ReferenceVoidedError);
+    await expect(late).rejects.toThrow(
+      'The reference s2-deposit was voided, so nothing was posted under it.',
+    );
+    expect(balances(bank)).toEqual({ '85-150': 2000, '43-812': 0 });
+    expect(bank.store.voided()).toEqual(['s2-deposit']);
+  });
+
+  test('an aborted call does not post, even after its delay', async () => {
+    const slow = new BankingService('bank', { delayMs: 300 });
+    const controller = new AbortController();
+    const call = slow.withdraw('85-150', 100, 'c1-withdrawal', controller.signal);
+    setTimeout(() => controller.abort(), 50);
+    await expect(call).rejects.toThrow(/abort/i);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(balances(slow)).toEqual({ '85-150': 2000, '43-812': 0 });
+  });
+
+  test('a late fault ignores the abort and posts after its delay', async () => {
+    const late = new BankingService('bank', { faults: parseFaults('withdraw:late=200') });
+    const controller = new AbortController();
+    controller.abort();
+    await expect(late.withdraw('85-150', 100, 'c2-withdrawal', controller.signal)).resolves.toMatch(/^W-/);
+    expect(balances(late)['85-150']).toBe(1900);
+  });
+
+  test('a late call that arrives after the void posts nothing', async () => {
+    const late = new BankingService('bank', { faults: parseFaults('deposit:late=200') });
+    const call = late.deposit('43-812', 100, 'c3-deposit');
+    await expect(late.settle('c3-deposit')).resolves.toEqual({ posted: false });
+    await expect(call).rejects.toBeInstanceOf(ReferenceVoidedError);
+    expect(balances(late)['43-812']).toBe(0);
+  });
+});
+
+describe('BANK_FAULTS', () => {
+  test('fail: a plain error, nothing posted', async () => {
+    const bank = new BankingService('bank', { faults: parseFaults('withdraw:fail') });
+    const call = bank.withdraw('85-150', 100, 'f1-withdrawal');
+    await expect(call).rejects.toThrow('Injected fault: withdraw f1-withdrawal failed before posting.');
+    await expect(call).rejects.toHaveProperty('name', 'Error');
+    expect(bank.store.entries()).toEqual([]);
+  });
+
+  test('post-then-fail: the money moves, then a plain error; the retry finds the same transaction', async () => {
+    const bank = new BankingService('bank', { faults: parseFaults('deposit:post-then-fail*1') });
+    await expect(bank.deposit('43-812', 100, 'f2-deposit')).rejects.toThrow(
+      'Injected fault: deposit f2-deposit posted, then its reply was lost.',
+    );
+    expect(balances(bank)['43-812']).toBe(100);
+    const [entry] = bank.store.entries();
+    await expect(bank.deposit('43-812', 100, 'f2-deposit')).resolves.toBe(entry!.transactionId);
+    expect(balances(bank)['43-812']).toBe(100);
+  });
+
+  test('reject: a definite InvalidAccountError, nothing posted', async () => {
+    const bank = new BankingService('bank', { faults: parseFaults('refund:reject') });
+    await expect(bank.refund('85-150', 100, 'f3-refund')).rejects.toBeInstanceOf(InvalidAccountError);
+    expect(bank.store.entries()).toEqual([]);
+  });
+
+  test('*TIMES limits a fault to the first calls of each reference, and each op has its own rule', async () => {
+    const bank = new BankingService('bank', { faults: parseFaults('deposit:fail*2, lookup:fail*1') });
+    await expect(bank.deposit('43-812', 1, 'a')).rejects.toThrow(/Injected/);
+    await expect(bank.deposit('43-812', 1, 'b')).rejects.toThrow(/Injected/);
+    await expect(bank.deposit('43-812', 1, 'a')).rejects.toThrow(/Injected/);
+    await expect(bank.deposit('43-812', 1, 'a')).resolves.toMatch(/^D-/);
+    await expect(bank.withdraw('85-150', 1, 'c')).resolves.toMatch(/^W-/);
+    await expect(bank.settle('d')).rejects.toThrow('Injected fault: lookup d failed before posting.');
+    expect(bank.store.voided()).toEqual([]);
+    await expect(bank.settle('d')).resolves.toEqual({ posted: false });
+  });
+
+  test.each([
+    ['deposit', /cannot read 'deposit'/],
+    ['transfer:fail', /unknown operation 'transfer'/],
+    ['deposit:explode', /cannot read 'deposit:explode'/],
+    ['deposit:fail=100', /only 'late' takes a delay/],
+    ['lookup:reject', /a lookup cannot be rejected/],
+    ['deposit:fail*0', /\*TIMES must be at least 1/],
+    ['deposit:fail,deposit:late', /'deposit' is given twice/],
+  ])('BANK_FAULTS=%s is refused with a clear message', (spec, message) => {
+    expect(() => parseFaults(spec)).toThrow(BankFaultsError);
+    expect(() => parseFaults(spec)).toThrow(message);
+    expect(() => bankFromEnv({ BANK_FAULTS: spec })).toThrow(message);
+  });
+
+  test('an empty BANK_FAULTS means no faults', () => {
+    expect(parseFaults(undefined)).toBeUndefined();
+    expect(parseFaults('  ')).toBeUndefined();
+  });
+
+  test('random:SEED draws the same faults for the same seed, and latencies on both sides of 5 s', () => {
+    const draw = (seed: number) => {
+      const plan = randomFaults(seed);
+      return Array.from({ length: 400 }, (_, i) => plan.next(i % 2 ? 'deposit' : 'refund', `r${i >> 2}`));
+    };
+    expect(draw(7)).toEqual(draw(7));
+    expect(draw(7)).not.toEqual(draw(8));
+    const draws = draw(7);
+    const kinds = new Set(draws.map((d) => d?.fault ?? 'none'));
+    expect([...kinds].sort()).toEqual(['fail', 'late', 'none', 'post-then-fail', 'reject']);
+    expect(draws.some((d) => !d?.fault && d!.delayMs > 5000)).toBe(true);
+    expect(draws.some((d) => d?.fault === 'late' && d.delayMs > 5000)).toBe(true);
+    // Refunds are never rejected: a definite refund failure would wait for an operator.
+    expect(draws.filter((_, i) => i % 2 === 0).some((d) => d?.fault === 'reject')).toBe(false);
+  });
+
+  test('bankFromEnv logs each injected fault', async () => {
+    const lines: string[] = [];
+    const bank = bankFromEnv({ BANK_FAULTS: 'withdraw:fail' }, (line) => lines.push(line));
+    await expect(bank.withdraw('85-150', 1, 'l1-withdrawal')).rejects.toThrow(/Injected/);
+    expect(lines).toEqual(['Bank fault injected: fail on withdraw l1-withdrawal']);
+  });
+
+  test.each(['soon', '-5', '6000-4000', '1.5'])('BANK_DELAY_MS=%s is refused', (value) => {
+    expect(() => bankFromEnv({ BANK_DELAY_MS: value })).toThrow(
+      `BANK_DELAY_MS must be a whole number of milliseconds, or a range like 4000-6000, got '${value}'`,
+    );
+  });
+
+  test('BANK_DELAY_MS=MIN-MAX draws the delay of each call from the range', async () => {
+    const bank = bankFromEnv({ BANK_DELAY_MS: '100-200' });
+    const started = Date.now();
+    await bank.deposit('43-812', 1, 'd1');
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(95);
+    expect(took).toBeLessThan(1000);
+  });
+});
+
 /** The checks every store must pass, whatever keeps its state. */
 function storeContract(open: () => BankStore) {
   test('a transaction that throws keeps none of its writes', () => {
@@ -115,9 +286,30 @@ function storeContract(open: () => BankStore) {
     store.transaction((tx) => {
       tx.post({ reference: 'x2', transactionId: 'W-2', account: '85-150', amount: -100 });
       expect(tx.balance('85-150')).toBe(1900);
-      expect(tx.transactionFor('x2')).toBe('W-2');
+      expect(tx.entryFor('x2')).toEqual({
+        reference: 'x2',
+        transactionId: 'W-2',
+        account: '85-150',
+        amount: -100,
+      });
     });
     expect(store.balances().get('85-150')).toBe(1900);
+    store.close();
+  });
+
+  test('a void is kept with the transaction, and only if it commits', () => {
+    const store = open();
+    expect(() =>
+      store.transaction((tx) => {
+        tx.markVoided('v1');
+        expect(tx.isVoided('v1')).toBe(true);
+        throw new Error('rolled back');
+      }),
+    ).toThrow('rolled back');
+    expect(store.voided()).toEqual([]);
+    store.transaction((tx) => tx.markVoided('v2'));
+    expect(store.voided()).toEqual(['v2']);
+    expect(store.transaction((tx) => tx.isVoided('v2'))).toBe(true);
     store.close();
   });
 }

@@ -1,0 +1,133 @@
+// Faults the mock bank can inject on purpose, to see what the workflow does when a
+// real bank is slow, loses a reply, or says no. Set with BANK_FAULTS; off by default.
+
+/** The bank calls a fault can hit. `lookup` is the settle step inside a refund. */
+export const BANK_OPERATIONS = ['withdraw', 'deposit', 'refund', 'lookup'] as const;
+export type BankOperation = (typeof BANK_OPERATIONS)[number];
+
+export const FAULT_KINDS = ['fail', 'post-then-fail', 'late', 'reject'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/**
+ * What happens to one call:
+ * - `fail`: a plain error before anything posts (Temporal retries it);
+ * - `post-then-fail`: the call posts, then the reply is lost as a plain error;
+ * - `late`: the call waits `delayMs` ignoring cancellation, then posts, like a request
+ *   stuck in a queue after the caller gave up;
+ * - `reject`: a definite "no" (InvalidAccountError); nothing posts.
+ * With no fault, `delayMs` is latency that honours cancellation.
+ */
+export interface Injection {
+  fault?: FaultKind;
+  delayMs: number;
+}
+
+export interface FaultPlan {
+  /** What to do to this call; undefined means a normal call. */
+  next(op: BankOperation, reference: string): Injection | undefined;
+  /** How the plan reads in a log line. */
+  readonly description: string;
+}
+
+/** Longer than the 5 s StartToClose timeout of withdraw and deposit. */
+export const DEFAULT_LATE_MS = 6000;
+
+export class BankFaultsError extends Error {
+  override name = 'BankFaultsError';
+}
+
+const USAGE =
+  'BANK_FAULTS is a comma-separated list of OP:FAULT[*TIMES], or random:SEED. ' +
+  `OP is one of ${BANK_OPERATIONS.join(', ')}; FAULT is one of fail, post-then-fail, late, late=<ms>, reject; ` +
+  '*TIMES limits it to the first TIMES calls for each reference. Example: deposit:late*1,refund:fail*2';
+
+/** Parses BANK_FAULTS. An empty or missing value means no faults. */
+export function parseFaults(spec: string | undefined): FaultPlan | undefined {
+  const text = spec?.trim();
+  if (!text) return undefined;
+  const random = /^random:(\d+)$/.exec(text);
+  if (random) return randomFaults(Number(random[1]));
+
+  const rules = new Map<BankOperation, { fault: FaultKind; delayMs: number; times?: number }>();
+  for (const part of text.split(',').map((p) => p.trim())) {
+    const match = /^(\w+):(fail|post-then-fail|late|reject)(?:=(\d+))?(?:\*(\d+))?$/.exec(part);
+    if (!match) throw new BankFaultsError(`BANK_FAULTS: cannot read '${part}'. ${USAGE}`);
+    const [, op, fault, ms, times] = match as unknown as [string, string, FaultKind, string?, string?];
+    if (!(BANK_OPERATIONS as readonly string[]).includes(op)) {
+      throw new BankFaultsError(`BANK_FAULTS: unknown operation '${op}'. ${USAGE}`);
+    }
+    if (ms !== undefined && fault !== 'late') {
+      throw new BankFaultsError(`BANK_FAULTS: only 'late' takes a delay, in '${part}'. ${USAGE}`);
+    }
+    if (fault === 'reject' && op === 'lookup') {
+      throw new BankFaultsError(`BANK_FAULTS: a lookup cannot be rejected, in '${part}'. ${USAGE}`);
+    }
+    if (times !== undefined && Number(times) < 1) {
+      throw new BankFaultsError(`BANK_FAULTS: *TIMES must be at least 1, in '${part}'.`);
+    }
+    if (rules.has(op as BankOperation)) {
+      throw new BankFaultsError(`BANK_FAULTS: '${op}' is given twice. ${USAGE}`);
+    }
+    rules.set(op as BankOperation, {
+      fault,
+      delayMs: fault === 'late' ? Number(ms ?? DEFAULT_LATE_MS) : 0,
+      times: times === undefined ? undefined : Number(times),
+    });
+  }
+  const calls = new Map<string, number>();
+  return {
+    description: text,
+    next(op, reference) {
+      const rule = rules.get(op);
+      if (!rule) return undefined;
+      const key = `${op} ${reference}`;
+      const n = (calls.get(key) ?? 0) + 1;
+      calls.set(key, n);
+      if (rule.times !== undefined && n > rule.times) return undefined;
+      return { fault: rule.fault, delayMs: rule.delayMs };
+    },
+  };
+}
+
+/**
+ * Draws a fault and a latency for every call from the seed, the operation, the
+ * reference and how many calls this process made for it. Latencies fall on both sides
+ * of the 5 s timeout. Refunds and lookups are never rejected: a definite refund failure
+ * parks the transfer for an operator, which a random run cannot resolve.
+ */
+export function randomFaults(seed: number): FaultPlan {
+  const calls = new Map<string, number>();
+  return {
+    description: `random:${seed}`,
+    next(op, reference) {
+      const key = `${op} ${reference}`;
+      const n = (calls.get(key) ?? 0) + 1;
+      calls.set(key, n);
+      const rand = prng(`${seed}|${key}|${n}`);
+      const roll = rand();
+      const between = (lo: number, hi: number) => Math.round(lo + rand() * (hi - lo));
+      if (roll < 0.45) return { delayMs: between(0, 150) };
+      if (roll < 0.55) return { delayMs: between(2000, 4500) };
+      if (roll < 0.62) return { delayMs: between(5200, 7000) };
+      if (roll < 0.72) return { fault: 'fail', delayMs: between(0, 150) };
+      if (roll < 0.82) return { fault: 'post-then-fail', delayMs: between(0, 150) };
+      if (roll < 0.92) return { fault: 'late', delayMs: between(5500, 8000) };
+      if (op === 'withdraw' || op === 'deposit') return { fault: 'reject', delayMs: 0 };
+      return { fault: 'fail', delayMs: 0 };
+    },
+  };
+}
+
+/** A small seeded generator (FNV-1a into mulberry32): the same text gives the same numbers. */
+export function prng(text: string): () => number {
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619);
+  let a = h >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
