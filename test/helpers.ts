@@ -82,9 +82,12 @@ export class TestTemporal {
     return new TestTemporal(new Client({ connection }), workerConnection);
   }
 
-  /** Runs `fn` while a worker with these activities polls a fresh task queue. */
-  async withWorker<T>(activities: Activities, fn: (taskQueue: string) => Promise<T>): Promise<T> {
-    const taskQueue = uniqueId('queue');
+  /** Runs `fn` while a worker with these activities polls a task queue (a fresh one by default). */
+  async withWorker<T>(
+    activities: Activities,
+    fn: (taskQueue: string) => Promise<T>,
+    taskQueue = uniqueId('queue'),
+  ): Promise<T> {
     const worker = await testWorker(this.workerConnection, taskQueue, activities);
     return worker.runUntil(fn(taskQueue));
   }

@@ -33,7 +33,7 @@ describe('activities', () => {
     const withdraw = jest.spyOn(bank, 'withdraw');
     await expect(env.run(activities.withdraw, details)).resolves.toMatch(/^W-\w+$/);
     expect(withdraw).toHaveBeenCalledTimes(1);
-    expect(withdraw).toHaveBeenCalledWith('85-150', 250, 'ref-1-withdrawal');
+    expect(withdraw).toHaveBeenCalledWith('85-150', 250, 'ref-1-withdrawal', expect.any(AbortSignal));
   });
 
   test('deposit pays the target account with a -deposit reference', async () => {
@@ -41,15 +41,65 @@ describe('activities', () => {
     const deposit = jest.spyOn(bank, 'deposit');
     await expect(env.run(activities.deposit, details)).resolves.toMatch(/^D-\w+$/);
     expect(deposit).toHaveBeenCalledTimes(1);
-    expect(deposit).toHaveBeenCalledWith('43-812', 250, 'ref-1-deposit');
+    expect(deposit).toHaveBeenCalledWith('43-812', 250, 'ref-1-deposit', expect.any(AbortSignal));
   });
 
-  test('refund deposits back into the source account with a -refund reference', async () => {
+  test('refund after a failed deposit voids the deposit reference, then pays the source back under -refund', async () => {
     const { bank, env, activities } = setUp();
-    const deposit = jest.spyOn(bank, 'deposit');
-    await expect(env.run(activities.refund, details)).resolves.toMatch(/^D-\w+$/);
-    expect(deposit).toHaveBeenCalledTimes(1);
-    expect(deposit).toHaveBeenCalledWith('85-150', 250, 'ref-1-refund');
+    await bank.withdraw('85-150', 250, 'ref-1-withdrawal');
+    const refund = jest.spyOn(bank, 'refund');
+    await expect(env.run(activities.refund, details)).resolves.toEqual({
+      outcome: 'refunded',
+      transactionId: expect.stringMatching(/^D-\w+$/),
+    });
+    expect(refund).toHaveBeenCalledTimes(1);
+    expect(refund).toHaveBeenCalledWith('85-150', 250, 'ref-1-refund', expect.any(AbortSignal));
+    expect(bank.store.voided()).toEqual(['ref-1-deposit']);
+    expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
+  });
+
+  test('refund finds a deposit that posted after all, and refunds nothing', async () => {
+    const { bank, env, activities } = setUp();
+    await bank.withdraw('85-150', 250, 'ref-1-withdrawal');
+    const depositId = await bank.deposit('43-812', 250, 'ref-1-deposit');
+    const refund = jest.spyOn(bank, 'refund');
+    await expect(env.run(activities.refund, details, 'deposit' as const)).resolves.toEqual({
+      outcome: 'deposit-posted',
+      transactionId: depositId,
+    });
+    expect(refund).not.toHaveBeenCalled();
+  });
+
+  test('refund of a withdrawal that never posted voids it and refunds nothing', async () => {
+    const { bank, env, activities } = setUp();
+    await expect(env.run(activities.refund, details, 'withdraw' as const)).resolves.toEqual({
+      outcome: 'nothing-to-refund',
+    });
+    expect(bank.store.voided()).toEqual(['ref-1-withdrawal']);
+    await expect(bank.withdraw('85-150', 250, 'ref-1-withdrawal')).rejects.toThrow(/voided/);
+  });
+
+  test('refund of a withdrawal that posted pays it back', async () => {
+    const { bank, env, activities } = setUp();
+    await bank.withdraw('85-150', 250, 'ref-1-withdrawal');
+    await expect(env.run(activities.refund, details, 'withdraw' as const)).resolves.toMatchObject({
+      outcome: 'refunded',
+    });
+    expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
+  });
+
+  test('a cancelled attempt stops its bank call before it posts, and heartbeats while it waits', async () => {
+    const bank = new BankingService('bank-api.example.com', { delayMs: 1500 });
+    const env = new MockActivityEnvironment(undefined, { logger: new RecordingLogger() });
+    const heartbeats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => heartbeats.push(d));
+    const run = env.run(createActivities(bank).withdraw, details);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    env.cancel();
+    await expect(run).rejects.toThrow();
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(bank.store.entries()).toEqual([]);
+    expect(heartbeats.length).toBeGreaterThanOrEqual(2);
   });
 
   test.each([
@@ -82,7 +132,7 @@ describe('activities', () => {
   ] as const)('%s logs "%s" and rethrows any other error', async (name, message) => {
     const { bank, env, activities, logger } = setUp();
     const outage = new Error('bank unavailable');
-    jest.spyOn(bank, 'deposit').mockRejectedValue(outage);
+    jest.spyOn(bank, name).mockRejectedValue(outage);
     await expect(env.run(activities[name], details)).rejects.toBe(outage);
     expect(logger.entries).toContainEqual(
       expect.objectContaining({

@@ -84,7 +84,7 @@ describe(`bad input (${BAD_INPUTS.length} cases)`, () => {
     expect(events.filter((e) => e.workflowTaskStartedEventAttributes)).toHaveLength(1); // one attempt
     expect(events.some((e) => e.activityTaskScheduledEventAttributes)).toBe(false); // no activity ran
     expect((await handle.describe()).status.name).toBe('FAILED');
-    expect(status).toEqual({ stage: 'failed' });
+    expect(status).toEqual({ stage: 'failed', lastFailure: (error as WorkflowFailedError).cause!.message });
   });
 
   test('no balance changed and the bank recorded nothing', () => {
@@ -128,10 +128,11 @@ describe('getStatus query', () => {
     );
     const W = expect.stringMatching(/^W-/);
     const D = expect.stringMatching(/^D-/);
+    const references = expect.objectContaining({ withdrawal: expect.stringMatching(/-withdrawal$/) });
     expect(seen.filter((s) => s.stage !== 'validating')).toEqual([
-      { stage: 'withdrawing' },
-      { stage: 'depositing', withdrawId: W },
-      { stage: 'completed', withdrawId: W, depositId: D },
+      { stage: 'withdrawing', references },
+      { stage: 'depositing', references, withdrawId: W },
+      { stage: 'completed', references, withdrawId: W, depositId: D },
     ]);
   });
 
@@ -141,11 +142,19 @@ describe('getStatus query', () => {
       watch(await temporal.start(taskQueue, transferDetails({ targetAccount: '43-813' }))),
     );
     const W = expect.stringMatching(/^W-/);
+    const references = expect.objectContaining({ deposit: expect.stringMatching(/-deposit$/) });
     expect(seen.filter((s) => s.stage !== 'validating')).toEqual([
-      { stage: 'withdrawing' },
-      { stage: 'depositing', withdrawId: W },
-      { stage: 'refunding', withdrawId: W },
-      { stage: 'failed', withdrawId: W, refundId: expect.stringMatching(/^D-/) },
+      { stage: 'withdrawing', references },
+      { stage: 'depositing', references, withdrawId: W },
+      { stage: 'refunding', references, withdrawId: W, owed: 250 },
+      {
+        stage: 'failed',
+        references,
+        withdrawId: W,
+        refundId: expect.stringMatching(/^D-/),
+        settlement: 'refunded',
+        lastFailure: 'Activity task failed: The account number 43-813 is invalid.',
+      },
     ]);
   });
 });
@@ -211,7 +220,11 @@ describe('property: random transfers conserve money', () => {
       const mine = entries.filter((e) => e.reference.startsWith(`${details.referenceId}-`));
       const net = (account: string) =>
         mine.filter((e) => e.account === account).reduce((s, e) => s + e.amount, 0);
-      if (kind !== 'ok') expect(completed).toBe(false); // input dictates failure
+      expect({ ref: details.referenceId, kind, completed }).toEqual({
+        ref: details.referenceId,
+        kind,
+        completed: kind === 'ok',
+      });
       if (completed) {
         expect(net(details.sourceAccount)).toBe(-details.amount);
         expect(net(details.targetAccount)).toBe(details.amount);

@@ -77,6 +77,7 @@ test.each([
 test('invalid target account: the deposit fails once, the refund runs, and the deposit error fails the workflow', async () => {
   const bank = newBank();
   const deposit = jest.spyOn(bank, 'deposit');
+  const refund = jest.spyOn(bank, 'refund');
   const details = transferDetails({ targetAccount: '43-813' });
   const { handle, result } = await temporal.transfer(createActivities(bank), details);
   await expectFailure(result, 'deposit', 'InvalidAccountError', 'The account number 43-813 is invalid.');
@@ -85,7 +86,8 @@ test('invalid target account: the deposit fails once, the refund runs, and the d
     { name: 'deposit', attempts: 1, outcome: 'failed' },
     { name: 'refund', attempts: 1, outcome: 'completed' },
   ]);
-  expect(deposit.mock.calls.map((call) => call[0])).toEqual(['43-813', '85-150']);
+  expect(deposit.mock.calls.map((call) => call[0])).toEqual(['43-813']);
+  expect(refund.mock.calls.map((call) => call[0])).toEqual(['85-150']);
   const refundLog = logs.find(
     (e) =>
       e.message.startsWith('Refund successful. Confirmation ID: D-') &&
@@ -124,27 +126,29 @@ test('transient deposit failure (the tutorial drill): 3 deposit attempts, a refu
   expect(attemptLogs[0]?.meta).toMatchObject({ referenceId: expect.stringMatching(/^ref-/) });
 });
 
-test('a failing refund fails the workflow with the refund failure', async () => {
-  // The deposit into the target is rejected, and so is the refund to the source.
-  class RefundRejectingBank extends BankingService {
+test('a refund that keeps failing is retried past the 3 attempts the steps get, then succeeds', async () => {
+  // The deposit into the target is rejected, and the first 3 refunds fail with a plain error.
+  class FlakyRefundBank extends BankingService {
+    refunds = 0;
     override async deposit(account: string, amount: number, referenceId: string): Promise<string> {
-      if (referenceId.endsWith('-deposit'))
-        throw new InvalidAccountError(`The account number ${account} is invalid.`);
-      throw new Error('The refund was rejected.');
+      throw new InvalidAccountError(`The account number ${account} is invalid.`);
+    }
+    override async refund(account: string, amount: number, referenceId: string): Promise<string> {
+      if (++this.refunds <= 3) throw new Error('The refund was rejected.');
+      return super.refund(account, amount, referenceId);
     }
   }
-  const { handle, result } = await temporal.transfer(
-    createActivities(new RefundRejectingBank('bank-api.example.com')),
-    transferDetails(),
-  );
-  await expectFailure(result, 'refund', 'Error', 'The refund was rejected.');
+  const bank = new FlakyRefundBank('bank-api.example.com');
+  const { handle, result } = await temporal.transfer(createActivities(bank), transferDetails());
+  await expectFailure(result, 'deposit', 'InvalidAccountError', /invalid/);
   expect(await activityRuns(handle)).toEqual([
     { name: 'withdraw', attempts: 1, outcome: 'completed' },
     { name: 'deposit', attempts: 1, outcome: 'failed' },
-    { name: 'refund', attempts: 3, outcome: 'failed' },
+    { name: 'refund', attempts: 4, outcome: 'completed' },
   ]);
-  const refundLog = logs.find(
-    (e) => e.message.startsWith('Refund failed: ') && e.meta?.workflowId === handle.workflowId,
+  expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
+  const refundLogs = logs.filter(
+    (e) => e.message === 'Refund failed' && e.meta?.workflowId === handle.workflowId,
   );
-  expect(refundLog).toMatchObject({ level: 'ERROR' });
+  expect(refundLogs.map((e) => e.meta?.attempt as unknown)).toEqual([1, 2, 3]);
 });
