@@ -3,6 +3,7 @@ import { customAlphabet } from 'nanoid';
 import { MemoryStore, openStore, type BankStore } from './bank-store';
 import { parseFaults, type BankOperation, type FaultPlan, type Injection } from './bank-faults';
 import {
+  type BankError,
   IdempotencyKeyReusedError,
   InsufficientFundsError,
   InvalidAccountError,
@@ -55,21 +56,21 @@ export class BankingService {
     referenceId: string,
     signal?: AbortSignal,
   ): Promise<string> {
-    return this.call('withdraw', referenceId, signal, () =>
-      this.post('W', account, -checkAmount(amount), referenceId),
+    return this.call('withdraw', referenceId, signal, (rejection) =>
+      this.post('W', account, -checkAmount(amount), referenceId, rejection),
     );
   }
 
   async deposit(account: string, amount: number, referenceId: string, signal?: AbortSignal): Promise<string> {
-    return this.call('deposit', referenceId, signal, () =>
-      this.post('D', account, checkAmount(amount), referenceId),
+    return this.call('deposit', referenceId, signal, (rejection) =>
+      this.post('D', account, checkAmount(amount), referenceId, rejection),
     );
   }
 
   /** A deposit back into the account money came from. */
   async refund(account: string, amount: number, referenceId: string, signal?: AbortSignal): Promise<string> {
-    return this.call('refund', referenceId, signal, () =>
-      this.post('D', account, checkAmount(amount), referenceId),
+    return this.call('refund', referenceId, signal, (rejection) =>
+      this.post('D', account, checkAmount(amount), referenceId, rejection),
     );
   }
 
@@ -103,7 +104,7 @@ export class BankingService {
     op: BankOperation,
     reference: string,
     signal: AbortSignal | undefined,
-    action: () => T,
+    action: (rejection?: BankError) => T,
   ): Promise<T> {
     const injection = this.options.faults?.next(op, reference);
     if (injection?.fault) this.options.onFault?.(op, reference, injection);
@@ -116,10 +117,11 @@ export class BankingService {
     }
     if (injection?.fault === 'fail')
       throw new Error(`Injected fault: ${op} ${reference} failed before posting.`);
-    if (injection?.fault === 'reject') {
-      throw new InvalidAccountError(`The account for ${reference} is invalid (injected fault).`);
-    }
-    const result = action();
+    const result = action(
+      injection?.fault === 'reject'
+        ? new InvalidAccountError(`The account for ${reference} is invalid (injected fault).`)
+        : undefined,
+    );
     if (injection?.fault === 'post-then-fail') {
       throw new Error(`Injected fault: ${op} ${reference} posted, then its reply was lost.`);
     }
@@ -132,32 +134,56 @@ export class BankingService {
     return Math.round(delay[0] + Math.random() * (delay[1] - delay[0]));
   }
 
-  private post(prefix: 'W' | 'D', account: string, amount: number, reference: string): string {
-    return this.store.transaction((tx) => {
+  /**
+   * Posts one movement under its reference. A definite "no" (an invalid account, too
+   * little money) also voids the reference, in the same transaction: the answer is
+   * final, so an earlier attempt of the same call still in flight cannot post later.
+   */
+  private post(
+    prefix: 'W' | 'D',
+    account: string,
+    amount: number,
+    reference: string,
+    rejection?: BankError,
+  ): string {
+    const outcome = this.store.transaction((tx): { id: string } | { error: BankError } => {
       const earlier = tx.entryFor(reference);
       if (earlier !== undefined) {
-        if (earlier.account === account && earlier.amount === amount) return earlier.transactionId;
-        throw new IdempotencyKeyReusedError(
-          `The reference ${reference} was already used for ${earlier.amount} on ${earlier.account}; ` +
-            `it cannot be used again for ${amount} on ${account}.`,
-        );
+        if (earlier.account === account && earlier.amount === amount) return { id: earlier.transactionId };
+        return {
+          error: new IdempotencyKeyReusedError(
+            `The reference ${reference} was already used for ${earlier.amount} on ${earlier.account}; ` +
+              `it cannot be used again for ${amount} on ${account}.`,
+          ),
+        };
       }
       if (tx.isVoided(reference)) {
-        throw new ReferenceVoidedError(
-          `The reference ${reference} was voided, so nothing was posted under it.`,
-        );
+        return {
+          error: new ReferenceVoidedError(
+            `The reference ${reference} was voided, so nothing was posted under it.`,
+          ),
+        };
       }
       const balance = tx.balance(account);
-      if (balance === undefined) throw new InvalidAccountError(`The account number ${account} is invalid.`);
-      if (balance + amount < 0) {
-        throw new InsufficientFundsError(
-          `The account ${account} has insufficient funds to complete this transaction.`,
-        );
+      const no =
+        rejection ??
+        (balance === undefined
+          ? new InvalidAccountError(`The account number ${account} is invalid.`)
+          : balance + amount < 0
+            ? new InsufficientFundsError(
+                `The account ${account} has insufficient funds to complete this transaction.`,
+              )
+            : undefined);
+      if (no) {
+        tx.markVoided(reference);
+        return { error: no };
       }
       const transactionId = `${prefix}-${newId()}`;
       tx.post({ reference, transactionId, account, amount });
-      return transactionId;
+      return { id: transactionId };
     });
+    if ('error' in outcome) throw outcome.error;
+    return outcome.id;
   }
 }
 

@@ -68,7 +68,7 @@ describe('BankingService', () => {
     },
   );
 
-  test('a failed call records nothing, so its retry is judged afresh', async () => {
+  test('a definite no is final: it voids the reference, so the same call cannot post later', async () => {
     const store = new MemoryStore(
       new Map([
         ['A', 0],
@@ -77,8 +77,14 @@ describe('BankingService', () => {
     );
     const small = new BankingService('bank', { store });
     await expect(small.withdraw('A', 100, 'r6-withdrawal')).rejects.toBeInstanceOf(InsufficientFundsError);
+    await expect(small.deposit('NOPE', 100, 'r6-deposit')).rejects.toBeInstanceOf(InvalidAccountError);
+    expect(store.voided()).toEqual(['r6-withdrawal', 'r6-deposit']);
+    expect(store.entries()).toEqual([]);
     await small.deposit('A', 100, 'r6-topup');
-    await expect(small.withdraw('A', 100, 'r6-withdrawal')).resolves.toMatch(/^W-/);
+    // An attempt of the refused call that was still in flight finds the reference void.
+    await expect(small.withdraw('A', 100, 'r6-withdrawal')).rejects.toBeInstanceOf(ReferenceVoidedError);
+    // A new payment, under a new reference, is judged afresh.
+    await expect(small.withdraw('A', 100, 'r7-withdrawal')).resolves.toMatch(/^W-/);
   });
 
   test('depositThatFails throws a plain Error, which Temporal retries, and moves nothing', async () => {
@@ -190,10 +196,22 @@ describe('BANK_FAULTS', () => {
     expect(balances(bank)['43-812']).toBe(100);
   });
 
-  test('reject: a definite InvalidAccountError, nothing posted', async () => {
+  test('reject: a definite InvalidAccountError that voids the reference; nothing posted', async () => {
     const bank = new BankingService('bank', { faults: parseFaults('refund:reject') });
     await expect(bank.refund('85-150', 100, 'f3-refund')).rejects.toBeInstanceOf(InvalidAccountError);
     expect(bank.store.entries()).toEqual([]);
+    expect(bank.store.voided()).toEqual(['f3-refund']);
+  });
+
+  test('reject after an earlier attempt posted returns that transaction, as a real bank would', async () => {
+    const bank = new BankingService('bank', { faults: parseFaults('withdraw:reject') });
+    const first = await new BankingService('bank', { store: bank.store }).withdraw(
+      '85-150',
+      100,
+      'f4-withdrawal',
+    );
+    await expect(bank.withdraw('85-150', 100, 'f4-withdrawal')).resolves.toBe(first);
+    expect(bank.store.voided()).toEqual([]);
   });
 
   test('*TIMES limits a fault to the first calls of each reference, and each op has its own rule', async () => {

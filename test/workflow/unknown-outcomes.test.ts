@@ -5,7 +5,7 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, CancelledFailure, TimeoutFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
-import { parseFaults } from '../../src/bank-faults';
+import { parseFaults, type BankOperation, type FaultPlan, type Injection } from '../../src/bank-faults';
 import { BankingService } from '../../src/banking-service';
 import { getStatus, type TransferStatus } from '../../src/workflows';
 import { activityRuns, type ActivityRun, TestTemporal, transferDetails, uniqueId } from '../helpers';
@@ -40,10 +40,12 @@ interface Outcome {
  * waits after the end for late calls to land, so the ledger shows what they did.
  */
 async function run(
-  faults: string,
+  faults: string | FaultPlan,
   options: { during?: (h: WorkflowHandle) => Promise<void>; settleMs?: number } = {},
 ): Promise<Outcome> {
-  const bank = new BankingService('bank-api.example.com', { faults: parseFaults(faults) });
+  const bank = new BankingService('bank-api.example.com', {
+    faults: typeof faults === 'string' ? parseFaults(faults) : faults,
+  });
   const details = transferDetails();
   return temporal.withWorker(createActivities(bank), async (taskQueue) => {
     const handle = await temporal.start(taskQueue, details);
@@ -97,16 +99,31 @@ const R = (attempts: number, outcome: ActivityRun['outcome']) => ({ name: 'refun
 
 // Each case starts at once; each test awaits its own.
 const cases = new Map<string, Promise<Outcome>>();
-function outcome(name: string, faults: string, options?: Parameters<typeof run>[1]): Promise<Outcome> {
+function outcome(
+  name: string,
+  faults: string | FaultPlan,
+  options?: Parameters<typeof run>[1],
+): Promise<Outcome> {
   if (!cases.has(name)) cases.set(name, run(faults, options));
   return cases.get(name)!;
 }
-const DEFINITIONS: Array<[string, string, Parameters<typeof run>[1]?]> = [
+/** One injection per call of `op`, in order, then normal calls. */
+function sequence(op: BankOperation, injections: Injection[]): FaultPlan {
+  let n = 0;
+  return { description: 'sequence', next: (o) => (o === op ? injections[n++] : undefined) };
+}
+const LATE_THEN_REJECTED = sequence('withdraw', [
+  { fault: 'late', delayMs: 6000 },
+  { fault: 'reject', delayMs: 0 },
+]);
+
+const DEFINITIONS: Array<[string, string | FaultPlan, Parameters<typeof run>[1]?]> = [
   ['withdraw fail', 'withdraw:fail'],
   ['withdraw post-then-fail', 'withdraw:post-then-fail'],
   ['withdraw late', 'withdraw:late'],
   ['withdraw late once', 'withdraw:late*1', { settleMs: 1500 }],
   ['withdraw reject', 'withdraw:reject'],
+  ['withdraw late, then rejected', LATE_THEN_REJECTED, { settleMs: 2000 }],
   ['deposit fail', 'deposit:fail'],
   ['deposit post-then-fail', 'deposit:post-then-fail'],
   ['deposit late', 'deposit:late'],
@@ -163,14 +180,23 @@ describe('withdraw', () => {
     expect(o.ledger).toEqual({ withdrawal: -250, deposit: 250 });
   });
 
-  test('reject: definite, so 1 attempt and no settling; nothing moved', async () => {
+  test('reject: definite, so 1 attempt and no settling; the bank voided the reference as it said no', async () => {
     const o = await outcome('withdraw reject', 'withdraw:reject');
     expectApplicationFailure(o, 'withdraw', 'InvalidAccountError');
     expect(o.runs).toEqual([W(1, 'failed')]);
     expect(o.balances).toEqual(UNCHANGED);
     expect(o.ledger).toEqual({});
-    expect(o.voided).toEqual([]);
+    expect(o.voided).toEqual(['withdrawal']);
   });
+});
+
+test('withdraw late, then rejected: the no voids the reference, so the late first attempt posts nothing', async () => {
+  const o = await outcome('withdraw late, then rejected', LATE_THEN_REJECTED);
+  expectApplicationFailure(o, 'withdraw', 'InvalidAccountError');
+  expect(o.runs).toEqual([W(2, 'failed')]);
+  expect(o.balances).toEqual(UNCHANGED);
+  expect(o.ledger).toEqual({});
+  expect(o.voided).toEqual(['withdrawal']);
 });
 
 describe('deposit', () => {
