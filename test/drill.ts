@@ -1,6 +1,6 @@
 // The tutorial's failure drill, applied in code: the same line swap the README asks
 // the reader to make in src/activities.ts.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { createActivities } from '../src/activities';
 
@@ -31,6 +31,16 @@ export function loadDrilledActivities(): typeof createActivities {
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `activities-${process.pid}.ts`);
   writeFileSync(file, applyDrill().replaceAll("from './", "from '../../src/"));
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require(file) as { createActivities: typeof createActivities }).createActivities;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require(file) as { createActivities: typeof createActivities }).createActivities;
+  } finally {
+    // Loaded now; the file is not needed any more. The folder goes once it is empty.
+    rmSync(file);
+    try {
+      rmSync(dir);
+    } catch {
+      // another test file's copy is still there
+    }
+  }
 }

@@ -1,15 +1,19 @@
-// Starts one dev server and builds the workflow bundle once for the whole jest run.
-// Test files find both through environment variables, which jest's workers inherit.
+// Starts one dev server and builds the workflow bundle once for the whole jest run,
+// however many of the projects that use it run. Test files find both through
+// environment variables, which jest's workers inherit.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
 import { startDevServer } from '../tools/dev-server';
+import build from './build';
 
 /** A namespace the test server has besides `default`. */
 export const TEST_NAMESPACE = 'money-transfer-test';
 
 export default async function globalSetup(): Promise<void> {
+  build();
+  if (globalThis.__MONEY_TRANSFER_TEST__) return; // another project's setup started them
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const started = Date.now();
   const [server, bundle] = await Promise.all([

@@ -1,0 +1,24 @@
+// One jest project per kind of test, so each kind runs on its own (`npm run test:unit`,
+// ...) and only the kinds that need a dev server start one.
+/** @param {string} name @param {string | undefined} globalSetup */
+const project = (name, globalSetup) => ({
+  displayName: name,
+  testEnvironment: 'node',
+  roots: [`<rootDir>/test/${name}`],
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'test/tsconfig.json' }] },
+  // Every kind needs lib/ (some tests run the compiled scripts); test/build.ts compiles
+  // it if a source changed. The server kinds also start one dev server for the run.
+  globalSetup: `<rootDir>/test/${globalSetup}`,
+  globalTeardown: globalSetup === 'global-setup.ts' ? '<rootDir>/test/global-teardown.ts' : undefined,
+});
+
+/** @type {import('jest').Config} */
+module.exports = {
+  testTimeout: 30_000,
+  projects: [
+    project('unit', 'build.ts'),
+    project('workflow', 'global-setup.ts'),
+    project('e2e', 'global-setup.ts'),
+    project('ui', 'global-setup.ts'),
+  ],
+};
