@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { DEFAULT_TASK_QUEUE } from './shared';
 
@@ -25,7 +27,9 @@ export interface Settings {
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   // envconfig quietly skips a missing file; a path someone set on purpose should exist.
   if (env.TEMPORAL_CONFIG_FILE && !existsSync(env.TEMPORAL_CONFIG_FILE)) {
-    throw new Error(`TEMPORAL_CONFIG_FILE is set to ${env.TEMPORAL_CONFIG_FILE}, but there is no such file.`);
+    throw new StartupError(
+      `TEMPORAL_CONFIG_FILE is set to ${env.TEMPORAL_CONFIG_FILE}, but there is no such file.`,
+    );
   }
   const overrideEnvVars = Object.fromEntries(
     Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined),
@@ -35,11 +39,15 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     loaded = loadClientConnectConfig({ overrideEnvVars });
   } catch (cause) {
     const file = env.TEMPORAL_CONFIG_FILE ?? 'the default temporal.toml';
-    throw new Error(`Cannot load the Temporal client configuration (${file}): ${(cause as Error).message}`, {
-      cause,
-    });
+    throw new StartupError(
+      `Cannot load the Temporal client configuration (${file}): ${(cause as Error).message}`,
+      { cause },
+    );
   }
   const { connectionOptions, namespace } = loaded;
+  if (connectionOptions.apiKey && typeof connectionOptions.apiKey === 'string') {
+    secrets.add(connectionOptions.apiKey);
+  }
   const address = connectionOptions.address ?? DEFAULT_ADDRESS;
   return {
     address,
@@ -68,16 +76,101 @@ export function webUiLink(settings: Settings, workflowId: string, runId: string)
   return `${settings.webUiUrl}/namespaces/${ns}/workflows/${encodeURIComponent(workflowId)}/${runId}/history`;
 }
 
-/** Thrown when nothing answers at the configured address. */
-export class ServerUnreachableError extends Error {
-  constructor(address: string, options: { cause: unknown }) {
+/** An error whose message says what happened and what to do; `main` prints it alone. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+/** Thrown when nothing accepts a connection at the configured address. */
+export class ServerUnreachableError extends StartupError {
+  override name = 'ServerUnreachableError';
+  constructor(address: string, reason: string, options: { cause: unknown }) {
     super(
-      `Cannot reach a Temporal server at ${address}. ` +
+      `Cannot reach a Temporal server at ${address} (${reason}). ` +
         'Start a local dev server with `npm run server`, or point TEMPORAL_ADDRESS at yours.',
       options,
     );
-    this.name = 'ServerUnreachableError';
   }
+}
+
+/** Thrown when something answers at the address, but the Temporal connection fails. */
+export class ConnectionFailedError extends StartupError {
+  override name = 'ConnectionFailedError';
+}
+
+/**
+ * Why a connection failed. The SDK's own errors do not tell a missing server from a
+ * failed TLS handshake or a rejected credential, so this tries a plain TCP connection:
+ * if nothing accepts it, no server is there.
+ */
+export async function connectionError(settings: Settings, cause: unknown): Promise<StartupError> {
+  const refused = await tcpRefused(settings.address);
+  if (refused) return new ServerUnreachableError(settings.address, refused, { cause });
+  return new ConnectionFailedError(
+    `A server answers at ${settings.address}, but the Temporal connection failed: ` +
+      `${redact(errorMessages(cause))}. Check that TLS and the credentials (TEMPORAL_TLS*, ` +
+      'TEMPORAL_API_KEY or the profile) match what that server expects.',
+    { cause },
+  );
+}
+
+/** The reason a TCP connection to the address fails, or undefined if one opens. */
+function tcpRefused(address: string): Promise<string | undefined> {
+  const [host, port] = splitAddress(address);
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 3000 });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(undefined);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve('no answer within 3 s');
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
+
+/** API keys loadSettings has seen: never printed, whatever message carries them. */
+const secrets = new Set<string>();
+
+function redact(text: string): string {
+  let out = text;
+  for (const secret of secrets) out = out.replaceAll(secret, '<API key>');
+  return out;
+}
+
+function errorMessages(err: unknown): string {
+  const messages: string[] = [];
+  for (let current = err; current instanceof Error; current = current.cause) messages.push(current.message);
+  return messages.join(': ') || String(err);
+}
+
+/** One line per link of the cause chain, with each ApplicationFailure's type. */
+export function formatErrorChain(err: Error): string {
+  const lines: string[] = [];
+  let current: unknown = err;
+  while (current instanceof Error) {
+    const tag =
+      current instanceof ApplicationFailure && current.type
+        ? ` [${current.type}]`
+        : current instanceof ActivityFailure
+          ? ` [${current.activityType}]`
+          : '';
+    lines.push(`${current.name}${tag}: ${current.message}`);
+    current = current.cause;
+  }
+  return redact(lines.join('\n    caused by '));
+}
+
+/**
+ * What `main` prints for an error that stops it: the message of a StartupError or of an
+ * error with no cause, and the whole cause chain of anything unexpected.
+ */
+export function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return redact(String(err));
+  if (err instanceof StartupError || err.cause === undefined) return redact(err.message);
+  return formatErrorChain(err);
 }
 
 export async function connectClient(settings: Settings): Promise<Client> {
@@ -85,7 +178,7 @@ export async function connectClient(settings: Settings): Promise<Client> {
   try {
     connection = await Connection.connect({ ...settings.connection, connectTimeout: '5 seconds' });
   } catch (cause) {
-    throw new ServerUnreachableError(settings.address, { cause });
+    throw await connectionError(settings, cause);
   }
   return new Client({ connection, namespace: settings.namespace });
 }

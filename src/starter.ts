@@ -6,11 +6,41 @@ import {
   type Client,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
-import { connectClient, loadSettings, webUiLink, type Settings } from './config';
-import type { PaymentDetails } from './shared';
-import { moneyTransfer } from './workflows';
+import {
+  connectClient,
+  describeError,
+  formatErrorChain,
+  loadSettings,
+  webUiLink,
+  type Settings,
+} from './config';
+import { InvalidPaymentDetailsError, validatePaymentDetails, type PaymentDetails } from './shared';
+// Only the type: the starter names the workflow, and never loads workflow code.
+import type { moneyTransfer } from './workflows';
 
+async function main(): Promise<number> {
+  let args: StarterArgs;
+  try {
+    args = parseStarterArgs(process.argv.slice(2));
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`starter: ${err.message}. Try --help.`);
+    return 2;
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const settings = loadSettings();
+  const client = await connectClient(settings);
+  try {
+    return (await runTransfer(client, settings, args.details, args.workflowId)) ? 0 : 1;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/** The tutorial's transfer: the starter's defaults, and the seed of the demo, tests and tools. */
 export const DEFAULT_TRANSFER: PaymentDetails = {
   sourceAccount: '85-150',
   targetAccount: '43-812',
@@ -39,6 +69,14 @@ export class UsageError extends Error {
 
 export type StarterArgs = { help: true } | { help: false; details: PaymentDetails; workflowId: string };
 
+/** Each PaymentDetails field's flag, to word the workflow's own validation messages. */
+const FLAGS = {
+  sourceAccount: '--from',
+  targetAccount: '--to',
+  amount: '--amount',
+  referenceId: '--reference',
+};
+
 export function parseStarterArgs(argv: string[]): StarterArgs {
   let values;
   try {
@@ -65,21 +103,23 @@ export function parseStarterArgs(argv: string[]): StarterArgs {
   }
   if (values.help) return { help: true };
 
-  const amountText = values.amount.trim();
-  const details: PaymentDetails = {
+  const amount = values.amount.trim();
+  const details = {
     sourceAccount: values.from.trim(),
     targetAccount: values.to.trim(),
-    amount: Number(amountText),
+    // Digits only: Number() would also take '1e3', '0x10' or ' '. Anything else stays
+    // a string, which the shared validation rejects with the text as given.
+    amount: /^\d+$/.test(amount) && Number.isSafeInteger(Number(amount)) ? Number(amount) : values.amount,
     referenceId: values.reference.trim(),
   };
-  if (!/^\d+$/.test(amountText) || !Number.isSafeInteger(details.amount) || details.amount <= 0) {
-    throw new UsageError(`--amount must be a whole number greater than 0, got '${values.amount}'`);
-  }
-  if (!details.sourceAccount) throw new UsageError('--from must not be empty');
-  if (!details.targetAccount) throw new UsageError('--to must not be empty');
-  if (!details.referenceId) throw new UsageError('--reference must not be empty');
-  if (details.sourceAccount === details.targetAccount) {
-    throw new UsageError(`--from and --to are the same account (${details.sourceAccount})`);
+  // The same rules the workflow applies, worded with the flags' names.
+  try {
+    validatePaymentDetails(details);
+  } catch (err) {
+    if (!(err instanceof InvalidPaymentDetailsError)) throw err;
+    let message = err.message;
+    for (const [field, flag] of Object.entries(FLAGS)) message = message.replaceAll(field, flag);
+    throw new UsageError(message);
   }
   const workflowId = values['workflow-id'].trim();
   if (!workflowId) throw new UsageError('--workflow-id must not be empty');
@@ -101,7 +141,7 @@ export async function runTransfer(
   let handle: WorkflowHandle<typeof moneyTransfer>;
   let runId: string;
   try {
-    const started = await client.workflow.start(moneyTransfer, {
+    const started = await client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
       taskQueue: settings.taskQueue,
       workflowId,
       args: [details],
@@ -132,7 +172,7 @@ export async function runTransfer(
     return true;
   } catch (err) {
     if (!(err instanceof WorkflowFailedError)) throw err;
-    print(`Got expected exception: ${formatFailureChain(err)}`);
+    print(`Got expected exception: ${formatErrorChain(err)}`);
     return false;
   }
 }
@@ -151,52 +191,13 @@ function formatDetails(d: PaymentDetails): string {
   return `${d.amount} from ${d.sourceAccount} to ${d.targetAccount}, reference ${d.referenceId}`;
 }
 
-/** One line per link of the cause chain, with each ApplicationFailure's type. */
-export function formatFailureChain(err: Error): string {
-  const lines: string[] = [];
-  let current: unknown = err;
-  while (current instanceof Error) {
-    const tag =
-      current instanceof ApplicationFailure && current.type
-        ? ` [${current.type}]`
-        : current instanceof ActivityFailure
-          ? ` [${current.activityType}]`
-          : '';
-    lines.push(`${current.name}${tag}: ${current.message}`);
-    current = current.cause;
-  }
-  return lines.join('\n    caused by ');
-}
-
-async function main(): Promise<number> {
-  let args: StarterArgs;
-  try {
-    args = parseStarterArgs(process.argv.slice(2));
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    console.error(`starter: ${err.message}. Try --help.`);
-    return 2;
-  }
-  if (args.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const settings = loadSettings();
-  const client = await connectClient(settings);
-  try {
-    return (await runTransfer(client, settings, args.details, args.workflowId)) ? 0 : 1;
-  } finally {
-    await client.connection.close();
-  }
-}
-
 if (require.main === module) {
   main().then(
     (code) => {
       process.exitCode = code;
     },
     (err: unknown) => {
-      console.error(err instanceof Error ? err.message : err);
+      console.error(describeError(err));
       process.exitCode = 1;
     },
   );

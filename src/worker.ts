@@ -3,83 +3,7 @@ import path from 'node:path';
 import { DefaultLogger, Runtime, Worker, NativeConnection, type LogLevel } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { BANK_HOSTNAME, bankFromEnv, BankingService } from './banking-service';
-import { loadSettings, ServerUnreachableError, type Settings } from './config';
-
-/** Where `npm run build` writes the prebuilt workflow bundle. */
-export const WORKFLOW_BUNDLE_PATH = path.join(__dirname, 'workflow-bundle.js');
-
-/**
- * In production (NODE_ENV=production) the bundle `npm run build` made, so no webpack
- * runs at start. In development the worker bundles src/workflows itself, so edits are
- * picked up.
- */
-function workflowSource(): { workflowsPath: string } | { workflowBundle: { codePath: string } } {
-  if (process.env.NODE_ENV !== 'production') return { workflowsPath: require.resolve('./workflows') };
-  if (!existsSync(WORKFLOW_BUNDLE_PATH)) {
-    throw new Error(
-      `NODE_ENV=production needs the prebuilt ${WORKFLOW_BUNDLE_PATH}: run \`npm run build\` first.`,
-    );
-  }
-  return { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } };
-}
-
-/** The worker options `npm run bench -- --tune` varies; WORKER_TUNING (JSON) overrides them. */
-const TUNABLE = [
-  'maxConcurrentWorkflowTaskExecutions',
-  'maxConcurrentActivityTaskExecutions',
-  'maxCachedWorkflows',
-  'maxConcurrentWorkflowTaskPolls',
-  'maxConcurrentActivityTaskPolls',
-] as const;
-export type Tuning = Partial<Record<(typeof TUNABLE)[number], number>>;
-
-export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): Tuning {
-  if (!env.WORKER_TUNING) return {};
-  let tuning: Record<string, unknown>;
-  try {
-    tuning = JSON.parse(env.WORKER_TUNING) as Record<string, unknown>;
-  } catch {
-    throw new Error(`WORKER_TUNING must be a JSON object, got '${env.WORKER_TUNING}'`);
-  }
-  for (const [key, value] of Object.entries(tuning)) {
-    if (!(TUNABLE as readonly string[]).includes(key) || !Number.isInteger(value)) {
-      throw new Error(`WORKER_TUNING: ${key} is not one of ${TUNABLE.join(', ')} with a whole number`);
-    }
-  }
-  return tuning;
-}
-
-/** Builds a worker that runs `moneyTransfer` and the bank activities on the task queue. */
-export async function createWorker(
-  connection: NativeConnection,
-  settings: Settings,
-  bank = new BankingService(BANK_HOSTNAME),
-  tuning: Tuning = {},
-): Promise<Worker> {
-  return Worker.create({
-    connection,
-    namespace: settings.namespace,
-    taskQueue: settings.taskQueue,
-    ...workflowSource(),
-    activities: createActivities(bank),
-    ...tuning,
-  });
-}
-
-export async function connectWorker(settings: Settings): Promise<NativeConnection> {
-  try {
-    return await NativeConnection.connect(settings.connection);
-  } catch (cause) {
-    throw new ServerUnreachableError(settings.address, { cause });
-  }
-}
-
-
-/** One logger for the SDK, the workflows and the activities; LOG_LEVEL sets its level. */
-export function installLogger(defaultLevel: LogLevel = 'INFO'): void {
-  const level = (process.env.LOG_LEVEL?.toUpperCase() || defaultLevel) as LogLevel;
-  Runtime.install({ logger: new DefaultLogger(level) });
-}
+import { connectionError, describeError, loadSettings, StartupError, type Settings } from './config';
 
 async function main(): Promise<void> {
   installLogger();
@@ -114,9 +38,89 @@ async function main(): Promise<void> {
   }
 }
 
+/** Builds a worker that runs `moneyTransfer` and the bank activities on the task queue. */
+export async function createWorker(
+  connection: NativeConnection,
+  settings: Settings,
+  bank = new BankingService(BANK_HOSTNAME),
+  tuning: Tuning = {},
+): Promise<Worker> {
+  return Worker.create({
+    connection,
+    namespace: settings.namespace,
+    taskQueue: settings.taskQueue,
+    ...workflowSource(),
+    activities: createActivities(bank),
+    ...tuning,
+  });
+}
+
+export async function connectWorker(settings: Settings): Promise<NativeConnection> {
+  try {
+    return await NativeConnection.connect(settings.connection);
+  } catch (cause) {
+    throw await connectionError(settings, cause);
+  }
+}
+
+/** One logger for the SDK, the workflows and the activities; LOG_LEVEL sets its level. */
+export function installLogger(defaultLevel: LogLevel = 'INFO'): void {
+  const level = (process.env.LOG_LEVEL?.toUpperCase() || defaultLevel) as LogLevel;
+  Runtime.install({ logger: new DefaultLogger(level) });
+}
+
+/** Where `npm run build` writes the prebuilt workflow bundle. */
+export const WORKFLOW_BUNDLE_PATH = path.join(__dirname, 'workflow-bundle.js');
+
+/**
+ * In production (NODE_ENV=production) the bundle `npm run build` made, so no webpack
+ * runs at start. In development the worker bundles src/workflows itself, so edits are
+ * picked up.
+ */
+function workflowSource(): { workflowsPath: string } | { workflowBundle: { codePath: string } } {
+  if (process.env.NODE_ENV !== 'production') return { workflowsPath: require.resolve('./workflows') };
+  if (!existsSync(WORKFLOW_BUNDLE_PATH)) {
+    throw new StartupError(
+      `NODE_ENV=production needs the prebuilt ${WORKFLOW_BUNDLE_PATH}: run \`npm run build\` first.`,
+    );
+  }
+  return { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } };
+}
+
+/** The worker options `npm run bench -- --tune` varies; WORKER_TUNING (JSON) overrides them. */
+const TUNABLE = [
+  'maxConcurrentWorkflowTaskExecutions',
+  'maxConcurrentActivityTaskExecutions',
+  'maxCachedWorkflows',
+  'maxConcurrentWorkflowTaskPolls',
+  'maxConcurrentActivityTaskPolls',
+] as const;
+export type Tuning = Partial<Record<(typeof TUNABLE)[number], number>>;
+
+export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): Tuning {
+  if (!env.WORKER_TUNING) return {};
+  const expected = `WORKER_TUNING must be a JSON object such as '{"maxCachedWorkflows": 50}'`;
+  let tuning: unknown;
+  try {
+    tuning = JSON.parse(env.WORKER_TUNING);
+  } catch {
+    throw new StartupError(`${expected}, got '${env.WORKER_TUNING}'`);
+  }
+  // JSON.parse also accepts null, numbers, strings and arrays.
+  if (typeof tuning !== 'object' || tuning === null || Array.isArray(tuning)) {
+    throw new StartupError(`${expected}, got '${env.WORKER_TUNING}'`);
+  }
+  for (const [key, value] of Object.entries(tuning)) {
+    if (!(TUNABLE as readonly string[]).includes(key) || !Number.isInteger(value)) {
+      throw new StartupError(`WORKER_TUNING: ${key} is not one of ${TUNABLE.join(', ')} with a whole number`);
+    }
+  }
+  return tuning;
+}
+
 if (require.main === module) {
   main().catch((err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
+    console.error(describeError(err));
     process.exit(1);
   });
 }

@@ -1,7 +1,5 @@
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
-import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import type { LogEntry } from '@temporalio/worker';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -9,6 +7,8 @@ import { nanoid } from 'nanoid';
 import { createActivities } from '../src/activities';
 import { BankingService } from '../src/banking-service';
 import type { PaymentDetails } from '../src/shared';
+import { DEFAULT_TRANSFER } from '../src/starter';
+import { compiled, ROOT } from '../tools/processes';
 import { type moneyTransfer } from '../src/workflows';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -44,14 +44,9 @@ export function uniqueId(prefix: string): string {
   return `${prefix}-${nanoid(10)}`;
 }
 
+/** The tutorial's transfer with a reference of its own, so the bank treats it as new. */
 export function transferDetails(overrides: Partial<PaymentDetails> = {}): PaymentDetails {
-  return {
-    sourceAccount: '85-150',
-    targetAccount: '43-812',
-    amount: 250,
-    referenceId: uniqueId('ref'),
-    ...overrides,
-  };
+  return { ...DEFAULT_TRANSFER, referenceId: uniqueId('ref'), ...overrides };
 }
 
 /** A worker with the shared test bundle, on `taskQueue`; by default with a fresh seed bank. */
@@ -147,16 +142,9 @@ export async function activityRuns(handle: WorkflowHandle): Promise<Array<{ name
   return [...runs.values()];
 }
 
-export const ROOT = path.resolve(__dirname, '..');
+export { ROOT, ScriptProcess, startWorkerProcess } from '../tools/processes';
 
-function compiled(script: string): string {
-  const file = path.join(ROOT, 'lib', script);
-  if (!existsSync(file))
-    throw new Error(`${file} is missing: run the tests with \`npm test\`, which builds lib/`);
-  return file;
-}
-
-/** Runs a compiled script (lib/starter.js, ...) to the end. LOG_LEVEL is WARN unless env says otherwise. */
+/** Runs a compiled script (src/starter.js, ...) to the end. LOG_LEVEL is WARN unless env says otherwise. */
 export function runScript(
   script: string,
   args: string[],
@@ -171,39 +159,6 @@ export function runScript(
       (err, stdout, stderr) => resolve({ code: err ? (err.code as number) : 0, stdout, stderr }),
     );
   });
-}
-
-/** A running compiled script, with its output collected as it comes. */
-export class ScriptProcess {
-  readonly child: ChildProcessWithoutNullStreams;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  constructor(script: string, args: string[], env: Record<string, string>) {
-    this.child = spawn(process.execPath, [compiled(script), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, LOG_LEVEL: 'WARN', ...env },
-    });
-    this.child.stdout.on('data', (chunk: Buffer) => (this.stdout += chunk.toString()));
-    this.child.stderr.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
-    this.exited = new Promise((resolve) =>
-      this.child.on('exit', (code, signal) => resolve({ code, signal })),
-    );
-  }
-
-  /** Resolves once stdout contains `text`; fails if the process exits first. */
-  async waitFor(text: string, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.stdout.includes(text)) {
-      if (this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(`process exited before printing '${text}':\n${this.stdout}\n${this.stderr}`);
-      }
-      if (Date.now() > deadline)
-        throw new Error(`timed out waiting for '${text}':\n${this.stdout}\n${this.stderr}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
 }
 
 export async function freePort(): Promise<number> {

@@ -3,7 +3,6 @@
 // process, then runs N transfers at concurrency C and 100 sequential ones.
 // `--tune` also measures each worker knob against the defaults. Linux reads CPU and
 // memory from /proc; elsewhere those columns are empty.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
@@ -12,19 +11,20 @@ import { Client, Connection } from '@temporalio/client';
 import { connectClient, loadSettings, type Settings } from '../src/config';
 import { startDevServer } from './dev-server';
 import type { PaymentDetails } from '../src/shared';
+import { DEFAULT_TRANSFER } from '../src/starter';
+import { startWorkerProcess } from './processes';
 import { median } from './startup-time';
 import { installLogger, type Tuning } from '../src/worker';
 import type { moneyTransfer } from '../src/workflows';
 
-const WORKER = path.join(__dirname, '..', 'src', 'worker.js');
 const JSON_PATH = path.join(__dirname, '..', '..', 'test-results', 'bench.json');
-const SEED_BALANCE = 2000; // 85-150's opening balance; each bench transfer moves 1.
+const SEED_BALANCE = 2000; // the source account's opening balance; each bench transfer moves 1.
 
 interface Config {
   label: string;
   tuning?: Tuning;
-  /** Dev server dynamic config, e.g. system.enableActivityEagerExecution=true. */
-  serverConfig?: string[];
+  /** Dev server dynamic config over DEV_SERVER_DYNAMIC_CONFIG, e.g. { 'system.enableActivityEagerExecution': 'false' }. */
+  serverConfig?: Record<string, string>;
 }
 
 interface PhaseResult {
@@ -43,6 +43,8 @@ interface PhaseResult {
 
 interface RunResult {
   label: string;
+  /** The dev server's CPU over the idle phase (a polling worker, no transfers), in cores. */
+  idleServerCores?: number;
   workerReadyMs: number;
   workerPeakRssMb?: number;
   load: PhaseResult;
@@ -56,7 +58,11 @@ const TUNE: Config[] = [
   { label: 'maxConcurrentActivityTaskExecutions=200', tuning: { maxConcurrentActivityTaskExecutions: 200 } },
   { label: 'maxCachedWorkflows=0', tuning: { maxCachedWorkflows: 0 } },
   { label: 'maxCachedWorkflows=50', tuning: { maxCachedWorkflows: 50 } },
-  { label: 'eager activity execution off', serverConfig: ['system.enableActivityEagerExecution=false'] },
+  { label: 'eager activity execution off', serverConfig: { 'system.enableActivityEagerExecution': 'false' } },
+  {
+    label: 'dev server poll rates at their default (20)',
+    serverConfig: { 'history.transferProcessorMaxPollRPS': '20', 'history.timerProcessorMaxPollRPS': '20' },
+  },
 ];
 
 function percentile(sorted: number[], p: number): number {
@@ -100,35 +106,6 @@ function devServerPid(): number | undefined {
   return undefined;
 }
 
-/** Starts the production worker process; resolves once it polls, with the time that took. */
-function startWorker(
-  env: Record<string, string | undefined>,
-): Promise<{ child: ChildProcess; readyMs: number }> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(process.execPath, [WORKER], {
-      env: Object.fromEntries(
-        Object.entries({ ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'WARN', ...env }).filter(
-          ([, value]) => value !== undefined,
-        ),
-      ),
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('Worker polling')) resolve({ child, readyMs: performance.now() - started });
-    });
-    child.once('exit', (code) => reject(new Error(`the worker exited (${code}) before polling:\n${out}`)));
-  });
-}
-
-async function stopWorker(child: ChildProcess): Promise<void> {
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGINT');
-  await exited;
-}
-
 /** Runs `count` transfers, `concurrency` at a time, timing each from start to result. */
 async function phase(
   client: Client,
@@ -154,8 +131,7 @@ async function phase(
       while (next < count) {
         const i = next++;
         const details: PaymentDetails = {
-          sourceAccount: '85-150',
-          targetAccount: '43-812',
+          ...DEFAULT_TRANSFER,
           amount: 1,
           referenceId: `${taskQueue}-${label}-${i}`,
         };
@@ -203,9 +179,9 @@ async function run(
   concurrency: number,
   lowLoad: number,
   configured: Settings | undefined,
+  idleSeconds = 0,
 ): Promise<RunResult> {
-  const extraArgs = (config.serverConfig ?? []).flatMap((value) => ['--dynamic-config-value', value]);
-  const server = configured ? undefined : await startDevServer({ extraArgs });
+  const server = configured ? undefined : await startDevServer({ dynamicConfig: config.serverConfig });
   const client = configured
     ? await connectClient(configured)
     : new Client({ connection: await Connection.connect({ address: server!.address }) });
@@ -220,14 +196,22 @@ async function run(
           .filter((k) => k.startsWith('TEMPORAL_'))
           .map((k) => [k, undefined]),
       );
-  const { child, readyMs } = await startWorker({
+  const { worker, readyMs } = await startWorkerProcess({
     ...env,
+    NODE_ENV: 'production',
     ...(server && { TEMPORAL_ADDRESS: server.address }),
     TEMPORAL_TASK_QUEUE: taskQueue,
     WORKER_TUNING: JSON.stringify(config.tuning ?? {}),
   });
   try {
-    const cpu = () => [cpuSeconds(child.pid), cpuSeconds(serverPid)] as const;
+    let idleServerCores: number | undefined;
+    if (idleSeconds > 0 && serverPid !== undefined) {
+      const before = cpuSeconds(serverPid);
+      await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
+      const after = cpuSeconds(serverPid);
+      if (before !== undefined && after !== undefined) idleServerCores = (after - before) / idleSeconds;
+    }
+    const cpu = () => [cpuSeconds(worker.child.pid), cpuSeconds(serverPid)] as const;
     const [workerBefore, serverBefore] = cpu();
     const load = await phase(client, taskQueue, transfers, concurrency, config.label);
     const [workerAfter, serverAfter] = cpu();
@@ -235,12 +219,12 @@ async function run(
       load.workerCpuSeconds = workerAfter - workerBefore;
     if (serverBefore !== undefined && serverAfter !== undefined)
       load.serverCpuSeconds = serverAfter - serverBefore;
-    const result: RunResult = { label: config.label, workerReadyMs: readyMs, load };
+    const result: RunResult = { label: config.label, workerReadyMs: readyMs, idleServerCores, load };
     if (lowLoad > 0) result.lowLoad = await phase(client, taskQueue, lowLoad, 1, 'low load');
-    result.workerPeakRssMb = peakRssMb(child.pid);
+    result.workerPeakRssMb = peakRssMb(worker.child.pid);
     return result;
   } finally {
-    await stopWorker(child);
+    await worker.stop();
     await client.connection.close();
     await server?.teardown();
   }
@@ -273,6 +257,7 @@ function report(results: RunResult[]): string {
       'client CPU',
       'ready ms',
       'peak RSS MB',
+      'idle server CPU',
     ],
   ];
   const line = (label: string, p: PhaseResult, r: RunResult, ratio: string) => [
@@ -289,6 +274,7 @@ function report(results: RunResult[]): string {
     `${(p.clientCpuSeconds / p.seconds).toFixed(2)} cores`,
     fmt(r.workerReadyMs),
     fmt(r.workerPeakRssMb),
+    r.idleServerCores === undefined ? '' : `${r.idleServerCores.toFixed(3)} cores`,
   ];
   for (const r of results) {
     rows.push(
@@ -311,6 +297,8 @@ async function main(): Promise<void> {
       concurrency: { type: 'string', default: '100' },
       'low-load': { type: 'string', default: '100' },
       tune: { type: 'boolean', default: false },
+      'poll-rates': { type: 'boolean', default: false },
+      idle: { type: 'string', default: '0' },
       'configured-server': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -322,6 +310,8 @@ async function main(): Promise<void> {
   --concurrency C  transfers in flight at once (default 100)
   --low-load N     sequential transfers for the low-load latency (default 100; 0 skips)
   --tune           also run each worker knob against the defaults, and print ratios
+  --poll-rates     alternate the dev server's tuned poll rates with their defaults (20), twice
+  --idle S         first measure the dev server's CPU for S seconds with only a worker polling
   --configured-server  use the server TEMPORAL_* configuration names, not a fresh dev server
   --json           also write the results as JSON to test-results/bench.json`);
     return;
@@ -329,17 +319,19 @@ async function main(): Promise<void> {
   const transfers = Number(values.transfers);
   const concurrency = Number(values.concurrency);
   const lowLoad = Number(values['low-load']);
+  const idle = Number(values.idle);
   for (const [flag, n, min] of [
     ['--transfers', transfers, 1],
     ['--concurrency', concurrency, 1],
     ['--low-load', lowLoad, 0],
+    ['--idle', idle, 0],
   ] as const) {
     if (!Number.isSafeInteger(n) || n < min)
       throw new Error(`${flag} must be a whole number of at least ${min}`);
   }
   if (transfers + lowLoad > SEED_BALANCE) {
     throw new Error(
-      `each transfer moves 1 from 85-150, which holds ${SEED_BALANCE}: keep --transfers plus --low-load within that`,
+      `each transfer moves 1 from ${DEFAULT_TRANSFER.sourceAccount}, which holds ${SEED_BALANCE}: keep --transfers plus --low-load within that`,
     );
   }
 
@@ -352,7 +344,14 @@ async function main(): Promise<void> {
   }
   if (configured)
     console.log(`Using the Temporal server at ${configured.address}, namespace ${configured.namespace}.`);
-  const results = [await run({ label: 'defaults' }, transfers, concurrency, lowLoad, configured)];
+  const results = [await run({ label: 'defaults' }, transfers, concurrency, lowLoad, configured, idle)];
+  if (values['poll-rates'] && !configured) {
+    // Side by side on the same machine state: the tuned server, the stock one, twice.
+    const stock = TUNE.find((c) => c.label.startsWith('dev server poll rates'))!;
+    results.push(await run(stock, transfers, concurrency, lowLoad, configured, idle));
+    results.push(await run({ label: 'defaults, again' }, transfers, concurrency, lowLoad, configured, idle));
+    results.push(await run(stock, transfers, concurrency, lowLoad, configured, idle));
+  }
   if (values.tune) {
     const tuneLowLoad = Math.min(lowLoad, 30);
     // Server settings can only be varied on a dev server of our own.

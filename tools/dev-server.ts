@@ -1,29 +1,45 @@
 import { TestWorkflowEnvironment, type DevServerConfig } from '@temporalio/testing';
 import { cliMissingHelp, resolveTemporalCli } from './temporal-cli';
 
-export type DevServerOptions = Omit<DevServerConfig, 'type' | 'executable'>;
+export interface DevServerOptions extends Omit<DevServerConfig, 'type' | 'executable'> {
+  /** Dynamic config on top of (or replacing) DEV_SERVER_DYNAMIC_CONFIG's values. */
+  dynamicConfig?: Record<string, string>;
+}
 
 /**
- * Dynamic config every dev server here starts with. Eager activity execution hands an
- * activity to the worker in the reply to the workflow task that scheduled it, skipping
- * a trip through the task queue: `npm run bench` measured a low-load transfer at about
- * 150 ms with it and 250 ms without it on this project's 2-core machine.
+ * Dynamic config every dev server here starts with, for latency (docs/benchmark.md has
+ * the numbers, docs/dev-server.md what each setting does):
+ * - Eager activity execution hands an activity to the worker in the reply to the
+ *   workflow task that scheduled it, skipping a trip through the task queue.
+ * - The dev server's single history shard loads transfer and timer tasks through rate
+ *   limiters of 20 reads a second. A transfer needs several loads in a row, and once
+ *   the burst is spent each waits up to 50 ms: most of a 150 ms transfer. A production
+ *   cluster spreads that load over many shards and keeps the limit, to protect its
+ *   database; one laptop has nothing to protect it from.
  */
-export const DEV_SERVER_DYNAMIC_CONFIG = ['system.enableActivityEagerExecution=true'];
+export const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string> = {
+  'system.enableActivityEagerExecution': 'true',
+  'history.transferProcessorMaxPollRPS': '1000',
+  'history.timerProcessorMaxPollRPS': '1000',
+};
 
 /**
  * Starts a Temporal dev server with the CLI that `resolveTemporalCli` finds.
  * Call `teardown()` on the result to stop it.
  */
 export async function startDevServer(options: DevServerOptions = {}): Promise<TestWorkflowEnvironment> {
+  const { dynamicConfig, ...server } = options;
   const cli = resolveTemporalCli();
   try {
     const extraArgs = [
-      ...DEV_SERVER_DYNAMIC_CONFIG.flatMap((value) => ['--dynamic-config-value', value]),
-      ...(options.extraArgs ?? []),
+      ...Object.entries({ ...DEV_SERVER_DYNAMIC_CONFIG, ...dynamicConfig }).flatMap(([key, value]) => [
+        '--dynamic-config-value',
+        `${key}=${value}`,
+      ]),
+      ...(server.extraArgs ?? []),
     ];
     return await TestWorkflowEnvironment.createLocal({
-      server: { ...options, extraArgs, executable: cli.executable },
+      server: { ...server, extraArgs, executable: cli.executable },
     });
   } catch (cause) {
     if (cli.source === 'download') throw new Error(cliMissingHelp(), { cause });

@@ -11,6 +11,7 @@ import { BankingService } from '../src/banking-service';
 import { startDevServer } from './dev-server';
 import { installLogger, WORKFLOW_BUNDLE_PATH } from '../src/worker';
 import type { PaymentDetails } from '../src/shared';
+import { DEFAULT_TRANSFER } from '../src/starter';
 import { resolveTemporalCli } from './temporal-cli';
 import type { moneyTransfer } from '../src/workflows';
 
@@ -25,12 +26,7 @@ class FailingDepositBank extends BankingService {
   }
 }
 
-const details: PaymentDetails = {
-  sourceAccount: '85-150',
-  targetAccount: '43-812',
-  amount: 250,
-  referenceId: '12345',
-};
+const details = DEFAULT_TRANSFER;
 const CASES: Array<{ name: string; bank: BankingService; args: unknown[] }> = [
   { name: 'success', bank: new BankingService('bank'), args: [details] },
   { name: 'insufficient-funds', bank: new BankingService('bank'), args: [{ ...details, amount: 25000 }] },

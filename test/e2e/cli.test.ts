@@ -7,6 +7,7 @@ import {
   freePort,
   runScript,
   ScriptProcess,
+  startWorkerProcess,
   testServer,
   TestTemporal,
   testWorker,
@@ -52,18 +53,19 @@ describe('starter flags', () => {
 
   test.each([
     [['--bogus'], "Unknown option '--bogus'"],
-    [['--amount', 'ten'], "--amount must be a whole number greater than 0, got 'ten'"],
-    [['--amount=-5'], "--amount must be a whole number greater than 0, got '-5'"],
-    [['--amount', '0'], "--amount must be a whole number greater than 0, got '0'"],
-    [['--amount', '2.5'], "--amount must be a whole number greater than 0, got '2.5'"],
+    [['--amount', 'ten'], '--amount must be a whole number greater than 0 (got "ten")'],
+    [['--amount=-5'], '--amount must be a whole number greater than 0 (got "-5")'],
+    [['--amount', '0'], '--amount must be a whole number greater than 0 (got 0)'],
+    [['--amount', '2.5'], '--amount must be a whole number greater than 0 (got "2.5")'],
     [
       ['--amount', '9007199254740993'],
-      "--amount must be a whole number greater than 0, got '9007199254740993'",
+      '--amount must be a whole number greater than 0 (got "9007199254740993")',
     ],
-    [['--from', '43-812'], '--from and --to are the same account (43-812)'],
-    [['--from', ''], '--from must not be empty'],
-    [['--to', '  '], '--to must not be empty'],
-    [['--reference', ''], '--reference must not be empty'],
+    [['--from', '43-812'], '--from and --to are the same (43-812)'],
+    [['--from', ''], '--from must be a non-empty string (got "")'],
+    [['--to', '  '], '--to must be a non-empty string (got "")'],
+    [['--reference', ''], '--reference must be a non-empty string (got "")'],
+    [['--workflow-id', ' '], '--workflow-id must not be empty'],
     [['--amount'], "Option '--amount <value>' argument missing"],
     [['extra'], "Unexpected argument 'extra'. This command does not take positional arguments"],
   ])('%j is a usage error: %s', (argv, message) => {
@@ -76,10 +78,7 @@ describe('starter flags', () => {
       ['--amount', '-3'],
       "starter: Option '--amount' argument is ambiguous (for a value starting with '-', write --amount=VALUE). Try --help.\n",
     ],
-    [
-      ['--from', '85-150', '--to', '85-150'],
-      'starter: --from and --to are the same account (85-150). Try --help.\n',
-    ],
+    [['--from', '85-150', '--to', '85-150'], 'starter: --from and --to are the same (85-150). Try --help.\n'],
   ])('%j exits 2 with a one-line reason and starts nothing', async (argv, stderr) => {
     const run = await runScript('src/starter.js', argv, childEnv(uniqueId('unused')));
     expect(run).toEqual({ code: 2, stdout: '', stderr });
@@ -156,14 +155,13 @@ describe('worker process', () => {
       code: 1,
       stdout: '',
       stderr:
-        `Cannot reach a Temporal server at ${address}. ` +
+        `Cannot reach a Temporal server at ${address} (ECONNREFUSED). ` +
         'Start a local dev server with `npm run server`, or point TEMPORAL_ADDRESS at yours.\n',
     });
   });
 
   test('stops gracefully on SIGTERM and exits 0', async () => {
-    const worker = new ScriptProcess('src/worker.js', [], childEnv(uniqueId('queue')));
-    await worker.waitFor('Press Ctrl-C to stop.');
+    const { worker } = await startWorkerProcess(childEnv(uniqueId('queue')));
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toEqual({ code: 0, signal: null });
     expect(worker.stdout).toMatch(
@@ -172,13 +170,18 @@ describe('worker process', () => {
     expect(worker.stderr).toBe('');
   });
 
-  test('rejects WORKER_TUNING that is not JSON, or names an unknown option', async () => {
-    const notJson = await runScript('src/worker.js', [], { WORKER_TUNING: '{maxCachedWorkflows: 5}' });
-    expect(notJson).toEqual({
-      code: 1,
-      stdout: '',
-      stderr: "WORKER_TUNING must be a JSON object, got '{maxCachedWorkflows: 5}'\n",
-    });
+  test.each(['{maxCachedWorkflows: 5}', 'null', '5', '[]', '"x"'])(
+    'rejects WORKER_TUNING=%s, which is not a JSON object',
+    async (tuning) => {
+      expect(await runScript('src/worker.js', [], { WORKER_TUNING: tuning })).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: `WORKER_TUNING must be a JSON object such as '{"maxCachedWorkflows": 50}', got '${tuning}'\n`,
+      });
+    },
+  );
+
+  test('rejects WORKER_TUNING that names an unknown option', async () => {
     const unknown = await runScript('src/worker.js', [], { WORKER_TUNING: '{"maxPollers": 5}' });
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(
@@ -191,7 +194,7 @@ describe('worker process', () => {
     expect(run).toEqual({
       code: 1,
       stdout: '',
-      stderr: "BANK_DELAY_MS must be a whole number of milliseconds, got 'soon'\n",
+      stderr: expect.stringMatching(/^BANK_DELAY_MS must be a whole number of milliseconds.*, got 'soon'\n$/),
     });
   });
 });

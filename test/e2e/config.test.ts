@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { loadSettings } from '../../src/config';
-import { freePort, runScript, ScriptProcess, TEST_NAMESPACE, testServer, uniqueId } from '../helpers';
+import { freePort, runScript, startWorkerProcess, TEST_NAMESPACE, testServer, uniqueId } from '../helpers';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'money-transfer-config-'));
 const TOML = path.join(dir, 'temporal.toml');
@@ -118,7 +118,7 @@ describe('processes', () => {
       TEMPORAL_NAMESPACE: TEST_NAMESPACE,
       TEMPORAL_TASK_QUEUE: taskQueue,
     };
-    const worker = new ScriptProcess('src/worker.js', [], env);
+    const { worker } = await startWorkerProcess(env);
     try {
       await worker.waitFor('Press Ctrl-C to stop.');
       expect(worker.stdout).toContain(`namespace ${TEST_NAMESPACE}, task queue ${taskQueue}`);
@@ -143,19 +143,22 @@ describe('processes', () => {
     }
   });
 
-  test('the API key appears in no output, whether the server is missing or refuses TLS', async () => {
+  test('a missing server and a failed TLS handshake get different messages, neither with the API key', async () => {
     const refused = `127.0.0.1:${await freePort()}`;
-    const plaintext = testServer().address; // a TLS handshake with it fails
+    const plaintext = testServer().address; // it speaks no TLS, so the handshake fails
     const outputs: string[] = [];
-    for (const address of [refused, plaintext]) {
+    for (const [address, expected] of [
+      [refused, `Cannot reach a Temporal server at ${refused} (ECONNREFUSED). Start a local dev server`],
+      [plaintext, `A server answers at ${plaintext}, but the Temporal connection failed: `],
+    ] as const) {
       const env = { TEMPORAL_ADDRESS: address, TEMPORAL_API_KEY: API_KEY, LOG_LEVEL: 'TRACE' };
       for (const script of ['src/worker.js', 'src/starter.js']) {
         const run = await runScript(script, [], env);
         expect(run.code).toBe(1);
+        expect(run.stderr).toContain(expected);
         outputs.push(run.stdout + run.stderr);
       }
     }
-    expect(outputs.join('\n')).toContain('Cannot reach a Temporal server at'); // they did run
     for (const output of outputs) expect(output).not.toContain(API_KEY);
   });
 });

@@ -10,7 +10,7 @@ import { moneyTransfer } from '../../src/workflows';
 import {
   activityRuns,
   freePort,
-  ScriptProcess,
+  startWorkerProcess,
   testServer,
   TestTemporal,
   testWorker,
@@ -44,8 +44,7 @@ test('worker crash: SIGKILL during the deposit, a new worker finishes the transf
   const taskQueue = uniqueId('crash');
   const env = { TEMPORAL_ADDRESS: testServer().address, TEMPORAL_TASK_QUEUE: taskQueue };
   // Slow bank calls leave time to kill the worker while the deposit runs.
-  const first = new ScriptProcess('src/worker.js', [], { ...env, BANK_DELAY_MS: '2000' });
-  await first.waitFor('Press Ctrl-C to stop.');
+  const { worker: first } = await startWorkerProcess({ ...env, BANK_DELAY_MS: '2000' });
   const handle = await temporal.client.workflow.start(moneyTransfer, {
     taskQueue,
     workflowId: uniqueId('crash'),
@@ -58,23 +57,22 @@ test('worker crash: SIGKILL during the deposit, a new worker finishes the transf
   first.child.kill('SIGKILL');
   expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
 
-  const second = new ScriptProcess('src/worker.js', [], env);
+  const { worker: second } = await startWorkerProcess(env);
   try {
     await expect(handle.result()).resolves.toMatch(/^Transfer complete \(transaction IDs: W-\w+, D-\w+\)$/);
   } finally {
-    second.child.kill('SIGINT');
-    await second.exited;
+    await second.stop();
   }
 
   expect(await activityRuns(handle)).toEqual([
     { name: 'withdraw', attempts: 1, outcome: 'completed' },
     { name: 'deposit', attempts: 2, outcome: 'completed' },
   ]);
-  // The second attempt started because the first hit its start-to-close timeout.
+  // The second attempt started because the dead worker's attempt missed its heartbeat.
   const history = await handle.fetchHistory();
   const depositStarted = history.events!.filter((e) => e.activityTaskStartedEventAttributes).at(-1)!;
   const lastFailure = depositStarted.activityTaskStartedEventAttributes!.lastFailure;
-  expect(lastFailure?.timeoutFailureInfo?.timeoutType).toBe(1 /* TIMEOUT_TYPE_START_TO_CLOSE */);
+  expect(lastFailure?.timeoutFailureInfo?.timeoutType).toBe(4 /* TIMEOUT_TYPE_HEARTBEAT */);
 });
 
 test('no worker: the transfer waits as Running, then completes once a worker starts', async () => {

@@ -12,7 +12,7 @@ import {
   freePort,
   ROOT,
   runScript,
-  ScriptProcess,
+  startWorkerProcess,
   testServer,
   testWorker,
   uniqueId,
@@ -70,8 +70,8 @@ describe('README', () => {
 
   test('the worker prints the sample start line and stops cleanly on SIGINT', async () => {
     const { address } = testServer();
-    const worker = new ScriptProcess('src/worker.js', [], { TEMPORAL_ADDRESS: address });
-    await worker.waitFor('Press Ctrl-C');
+    const { worker } = await startWorkerProcess({ TEMPORAL_ADDRESS: address });
+    await worker.waitFor('Press Ctrl-C'); // the whole first line
     worker.child.kill('SIGINT');
     expect(await worker.exited).toEqual({ code: 0, signal: null });
     const expected = sample('worker-start').replace('localhost:7233', address);
