@@ -29,7 +29,7 @@ export const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string> = {
  */
 export async function startDevServer(options: DevServerOptions = {}): Promise<TestWorkflowEnvironment> {
   const { dynamicConfig, ...server } = options;
-  const cli = resolveTemporalCli();
+  const cli = await resolveTemporalCli();
   try {
     const extraArgs = [
       ...Object.entries({ ...DEV_SERVER_DYNAMIC_CONFIG, ...dynamicConfig }).flatMap(([key, value]) => [
@@ -42,7 +42,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<Te
       server: { ...server, extraArgs, executable: cli.executable },
     });
   } catch (cause) {
-    if (cli.source === 'download') throw new Error(cliMissingHelp(), { cause });
+    if (cli.source === 'sdk-download') throw new Error(cliMissingHelp(), { cause });
     throw cause;
   }
 }

@@ -36,7 +36,7 @@ const CASES: Array<{ name: string; bank: BankingService; args: unknown[] }> = [
 
 async function main(): Promise<void> {
   installLogger('WARN');
-  const cli = resolveTemporalCli();
+  const cli = await resolveTemporalCli();
   if (!cli.path)
     throw new Error('Exporting histories needs the `temporal` CLI binary: set TEMPORAL_CLI_PATH.');
   const server = await startDevServer();

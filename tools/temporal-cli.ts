@@ -1,6 +1,7 @@
 // Finds the Temporal CLI, which runs the local dev server. Used by the tests,
-// `npm run server` and `npm run demo`. Run this file to resolve (and build) it.
-import { spawnSync } from 'node:child_process';
+// `npm run server` and `npm run demo`. Run this file to resolve (and fetch) it.
+// TEMPORAL_CLI_VERSION is the one place its version is pinned.
+import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
@@ -13,10 +14,10 @@ const EXE = process.platform === 'win32' ? 'temporal.exe' : 'temporal';
 export type CliExecutable = NonNullable<DevServerConfig['executable']>;
 
 export interface ResolvedCli {
-  /** How it was found: env | path | cache | go | download. */
-  source: 'env' | 'path' | 'cache' | 'go' | 'download';
+  /** How it was found; `sdk-download` leaves it to the SDK, when the server starts. */
+  source: 'env' | 'path' | 'cache' | 'download' | 'go' | 'sdk-download';
   executable: CliExecutable;
-  /** Set for every source but `download`, where the SDK fetches the binary itself. */
+  /** Set for every source but `sdk-download`. */
   path?: string;
 }
 
@@ -34,12 +35,14 @@ export function cliCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /**
  * Looks for the CLI in this order: TEMPORAL_CLI_PATH, `temporal` on PATH, the cache,
- * a fresh `go install` into the cache, and last the SDK's own download.
+ * a download of the pinned release into the cache, a `go install` into the cache, and
+ * last the SDK's own download (which picks its own version) when the server starts.
+ * The download comes before Go: with internet it takes seconds, the build minutes.
  */
-export function resolveTemporalCli(
+export async function resolveTemporalCli(
   env: NodeJS.ProcessEnv = process.env,
   report: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
-): ResolvedCli {
+): Promise<ResolvedCli> {
   const existing = (source: ResolvedCli['source'], file: string): ResolvedCli => ({
     source,
     path: file,
@@ -60,28 +63,98 @@ export function resolveTemporalCli(
   const cached = path.join(cacheDir, EXE);
   if (isExecutable(cached)) return existing('cache', cached);
 
+  const downloaded = await download(cacheDir, report);
+  if (downloaded && isExecutable(cached)) return existing('download', cached);
+
   if (findOnPath(process.platform === 'win32' ? 'go.exe' : 'go', env.PATH)) {
-    report(
-      `Building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go into ${cacheDir}. ` +
-        'This happens once and takes a few minutes.',
-    );
-    mkdirSync(cacheDir, { recursive: true });
-    const started = Date.now();
-    const build = spawnSync('go', ['install', '-v', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
-      env: { ...env, GOBIN: cacheDir },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    if (build.status === 0 && isExecutable(cached)) {
-      report(`Built the Temporal CLI in ${Math.round((Date.now() - started) / 1000)} s: ${cached}`);
-      return existing('go', cached);
-    }
-    report('The Go build of the Temporal CLI failed; falling back to the SDK download.');
+    if (await goInstall(cacheDir, env, report)) return existing('go', cached);
+    report('The Go build of the Temporal CLI failed; the SDK will try its own download.');
   }
 
   return {
-    source: 'download',
+    source: 'sdk-download',
     executable: { type: 'cached-download', downloadDir: path.dirname(cacheDir) },
   };
+}
+
+/** The release archive of the pinned version for this machine, from Temporal's download service. */
+function downloadUrl(): string | undefined {
+  const platform = { linux: 'linux', darwin: 'darwin' }[process.platform as string];
+  const arch = { x64: 'amd64', arm64: 'arm64' }[process.arch as string];
+  if (!platform || !arch) return undefined; // elsewhere (Windows: a zip) the SDK's download does it
+  return `https://temporal.download/cli/archive/${TEMPORAL_CLI_VERSION}?platform=${platform}&arch=${arch}`;
+}
+
+/** Downloads and unpacks the pinned CLI into `cacheDir`; false if that is not possible here. */
+async function download(cacheDir: string, report: (line: string) => void): Promise<boolean> {
+  const url = downloadUrl();
+  if (!url) return false;
+  report(`Downloading the Temporal CLI ${TEMPORAL_CLI_VERSION} into ${cacheDir}...`);
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(120_000) });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const archive = Buffer.from(await response.arrayBuffer());
+    mkdirSync(cacheDir, { recursive: true });
+    const tar = spawnSync('tar', ['-xzf', '-', '-C', cacheDir, EXE], { input: archive });
+    if (tar.status !== 0) throw new Error(`tar: ${tar.stderr.toString().trim()}`);
+    report(`Downloaded the Temporal CLI: ${path.join(cacheDir, EXE)}`);
+    return true;
+  } catch (err) {
+    const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
+    report(`The download failed (${err instanceof Error ? err.message : String(err)}${cause}).`);
+    return false;
+  }
+}
+
+/**
+ * Builds the pinned CLI with `go install` into `cacheDir`. Go prints every package it
+ * builds (about 1,400); this shows them as one line that counts up instead.
+ */
+async function goInstall(
+  cacheDir: string,
+  env: NodeJS.ProcessEnv,
+  report: (line: string) => void,
+): Promise<boolean> {
+  report(
+    `Building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go into ${cacheDir}. ` +
+      'This happens once and takes a few minutes.',
+  );
+  mkdirSync(cacheDir, { recursive: true });
+  const started = Date.now();
+  const go = spawn('go', ['install', '-v', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
+    env: { ...env, GOBIN: cacheDir },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const tty = process.stderr.isTTY;
+  let packages = 0;
+  let lastReport = 0;
+  const other: string[] = []; // anything that is not a package name: errors, download notes
+  let partial = '';
+  go.stderr.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (/^[\w.-]+(\/[\w.@+-]+)*$/.test(line)) packages++;
+      else if (line.trim()) other.push(line);
+    }
+    const elapsed = Math.round((Date.now() - started) / 1000);
+    const progress = `  go install: ${packages} packages built, ${elapsed} s`;
+    if (tty) process.stderr.write(`\r${progress}`);
+    else if (elapsed - lastReport >= 15) {
+      lastReport = elapsed;
+      report(progress);
+    }
+  });
+  const code = await new Promise<number | null>((resolve) => go.once('close', resolve));
+  if (tty) process.stderr.write('\n');
+  if (code === 0 && isExecutable(path.join(cacheDir, EXE))) {
+    report(
+      `Built the Temporal CLI (${packages} packages) in ${Math.round((Date.now() - started) / 1000)} s: ${path.join(cacheDir, EXE)}`,
+    );
+    return true;
+  }
+  for (const line of other.slice(-20)) report(`  ${line}`);
+  return false;
 }
 
 /** The message for when even the SDK download fails. */
@@ -113,11 +186,15 @@ function isExecutable(file: string): boolean {
 }
 
 if (require.main === module) {
-  try {
-    const cli = resolveTemporalCli();
-    console.log(cli.path ?? `(the SDK will download the CLI into ${cliCacheDir()}/..)`);
-  } catch (err) {
-    console.error(err instanceof Error ? err.message : err);
-    process.exit(1);
-  }
+  resolveTemporalCli().then(
+    (cli) =>
+      console.log(
+        cli.path ??
+          `(the SDK will download the CLI into ${path.dirname(cliCacheDir())} when a server starts)`,
+      ),
+    (err: unknown) => {
+      console.error(err instanceof Error ? err.message : err);
+      process.exitCode = 1;
+    },
+  );
 }
