@@ -3,7 +3,10 @@ import { connect } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
+import type { DataConverter } from '@temporalio/common';
+import { codecFromEnv } from './codec';
 import { DEFAULT_TASK_QUEUE } from './shared';
+import { tracesExporterFromEnv, tracingClientInterceptors, type TracesExporter } from './telemetry';
 
 export const DEFAULT_ADDRESS = 'localhost:7233';
 export const DEFAULT_NAMESPACE = 'default';
@@ -17,6 +20,10 @@ export interface Settings {
   webUiUrl: string;
   /** Address, TLS, API key and gRPC metadata, ready for `Connection` or `NativeConnection`. */
   connection: ReturnType<typeof loadClientConnectConfig>['connectionOptions'] & { address: string };
+  /** Payload encryption when PAYLOAD_KEYS_FILE names a key ring (docs/encryption.md); else none. */
+  dataConverter?: DataConverter;
+  /** Where traces go (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT; docs/tracing.md); else off. */
+  tracing?: TracesExporter;
 }
 
 /**
@@ -55,7 +62,14 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     taskQueue: env.TEMPORAL_TASK_QUEUE || DEFAULT_TASK_QUEUE,
     webUiUrl: (env.TEMPORAL_UI_URL || defaultWebUiUrl(address)).replace(/\/+$/, ''),
     connection: { ...connectionOptions, address },
+    dataConverter: codecPayloads(env),
+    tracing: tracesExporterFromEnv(env),
   };
+}
+
+function codecPayloads(env: NodeJS.ProcessEnv): DataConverter | undefined {
+  const codec = codecFromEnv(env);
+  return codec && { payloadCodecs: [codec] };
 }
 
 // A dev server serves its Web UI on its gRPC port + 1000 (7233 -> 8233).
@@ -180,5 +194,10 @@ export async function connectClient(settings: Settings): Promise<Client> {
   } catch (cause) {
     throw await connectionError(settings, cause);
   }
-  return new Client({ connection, namespace: settings.namespace });
+  return new Client({
+    connection,
+    namespace: settings.namespace,
+    dataConverter: settings.dataConverter,
+    interceptors: tracingClientInterceptors(settings.tracing),
+  });
 }

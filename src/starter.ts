@@ -15,6 +15,7 @@ import {
   type Settings,
 } from './config';
 import { InvalidPaymentDetailsError, validatePaymentDetails, type PaymentDetails } from './shared';
+import { shutdownTracing } from './telemetry';
 // Only the type: the starter names the workflow, and never loads workflow code.
 import type { moneyTransfer } from './workflows';
 
@@ -37,6 +38,7 @@ async function main(): Promise<number> {
     return (await runTransfer(client, settings, args.details, args.workflowId)) ? 0 : 1;
   } finally {
     await client.connection.close();
+    await shutdownTracing(); // sends the spans still buffered
   }
 }
 

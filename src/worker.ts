@@ -4,6 +4,7 @@ import { DefaultLogger, Runtime, Worker, NativeConnection, type LogLevel } from 
 import { createActivities } from './activities';
 import { BANK_HOSTNAME, bankFromEnv, BankingService } from './banking-service';
 import { connectionError, describeError, loadSettings, StartupError, type Settings } from './config';
+import { metricsBindFromEnv, runtimeTelemetryOptions, shutdownTracing, withTracing } from './telemetry';
 
 async function main(): Promise<void> {
   installLogger();
@@ -30,11 +31,14 @@ async function main(): Promise<void> {
         ? `Bank: SQLite file ${process.env.BANK_DB}.`
         : 'Bank: in memory, starting from the seed balances (BANK_DB=<file> keeps them in SQLite).',
     );
+    const metrics = metricsBindFromEnv();
+    if (metrics) console.log(`Metrics: http://${metrics}/metrics`);
     await running;
     console.log('Worker stopped.');
   } finally {
     await connection.close();
     bank.store.close();
+    await shutdownTracing(); // sends the spans still buffered
   }
 }
 
@@ -49,8 +53,9 @@ export async function createWorker(
     connection,
     namespace: settings.namespace,
     taskQueue: settings.taskQueue,
-    ...workflowSource(),
+    ...withTracing(settings.tracing, workflowSource()),
     activities: createActivities(bank),
+    dataConverter: settings.dataConverter,
     ...tuning,
   });
 }
@@ -66,7 +71,8 @@ export async function connectWorker(settings: Settings): Promise<NativeConnectio
 /** One logger for the SDK, the workflows and the activities; LOG_LEVEL sets its level. */
 export function installLogger(defaultLevel: LogLevel = 'INFO'): void {
   const level = (process.env.LOG_LEVEL?.toUpperCase() || defaultLevel) as LogLevel;
-  Runtime.install({ logger: new DefaultLogger(level) });
+  // The one Runtime.install: metrics go through it too (WORKER_METRICS_BIND).
+  Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: runtimeTelemetryOptions() });
 }
 
 /** Where `npm run build` writes the prebuilt workflow bundle. */
