@@ -38,6 +38,12 @@ export function createActivities(bank: BankingService) {
       failedStep: 'withdraw' | 'deposit' = 'deposit',
     ): Promise<RefundResult> {
       const refs = referencesFor(details.referenceId);
+      const context = Context.current();
+      if (context.info.attempt > 1) {
+        context.metricMeter
+          .createCounter('money_transfer_refund_retries', 'attempts', 'Refund attempts after the first')
+          .add(1);
+      }
       return bankCall('Refund failed', details, async (signal): Promise<RefundResult> => {
         const settled = await bank.settle(failedStep === 'deposit' ? refs.deposit : refs.withdrawal, signal);
         if (failedStep === 'deposit' && settled.posted) {

@@ -7,6 +7,7 @@ import {
   defineQuery,
   isCancellation,
   log,
+  metricMeter,
   proxyActivities,
   setHandler,
 } from '@temporalio/workflow';
@@ -43,6 +44,28 @@ const { refund } = proxyActivities<Activities>({
     nonRetryableErrorTypes: [...DEFINITE_FAILURES],
   },
 });
+
+// Counted through the SDK's meter, which skips replays, so nothing is counted twice.
+// Made when used: the meter exists only inside a running workflow.
+function countTransfer(outcome: string): void {
+  metricMeter
+    .createCounter(
+      'money_transfer_transfers',
+      'transfers',
+      'Transfers by outcome: completed, failed (nothing moved), compensated, cancelled, needs-review',
+    )
+    .add(1, { outcome });
+}
+
+function countSettlement(path: RefundResult['outcome']): void {
+  metricMeter
+    .createCounter(
+      'money_transfer_settlements',
+      'settlements',
+      'Steps with an unknown outcome, by how they settled: deposit-posted, refunded, nothing-to-refund',
+    )
+    .add(1, { path });
+}
 
 export type TransferStage =
   | 'validating'
@@ -83,10 +106,14 @@ export async function moneyTransfer(details: PaymentDetails): Promise<string> {
   try {
     const result = await transfer(details, status);
     status.stage = 'completed';
+    countTransfer('completed');
     return result;
   } catch (err) {
     status.stage = isCancellation(err) ? 'cancelled' : 'failed';
     if (err instanceof Error) status.lastFailure = describe(err);
+    const outcome =
+      status.stage === 'failed' && status.settlement === 'refunded' ? 'compensated' : status.stage;
+    countTransfer(outcome);
     throw err;
   }
 }
@@ -154,6 +181,7 @@ async function compensate(
       try {
         const result = await refund(details, failedStep);
         status.settlement = result.outcome;
+        countSettlement(result.outcome);
         status.owed = undefined;
         status.lastFailure = undefined;
         if (result.outcome === 'refunded') {
@@ -168,6 +196,7 @@ async function compensate(
         status.lastFailure = describe(err);
         log.error(`Refund failed: ${status.lastFailure}`, meta);
         status.stage = 'needs-review';
+        countTransfer('needs-review');
         log.error(`Transfer needs review: ${details.amount} is owed to ${details.sourceAccount}`, meta);
         await condition(() => status.stage !== 'needs-review');
       }
