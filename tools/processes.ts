@@ -30,6 +30,9 @@ export class CommandProcess {
     this.child = spawn(command, args, {
       cwd: ROOT,
       env: withoutUndefined({ ...process.env, LOG_LEVEL: 'WARN', ...env }),
+      // npm passes a signal on to its whole process group, which would stop a dev
+      // server this process started too: give anything but node a group of its own.
+      detached: command !== process.execPath,
     });
     this.child.stdout.on('data', (chunk: Buffer) => (this.stdout += chunk.toString()));
     this.child.stderr.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
@@ -51,11 +54,13 @@ export class CommandProcess {
     }
   }
 
-  /** Sends `signal` (npm passes it on to its script) and waits for the exit. */
+  /** Sends `signal` and waits for the exit. */
   async stop(
     signal: NodeJS.Signals = 'SIGINT',
   ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    this.child.kill(signal);
+    // To its whole group, as Ctrl-C in a terminal does, so npm's script gets it too.
+    if (this.child.spawnargs[0] === process.execPath) this.child.kill(signal);
+    else process.kill(-this.child.pid!, signal);
     return this.exited;
   }
 }
