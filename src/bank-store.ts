@@ -19,6 +19,8 @@ export interface LedgerTransaction {
   isVoided(reference: string): boolean;
   markVoided(reference: string): void;
   balance(account: string): number | undefined;
+  /** A closed account takes no money in or out. */
+  isClosed(account: string): boolean;
   /** Records the entry and moves its amount. */
   post(entry: LedgerEntry): void;
 }
@@ -30,6 +32,9 @@ export interface BankStore {
   entries(): LedgerEntry[];
   /** The voided references, in the order they were voided. */
   voided(): string[];
+  /** Closes or reopens an account; throws for an unknown one. */
+  setClosed(account: string, closed: boolean): void;
+  closedAccounts(): string[];
   close(): void;
 }
 
@@ -43,6 +48,7 @@ export class MemoryStore implements BankStore {
   private readonly accounts: Map<string, number>;
   private readonly ledger = new Map<string, LedgerEntry>();
   private readonly voids = new Set<string>();
+  private readonly closed = new Set<string>();
 
   constructor(accounts: ReadonlyMap<string, number> = SEED_ACCOUNTS) {
     this.accounts = new Map(accounts);
@@ -56,6 +62,7 @@ export class MemoryStore implements BankStore {
       entryFor: (reference) => this.ledger.get(reference) ?? staged.find((e) => e.reference === reference),
       isVoided: (reference) => this.voids.has(reference) || stagedVoids.has(reference),
       markVoided: (reference) => void stagedVoids.add(reference),
+      isClosed: (account) => this.closed.has(account),
       balance: (account) => {
         const opening = this.accounts.get(account);
         if (opening === undefined) return undefined;
@@ -81,6 +88,16 @@ export class MemoryStore implements BankStore {
 
   voided(): string[] {
     return [...this.voids];
+  }
+
+  setClosed(account: string, closed: boolean): void {
+    if (!this.accounts.has(account)) throw new Error(`No account ${account} in this bank.`);
+    if (closed) this.closed.add(account);
+    else this.closed.delete(account);
+  }
+
+  closedAccounts(): string[] {
+    return [...this.closed];
   }
 
   close(): void {}
@@ -116,6 +133,7 @@ export class SqliteStore implements BankStore {
         amount INTEGER NOT NULL
       );
       CREATE TABLE IF NOT EXISTS voided (reference TEXT PRIMARY KEY);
+      CREATE TABLE IF NOT EXISTS closed_accounts (id TEXT PRIMARY KEY REFERENCES accounts (id));
     `);
     if (isNew) {
       this.transaction(() => {
@@ -131,6 +149,7 @@ export class SqliteStore implements BankStore {
     );
     const findVoid = this.db.prepare('SELECT 1 FROM voided WHERE reference = ?');
     const addVoid = this.db.prepare('INSERT OR IGNORE INTO voided (reference) VALUES (?)');
+    const findClosed = this.db.prepare('SELECT 1 FROM closed_accounts WHERE id = ?');
     const findBalance = this.db.prepare('SELECT balance FROM accounts WHERE id = ?');
     const insert = this.db.prepare(
       'INSERT INTO ledger (reference, transaction_id, account, amount) VALUES (?, ?, ?, ?)',
@@ -145,6 +164,7 @@ export class SqliteStore implements BankStore {
         },
         isVoided: (reference) => findVoid.get(reference) !== undefined,
         markVoided: (reference) => void addVoid.run(reference),
+        isClosed: (account) => findClosed.get(account) !== undefined,
         balance: (account) => (findBalance.get(account) as { balance: number } | undefined)?.balance,
         post: (entry) => {
           insert.run(entry.reference, entry.transactionId, entry.account, entry.amount);
@@ -172,6 +192,24 @@ export class SqliteStore implements BankStore {
       .prepare('SELECT reference, transaction_id, account, amount FROM ledger ORDER BY rowid')
       .all() as unknown as LedgerRow[];
     return rows.map(fromRow);
+  }
+
+  setClosed(account: string, closed: boolean): void {
+    this.transaction((tx) => {
+      if (tx.balance(account) === undefined) throw new Error(`No account ${account} in this bank.`);
+      this.db
+        .prepare(
+          closed
+            ? 'INSERT OR IGNORE INTO closed_accounts (id) VALUES (?)'
+            : 'DELETE FROM closed_accounts WHERE id = ?',
+        )
+        .run(account);
+    });
+  }
+
+  closedAccounts(): string[] {
+    const rows = this.db.prepare('SELECT id FROM closed_accounts ORDER BY id').all() as Array<{ id: string }>;
+    return rows.map((row) => row.id);
   }
 
   voided(): string[] {

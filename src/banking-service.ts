@@ -3,6 +3,7 @@ import { customAlphabet } from 'nanoid';
 import { MemoryStore, openStore, type BankStore } from './bank-store';
 import { parseFaults, type BankOperation, type FaultPlan, type Injection } from './bank-faults';
 import {
+  AccountClosedError,
   type BankError,
   IdempotencyKeyReusedError,
   InsufficientFundsError,
@@ -99,6 +100,12 @@ export class BankingService {
     return this.store.balances();
   }
 
+  /** The open accounts, where a refund could go instead. A real bank would list the customer's own. */
+  async openAccounts(): Promise<string[]> {
+    const closed = new Set(this.store.closedAccounts());
+    return [...this.store.balances().keys()].filter((account) => !closed.has(account));
+  }
+
   /** Waits, injects the planned fault if any, and runs `action` unless the caller gave up. */
   private async call<T>(
     op: BankOperation,
@@ -169,11 +176,13 @@ export class BankingService {
         rejection ??
         (balance === undefined
           ? new InvalidAccountError(`The account number ${account} is invalid.`)
-          : balance + amount < 0
-            ? new InsufficientFundsError(
-                `The account ${account} has insufficient funds to complete this transaction.`,
-              )
-            : undefined);
+          : tx.isClosed(account)
+            ? new AccountClosedError(`The account ${account} is closed.`)
+            : balance + amount < 0
+              ? new InsufficientFundsError(
+                  `The account ${account} has insufficient funds to complete this transaction.`,
+                )
+              : undefined);
       if (no) {
         tx.markVoided(reference);
         return { error: no };

@@ -28,6 +28,9 @@ export class InsufficientFundsError extends BankError {}
 
 export class InvalidPaymentDetailsError extends BankError {}
 
+/** The account exists but is closed: it takes no money in or out. */
+export class AccountClosedError extends BankError {}
+
 /** A reference already used for a different account or amount. Nothing moved. */
 export class IdempotencyKeyReusedError extends BankError {}
 
@@ -46,6 +49,7 @@ export const DEFINITE_FAILURES: readonly string[] = [
   InvalidAccountError.name,
   InsufficientFundsError.name,
   InvalidPaymentDetailsError.name,
+  AccountClosedError.name,
   IdempotencyKeyReusedError.name,
   ReferenceVoidedError.name,
 ];

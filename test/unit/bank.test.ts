@@ -6,6 +6,7 @@ import { MemoryStore, SEED_ACCOUNTS, SqliteStore, type BankStore } from '../../s
 import { BankFaultsError, parseFaults, randomFaults } from '../../src/bank-faults';
 import { bankFromEnv, BankingService } from '../../src/banking-service';
 import {
+  AccountClosedError,
   IdempotencyKeyReusedError,
   InsufficientFundsError,
   InvalidAccountError,
@@ -176,6 +177,23 @@ describe('unknown outcomes: key reuse, settle and void, cancellation', () => {
   });
 });
 
+describe('closed accounts', () => {
+  test('a closed account takes no money in or out (AccountClosedError, reference voided); reopened, it does', async () => {
+    const bank = new BankingService('bank');
+    bank.store.setClosed('85-150', true);
+    expect(bank.store.closedAccounts()).toEqual(['85-150']);
+    await expect(bank.withdraw('85-150', 1, 'k1')).rejects.toThrow(
+      new AccountClosedError('The account 85-150 is closed.'),
+    );
+    await expect(bank.refund('85-150', 1, 'k2')).rejects.toBeInstanceOf(AccountClosedError);
+    expect(bank.store.voided()).toEqual(['k1', 'k2']);
+    await expect(bank.openAccounts()).resolves.toEqual(['43-812']);
+    bank.store.setClosed('85-150', false);
+    await expect(bank.withdraw('85-150', 1, 'k3')).resolves.toMatch(/^W-/);
+    expect(() => bank.store.setClosed('99-999', true)).toThrow('No account 99-999 in this bank.');
+  });
+});
+
 describe('BANK_FAULTS', () => {
   test('fail: a plain error, nothing posted', async () => {
     const bank = new BankingService('bank', { faults: parseFaults('withdraw:fail') });
@@ -328,6 +346,16 @@ function storeContract(open: () => BankStore) {
     store.transaction((tx) => tx.markVoided('v2'));
     expect(store.voided()).toEqual(['v2']);
     expect(store.transaction((tx) => tx.isVoided('v2'))).toBe(true);
+    store.close();
+  });
+
+  test('closing and reopening an account is kept', () => {
+    const store = open();
+    store.setClosed('43-812', true);
+    expect(store.closedAccounts()).toEqual(['43-812']);
+    expect(store.transaction((tx) => tx.isClosed('43-812'))).toBe(true);
+    store.setClosed('43-812', false);
+    expect(store.closedAccounts()).toEqual([]);
     store.close();
   });
 }
