@@ -7,8 +7,8 @@ export interface DevServerOptions extends Omit<DevServerConfig, 'type' | 'execut
 }
 
 /**
- * Dynamic config every dev server here starts with, for latency (docs/benchmark.md has
- * the numbers, docs/dev-server.md what each setting does):
+ * Dynamic config every dev server here starts with, for latency (docs/dev-server.md has
+ * the numbers and what each setting does):
  * - Eager activity execution hands an activity to the worker in the reply to the
  *   workflow task that scheduled it, skipping a trip through the task queue.
  * - The dev server's single history shard loads transfer and timer tasks through rate
