@@ -6,6 +6,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { connectClient, loadSettings, splitAddress, type Settings } from '../src/config';
 import { startDevServer } from './dev-server';
 import { DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID, runTransfer } from '../src/starter';
+import { shutdownTracing } from '../src/telemetry';
 import { connectWorker, createWorker, installLogger } from '../src/worker';
 
 async function serverAnswers(settings: Settings): Promise<boolean> {
@@ -51,6 +52,7 @@ async function main(): Promise<number> {
     } finally {
       await client.connection.close();
       await connection.close();
+      await shutdownTracing();
     }
   } finally {
     if (server) {

@@ -2,6 +2,7 @@
 // executions survive a restart.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { codecServerUrl } from '../src/codec';
 import { loadSettings, splitAddress } from '../src/config';
 import { startDevServer } from './dev-server';
 
@@ -18,9 +19,16 @@ async function main(): Promise<void> {
     uiPort: port + 1000,
     namespace: settings.namespace,
     dbFilename: DB_FILE,
+    // With a key ring (PAYLOAD_KEYS_FILE), the Web UI decodes payloads through `npm run codec-server`.
+    extraArgs: settings.dataConverter ? ['--ui-codec-endpoint', codecServerUrl()] : [],
   });
   console.log(`Temporal dev server listening on ${settings.address}, namespace ${settings.namespace}.`);
   console.log(`Web UI: ${settings.webUiUrl}`);
+  if (settings.dataConverter) {
+    console.log(
+      `Payloads are encrypted; the Web UI decodes them through ${codecServerUrl()} (npm run codec-server).`,
+    );
+  }
   console.log(`Data: ${path.relative(process.cwd(), DB_FILE)}. Press Ctrl-C to stop.`);
 
   // Signal listeners alone do not keep Node running; the timer does.
