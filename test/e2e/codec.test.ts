@@ -1,7 +1,7 @@
 // Payload encryption against the test server: the worker and starter processes read the
 // key ring from PAYLOAD_KEYS_FILE, the server stores only ciphertext, and a history
 // written with an old key still decodes and replays after a rotation.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
@@ -12,7 +12,7 @@ import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/banking-service';
 import { EncryptionCodec, KEY_ID_METADATA, newKey, readKeyRing } from '../../src/codec';
 import type { PaymentDetails } from '../../src/shared';
-import { runScript, startWorkerProcess, testServer, transferDetails, uniqueId } from '../helpers';
+import { ROOT, runScript, startWorkerProcess, testServer, transferDetails, uniqueId } from '../helpers';
 
 jest.setTimeout(60_000);
 
@@ -47,7 +47,9 @@ async function rawHistory(workflowId: string) {
 
 /** The payload strings a transfer's history would show in plain text. */
 function secretsOf(details: PaymentDetails): string[] {
-  return [details.sourceAccount, details.targetAccount, String(details.amount), details.referenceId];
+  // The amount as the JSON payload spells it: a bare 1987 could also be a digit run in a
+  // worker's identity (pid@host) or a random id, which are not payloads.
+  return [details.sourceAccount, details.targetAccount, `"amount":${details.amount}`, details.referenceId];
 }
 
 /** Runs the starter and the worker as processes, as people do, with this environment. */
@@ -72,7 +74,6 @@ async function transferWithProcesses(details: PaymentDetails, env: Record<string
 }
 
 describe('with PAYLOAD_KEYS_FILE set', () => {
-  // 1987 appears nowhere else in a history: not in ids, timestamps or the task queue name.
   const details = transferDetails({ amount: 1987 });
   let workflowId: string;
   let bytes: Buffer;
@@ -88,6 +89,11 @@ describe('with PAYLOAD_KEYS_FILE set', () => {
   test('the raw history holds no account number, amount or reference', () => {
     expect(bytes.length).toBeGreaterThan(1000);
     const found = secretsOf(details).filter((secret) => bytes.includes(secret));
+    mkdirSync(path.join(ROOT, 'test-results', 'codec'), { recursive: true });
+    writeFileSync(
+      path.join(ROOT, 'test-results', 'codec', 'raw-history.txt'),
+      `${bytes.length} bytes of history; searched for ${JSON.stringify(secretsOf(details))}; found ${JSON.stringify(found)}\n`,
+    );
     expect(found).toEqual([]);
     expect(bytes.includes('Transfer complete')).toBe(false);
     expect(bytes.includes('binary/encrypted')).toBe(true);
