@@ -53,7 +53,7 @@ export async function createWorker(
     connection,
     namespace: settings.namespace,
     taskQueue: settings.taskQueue,
-    ...withTracing(settings.tracing, workflowSource()),
+    ...withTracing(settings.tracing, workflowSource(settings.tracing !== undefined)),
     activities: createActivities(bank),
     dataConverter: settings.dataConverter,
     ...tuning,
@@ -80,11 +80,20 @@ export const WORKFLOW_BUNDLE_PATH = path.join(__dirname, 'workflow-bundle.js');
 
 /**
  * In production (NODE_ENV=production) the bundle `npm run build` made, so no webpack
- * runs at start. In development the worker bundles src/workflows itself, so edits are
- * picked up.
+ * runs at start. In development, the bundle in DEV_WORKFLOW_BUNDLE: `npm run worker`'s
+ * launcher (tools/run.js) sets it only after checking that the bundle was built from
+ * the current workflow code. Otherwise, and with tracing on, the worker bundles
+ * src/workflows itself, so edits are picked up.
  */
-function workflowSource(): { workflowsPath: string } | { workflowBundle: { codePath: string } } {
-  if (process.env.NODE_ENV !== 'production') return { workflowsPath: require.resolve('./workflows') };
+function workflowSource(
+  tracing: boolean,
+): { workflowsPath: string } | { workflowBundle: { codePath: string } } {
+  if (process.env.NODE_ENV !== 'production') {
+    const dev = process.env.DEV_WORKFLOW_BUNDLE;
+    return dev && !tracing
+      ? { workflowBundle: { codePath: dev } }
+      : { workflowsPath: require.resolve('./workflows') };
+  }
   if (!existsSync(WORKFLOW_BUNDLE_PATH)) {
     throw new StartupError(
       `NODE_ENV=production needs the prebuilt ${WORKFLOW_BUNDLE_PATH}: run \`npm run build\` first.`,

@@ -5,6 +5,11 @@
 // Plain JavaScript, so it runs before anything is compiled. It costs a few
 // milliseconds of hashing when nothing changed, and an incremental `tsc` (about 2 s) after an edit, so no script
 // ever runs stale code. The entry point runs in this same process: no second Node start.
+//
+// For the entries that run a development worker (src/worker, tools/demo) it also keeps
+// one workflow bundle, lib/dev/workflow-bundle.js, built from the compiled workflow code
+// and rebuilt only when that code changed, and tells the worker through
+// DEV_WORKFLOW_BUNDLE that it matches. The worker then skips webpack at start.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const { createHash } = require('node:crypto');
@@ -121,7 +126,81 @@ function ensureBuilt() {
   if (!built) process.exit(1);
 }
 
-module.exports = { ensureBuilt };
+/** The development workflow bundle, and the record of what it was built from. */
+const DEV_BUNDLE = path.join(LIB, 'dev', 'workflow-bundle.js');
+const DEV_BUNDLE_STAMP = path.join(LIB, 'dev', 'workflow-bundle.stamp.json');
+/** The entries that run a worker with the development workflow code. */
+const DEV_WORKER_ENTRIES = ['src/worker', 'tools/demo'];
+
+function hashFile(file) {
+  return createHash('sha1').update(fs.readFileSync(file)).digest('hex');
+}
+
+/**
+ * What the workflow bundle is made of: lib/src/workflows.js and the compiled modules it
+ * requires, transitively (tsc drops `import type`, so activities.ts is not among them),
+ * and package-lock.json for the SDK inside it. An edit to the activities or the worker
+ * does not rebuild it; an edit to the workflow or shared.ts does.
+ */
+function bundleInputs() {
+  const state = { 'package-lock.json': hashFile(path.join(ROOT, 'package-lock.json')) };
+  const visit = (file) => {
+    const rel = path.relative(ROOT, file);
+    if (rel in state) return;
+    const code = fs.readFileSync(file, 'utf8');
+    state[rel] = createHash('sha1').update(code).digest('hex');
+    for (const [, spec] of code.matchAll(/\brequire\("(\.{1,2}\/[^"]+)"\)/g)) {
+      const base = path.resolve(path.dirname(file), spec);
+      const found = [base, `${base}.js`, path.join(base, 'index.js')].find((f) =>
+        fs.statSync(f, { throwIfNoEntry: false })?.isFile(),
+      );
+      if (!found) throw new Error(`${rel} requires ${spec}, which is not in lib/`);
+      visit(found);
+    }
+  };
+  visit(path.join(LIB, 'src', 'workflows.js'));
+  return state;
+}
+
+/** True if the bundle exists, is the one the stamp recorded, and was built from these inputs. */
+function devBundleFresh(inputs) {
+  try {
+    const stamp = JSON.parse(fs.readFileSync(DEV_BUNDLE_STAMP, 'utf8'));
+    return JSON.stringify(stamp.inputs) === JSON.stringify(inputs) && stamp.bundle === hashFile(DEV_BUNDLE);
+  } catch {
+    return false;
+  }
+}
+
+/** Bundles the compiled workflow code (webpack, about 1.5 s) with the options `npm run build` uses. */
+function buildDevBundle(inputs) {
+  const started = Date.now();
+  const partial = `${DEV_BUNDLE}.${process.pid}.tmp`;
+  fs.mkdirSync(path.dirname(DEV_BUNDLE), { recursive: true });
+  const script =
+    "require(process.argv[1]).buildWorkflowBundle().then((code) => require('node:fs').writeFileSync(process.argv[2], code))";
+  const result = spawnSync(process.execPath, ['-e', script, path.join(LIB, 'tools', 'bundle.js'), partial], {
+    stdio: 'inherit',
+  });
+  if (result.status !== 0) {
+    fs.rmSync(partial, { force: true });
+    console.error('Bundling the workflow code failed (above).');
+    return false;
+  }
+  fs.renameSync(partial, DEV_BUNDLE); // a reader sees the old bundle or the new one, whole
+  fs.writeFileSync(DEV_BUNDLE_STAMP, JSON.stringify({ inputs, bundle: hashFile(DEV_BUNDLE) }));
+  console.error(`(bundled the changed workflow code in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  return true;
+}
+
+/** Makes lib/dev/workflow-bundle.js match the compiled workflow code; returns its path. */
+function ensureDevBundle() {
+  const fresh = () => devBundleFresh(bundleInputs());
+  if (!fresh() && !withLock(() => fresh() || buildDevBundle(bundleInputs()))) process.exit(1);
+  return DEV_BUNDLE;
+}
+
+module.exports = { ensureBuilt, ensureDevBundle };
 
 if (require.main === module) {
   const [entry, ...args] = process.argv.slice(2);
@@ -130,6 +209,11 @@ if (require.main === module) {
     process.exit(2);
   }
   ensureBuilt();
+  const name = entry.replace(/\.(ts|js)$/, '');
+  if (DEV_WORKER_ENTRIES.includes(name) && process.env.NODE_ENV !== 'production') {
+    // Read by src/worker.ts; set only here, after checking the bundle matches lib/.
+    process.env.DEV_WORKFLOW_BUNDLE = ensureDevBundle();
+  }
   const file = path.join(LIB, entry.replace(/\.(ts|js)$/, '') + '.js');
   // Run it as the main module, exactly as `node lib/src/starter.js` would: its
   // `require.main === module` check holds and process.argv looks the same.
