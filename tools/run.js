@@ -97,7 +97,7 @@ function build() {
   try {
     tsc = require.resolve('typescript/bin/tsc', { paths: [ROOT] });
   } catch {
-    // A production install (npm ci --omit=dev) has no tsc: see README "A production worker".
+    // A production install (npm ci --omit=dev) has no tsc: see docs/production.md.
     console.error(
       'lib/ does not match the TypeScript sources, and typescript is not installed here. ' +
         'Build with the dev dependencies (npm ci && npm run build), then `npm prune --omit=dev`.',

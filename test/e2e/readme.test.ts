@@ -1,12 +1,15 @@
 // The README's sample outputs and drill instructions, checked against what the code
 // really prints and holds. Runs the compiled scripts in lib/, which `npm test` builds.
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/banking-service';
 import { ACTIVITIES_FILE, applyDrill, drillLines, loadDrilledActivities } from '../drill';
 import { startDevServer } from '../../tools/dev-server';
+import { resolveTemporalCli } from '../../tools/temporal-cli';
 import {
   freeDevServerPort,
   freePort,
@@ -39,6 +42,20 @@ function samplePattern(text: string, replace: Array<[string, string]> = []): Reg
     .replace(/^CLI .*$/m, 'CLI .*')
     .replace(/localhost:\d+/g, 'localhost:\\d+');
   return new RegExp(`^${pattern}$`);
+}
+
+/**
+ * The same for the `temporal` CLI's output: its times, sizes and build ids vary too, the
+ * test's task queue stands in for the default one, and trailing blanks do not count.
+ */
+function cliPattern(text: string, taskQueue: string): RegExp {
+  const source = samplePattern(text.replace(/[ \t]+$/gm, ''), [['TRANSFER_MONEY_TASK_QUEUE', taskQueue]])
+    .source.replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/g, String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
+    .replace(/((?:StartTime|CloseTime|ExecutionTime) +)now/g, '$1.+')
+    .replace(/(RunTime +)\d+ms/g, String.raw`$1[\d.]+m?s`)
+    .replace(/((?:HistorySize|StateTransitionCount) +)\d+/g, String.raw`$1\d+`)
+    .replace(/[0-9a-f]{64}/g, '[0-9a-f]{64}');
+  return new RegExp(source);
 }
 
 describe('README', () => {
@@ -89,8 +106,15 @@ describe('README', () => {
       return command[1] ? command[1].replace(' -- ', '').split(' ') : [];
     }
 
-    /** Runs the README's starter commands one after another, as child processes, against one worker here. */
-    async function runStarters(activities: ReturnType<typeof createActivities>, names: string[]) {
+    /**
+     * Runs the README's starter commands one after another, as child processes, against one
+     * worker here; then `after`, while the worker still runs.
+     */
+    async function runStarters(
+      activities: ReturnType<typeof createActivities>,
+      names: string[],
+      after?: (taskQueue: string) => Promise<void>,
+    ) {
       const taskQueue = uniqueId('readme');
       const connection = await NativeConnection.connect({ address: testServer().address });
       const env = {
@@ -103,6 +127,7 @@ describe('README', () => {
         return await worker.runUntil(async () => {
           const runs = [];
           for (const name of names) runs.push(await runScript('src/starter.js', commandArgs(name), env));
+          await after?.(taskQueue);
           return runs;
         });
       } finally {
@@ -110,11 +135,27 @@ describe('README', () => {
       }
     }
 
-    test('`npm run starter`, then the insufficient-funds command on the same worker, print their samples', async () => {
-      const [success, insufficient] = await runStarters(createActivities(new BankingService('bank')), [
-        'starter-success',
-        'starter-insufficient',
-      ]);
+    /** The `temporal workflow ...` commands the README shows, run against the test server. */
+    async function cliSamples(taskQueue: string): Promise<void> {
+      const { path: cli } = await resolveTemporalCli(process.env, () => {});
+      expect(cli).toBeDefined(); // the test server came from it
+      for (const name of ['cli-show', 'cli-query', 'cli-describe']) {
+        const before = README.slice(0, README.indexOf(`<!-- sample: ${name} -->`));
+        const command = [...before.matchAll(/```sh\ntemporal (workflow .*)\n```/g)].at(-1)![1]!;
+        const args = [...command.split(' '), '--address', testServer().address, '--color', 'never'];
+        const { stdout } = await promisify(execFile)(cli!, args, {
+          env: { ...process.env, TEMPORAL_ADDRESS: '' },
+        });
+        expect(stdout.replace(/[ \t]+$/gm, '').trimEnd()).toMatch(cliPattern(sample(name), taskQueue));
+      }
+    }
+
+    test('`npm run starter`, the insufficient-funds command, then the `temporal workflow` commands print their samples', async () => {
+      const [success, insufficient] = await runStarters(
+        createActivities(new BankingService('bank')),
+        ['starter-success', 'starter-insufficient'],
+        cliSamples,
+      );
       expect(success!.stdout.trimEnd()).toMatch(samplePattern(sample('starter-success')));
       expect(success!.code).toBe(0);
       expect(insufficient!.stdout.trimEnd()).toMatch(samplePattern(sample('starter-insufficient')));
