@@ -1,12 +1,18 @@
 import { Context, log } from '@temporalio/activity';
 import type { BankingService } from './banking-service';
-import { InvalidAccountError, referencesFor, type PaymentDetails, type RefundResult } from './shared';
+import {
+  InvalidAccountError,
+  referencesFor,
+  refundReference,
+  type PaymentDetails,
+  type RefundResult,
+} from './shared';
 
 /**
  * Builds the activities around one bank. The worker creates the bank once and passes
  * it in; tests pass a fake.
  */
-export function createActivities(bank: BankingService) {
+export function createActivities(bank: BankingService, operators: OperatorOptions = {}) {
   return {
     async withdraw(details: PaymentDetails): Promise<string> {
       const refs = referencesFor(details.referenceId);
@@ -18,7 +24,7 @@ export function createActivities(bank: BankingService) {
     async deposit(details: PaymentDetails): Promise<string> {
       const refs = referencesFor(details.referenceId);
       return bankCall('Deposit failed', details, (signal) => {
-        // Failure drill: comment out line 22 and uncomment line 23 (see README).
+        // Failure drill: comment out line 28 and uncomment line 29 (see README).
         return bank.deposit(details.targetAccount, details.amount, refs.deposit, signal);
         // return bank.depositThatFails(details.targetAccount, details.amount, refs.deposit);
       });
@@ -30,13 +36,12 @@ export function createActivities(bank: BankingService) {
      * it so that a late call cannot post. Then:
      * - the deposit posted after all: nothing to refund, the transfer is complete;
      * - the withdrawal never posted: nothing to refund;
-     * - otherwise: a deposit back into the source account.
+     * - a refund of an earlier round posted after all: that is the refund;
+     * - otherwise: a deposit into the source account (or the one an operator named).
      * Every part is idempotent, so a retry after a crash at any point is safe.
      */
-    async refund(
-      details: PaymentDetails,
-      failedStep: 'withdraw' | 'deposit' = 'deposit',
-    ): Promise<RefundResult> {
+    async refund(details: PaymentDetails, options: RefundOptions = {}): Promise<RefundResult> {
+      const { failedStep = 'deposit', round = 1, account = details.sourceAccount } = options;
       const refs = referencesFor(details.referenceId);
       const context = Context.current();
       if (context.info.attempt > 1) {
@@ -50,9 +55,56 @@ export function createActivities(bank: BankingService) {
           return { outcome: 'deposit-posted', transactionId: settled.transactionId };
         }
         if (failedStep === 'withdraw' && !settled.posted) return { outcome: 'nothing-to-refund' };
-        const transactionId = await bank.refund(details.sourceAccount, details.amount, refs.refund, signal);
-        return { outcome: 'refunded', transactionId };
+        for (let earlier = 1; earlier < round; earlier++) {
+          const refunded = await bank.settle(refundReference(details.referenceId, earlier), signal);
+          if (refunded.posted) {
+            return { outcome: 'refunded', transactionId: refunded.transactionId, account: refunded.account };
+          }
+        }
+        const reference = refundReference(details.referenceId, round);
+        const transactionId = await bank.refund(account, details.amount, reference, signal);
+        return { outcome: 'refunded', transactionId, account };
       });
+    },
+
+    /** The accounts a refund could go to instead, for the operator to choose from. */
+    async refundAccounts(details: PaymentDetails): Promise<string[]> {
+      const open = await bank.openAccounts();
+      return open.filter((account) => account !== details.targetAccount);
+    },
+
+    /**
+     * Tells an operator that a transfer waits for review: one error line in the worker's
+     * log with the Web UI link, and a JSON POST to the webhook if one is configured.
+     */
+    async notifyOperator(notice: ReviewNotice): Promise<void> {
+      const { workflowExecution, workflowNamespace } = Context.current().info;
+      if (!workflowExecution) throw new Error('notifyOperator runs only as part of a workflow');
+      const link = operators.webUiLink?.(workflowExecution.workflowId, workflowExecution.runId);
+      const { details } = notice;
+      log.error(
+        `${notice.reminder > 0 ? `Reminder ${notice.reminder}: t` : 'T'}ransfer ${workflowExecution.workflowId} ` +
+          `needs review: ${details.amount} is owed to ${details.sourceAccount} (reference ${details.referenceId}). ` +
+          `${notice.reason}${link ? ` ${link}` : ''}`,
+        { referenceId: details.referenceId },
+      );
+      if (!operators.webhookUrl) return;
+      const response = await fetch(operators.webhookUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          event: 'transfer.needs-review',
+          namespace: workflowNamespace,
+          workflowId: workflowExecution.workflowId,
+          runId: workflowExecution.runId,
+          link,
+          ...notice,
+        }),
+        signal: Context.current().cancellationSignal,
+      });
+      // A webhook that did not take the notice is retried, like any other failed call.
+      if (!response.ok)
+        throw new Error(`The review webhook answered ${response.status} ${response.statusText}`);
     },
   };
 }
@@ -85,4 +137,28 @@ function logUnlessInvalidAccount(message: string, err: unknown, details: Payment
   if (!(err instanceof InvalidAccountError)) {
     log.error(message, { error: err, referenceId: details.referenceId });
   }
+}
+
+/** Which step failed, which round of refunding this is, and where the money goes back to. */
+export interface RefundOptions {
+  failedStep?: 'withdraw' | 'deposit';
+  /** 1 for the first refund; each operator retry or redirect is the next round. */
+  round?: number;
+  /** Default: the source account. An operator may name another account of the customer. */
+  account?: string;
+}
+
+/** What an operator is told when a transfer waits for review. */
+export interface ReviewNotice {
+  details: PaymentDetails;
+  reason: string;
+  /** 0 for the first notice, then 1, 2, ... for each reminder. */
+  reminder: number;
+}
+
+export interface OperatorOptions {
+  /** The Web UI page of a workflow execution, for the operator's message. */
+  webUiLink?: (workflowId: string, runId: string) => string;
+  /** REVIEW_WEBHOOK_URL: also POST each notice there as JSON. */
+  webhookUrl?: string;
 }

@@ -29,7 +29,7 @@ export interface BankOptions {
 }
 
 /** What a settle found: the transaction posted under the reference, or a void. */
-export type Settlement = { posted: true; transactionId: string } | { posted: false };
+export type Settlement = { posted: true; transactionId: string; account: string } | { posted: false };
 
 /**
  * A mock bank. It makes no network calls: the hostname only shows where a real client
@@ -89,7 +89,7 @@ export class BankingService {
     return this.call('lookup', referenceId, signal, () =>
       this.store.transaction((tx): Settlement => {
         const entry = tx.entryFor(referenceId);
-        if (entry) return { posted: true, transactionId: entry.transactionId };
+        if (entry) return { posted: true, transactionId: entry.transactionId, account: entry.account };
         tx.markVoided(referenceId);
         return { posted: false };
       }),

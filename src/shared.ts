@@ -1,5 +1,6 @@
 // Names, types and rules shared by the workflow, the activities, the worker and the
 // starter. Workflow code imports this file, so it must stay free of Node built-ins and I/O.
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 export const DEFAULT_TASK_QUEUE = 'TRANSFER_MONEY_TASK_QUEUE';
 
@@ -59,15 +60,26 @@ export function referencesFor(referenceId: string): { withdrawal: string; deposi
   return {
     withdrawal: `${referenceId}-withdrawal`,
     deposit: `${referenceId}-deposit`,
-    refund: `${referenceId}-refund`,
+    refund: refundReference(referenceId, 1),
   };
+}
+
+/**
+ * Each round of refunding gets its own reference (-refund, -refund-2, ...): a definite
+ * "no" voids a reference for good, so an operator's retry needs a fresh one.
+ */
+export function refundReference(referenceId: string, round: number): string {
+  return round === 1 ? `${referenceId}-refund` : `${referenceId}-refund-${round}`;
 }
 
 /** What the compensating `refund` activity found and did. */
 export type RefundResult =
-  | { outcome: 'refunded'; transactionId: string }
+  | { outcome: 'refunded'; transactionId: string; account: string }
   | { outcome: 'deposit-posted'; transactionId: string }
   | { outcome: 'nothing-to-refund' };
+
+/** The Keyword search attribute that carries a transfer's stage, for the Web UI and `review list`. */
+export const TRANSFER_STATUS = defineSearchAttributeKey('TransferStatus', SearchAttributeType.KEYWORD);
 
 const FIELDS = ['sourceAccount', 'targetAccount', 'amount', 'referenceId'] as const;
 

@@ -3,7 +3,14 @@ import path from 'node:path';
 import { DefaultLogger, Runtime, Worker, NativeConnection, type LogLevel } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { BANK_HOSTNAME, bankFromEnv, BankingService } from './banking-service';
-import { connectionError, describeError, loadSettings, StartupError, type Settings } from './config';
+import {
+  connectionError,
+  describeError,
+  loadSettings,
+  StartupError,
+  webUiLink,
+  type Settings,
+} from './config';
 import { metricsBindFromEnv, runtimeTelemetryOptions, shutdownTracing, withTracing } from './telemetry';
 
 async function main(): Promise<void> {
@@ -54,7 +61,10 @@ export async function createWorker(
     namespace: settings.namespace,
     taskQueue: settings.taskQueue,
     ...withTracing(settings.tracing, workflowSource(settings.tracing !== undefined)),
-    activities: createActivities(bank),
+    activities: createActivities(bank, {
+      webUiLink: (workflowId, runId) => webUiLink(settings, workflowId, runId),
+      webhookUrl: process.env.REVIEW_WEBHOOK_URL || undefined,
+    }),
     dataConverter: settings.dataConverter,
     ...tuning,
   });

@@ -1,21 +1,27 @@
 import {
   ActivityFailure,
+  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
   condition,
   defineQuery,
+  defineUpdate,
   isCancellation,
   log,
   metricMeter,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
+  upsertSearchAttributes,
 } from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
 import type { createActivities } from './activities';
 import {
   DEFINITE_FAILURES,
   InvalidPaymentDetailsError,
   referencesFor,
+  TRANSFER_STATUS,
   validatePaymentDetails,
   type PaymentDetails,
   type RefundResult,
@@ -34,16 +40,342 @@ const { withdraw, deposit } = proxyActivities<Activities>({
   },
 });
 
-// Compensation never gives up on an unknown outcome: no attempt cap, and more time per
-// attempt than the steps it undoes, so a bank that is merely slow still gets there.
-const { refund } = proxyActivities<Activities>({
+const { refundAccounts, notifyOperator } = proxyActivities<Activities>({
   startToCloseTimeout: '10 seconds',
-  heartbeatTimeout: '2 seconds',
-  retry: {
-    maximumInterval: '10 seconds',
-    nonRetryableErrorTypes: [...DEFINITE_FAILURES],
-  },
+  retry: { maximumInterval: '1 minute' },
 });
+
+/** When a refund that cannot complete asks for an operator, and how often it reminds. */
+export interface ReviewPolicy {
+  /** How long the refund may keep failing with unknown outcomes first. Default 1 hour. */
+  reviewAfter?: Duration;
+  /** How often a transfer waiting for review reminds the operator. Default 4 hours. */
+  remindEvery?: Duration;
+}
+
+export type TransferStage =
+  | 'validating'
+  | 'withdrawing'
+  | 'depositing'
+  | 'refunding'
+  | 'needs-review'
+  | 'completed'
+  | 'failed'
+  | 'cancelled';
+
+export interface TransferStatus {
+  stage: TransferStage;
+  /** The bank reference of each step. */
+  references?: { withdrawal: string; deposit: string; refund: string };
+  withdrawId?: string;
+  depositId?: string;
+  refundId?: string;
+  /** Where the refund went, when an operator sent it somewhere other than the source. */
+  refundedTo?: string;
+  /** Money that left (or may have left) the source account and is not back yet. */
+  owed?: number;
+  /** How a step with an unknown outcome was settled, once it was. */
+  settlement?: RefundResult['outcome'];
+  /** The failure that stopped the transfer, or that keeps the refund from completing. */
+  lastFailure?: string;
+  cancelRequested?: boolean;
+  /** While the transfer waits for an operator: why, and what they can do. */
+  review?: {
+    reason: string;
+    /** The account the refund failed on. */
+    failedAccount: string;
+    /** Where `refundTo` may send the money instead. */
+    accounts: string[];
+    reminders: number;
+  };
+  /** An operator's decision, once made. */
+  resolution?: { action: 'retryRefund' } | { action: 'refundTo'; account: string } | ManualResolution;
+}
+
+interface ManualResolution {
+  action: 'resolveManually';
+  note: string;
+  operator: string;
+}
+
+/** Where the transfer is, and the bank's transaction ids so far. */
+export const getStatus = defineQuery<TransferStatus>('getStatus');
+
+/** Operator actions for a transfer in `needs-review`. Each returns the new status. */
+export const retryRefund = defineUpdate<TransferStatus>('retryRefund');
+export const refundTo = defineUpdate<TransferStatus, [{ account: string }]>('refundTo');
+export const resolveManually = defineUpdate<TransferStatus, [{ note: string; operator: string }]>(
+  'resolveManually',
+);
+
+type Decision = NonNullable<TransferStatus['resolution']>;
+
+/** The workflow's own state: the status it reports and an operator's pending decision. */
+interface Transfer {
+  details: PaymentDetails;
+  status: TransferStatus;
+  policy: Required<ReviewPolicy>;
+  /** An operator's decision, from its update until the workflow takes it up. */
+  decision?: Decision;
+  /** The decision the workflow took up last, and the last one fully carried out. */
+  taken?: Decision;
+  done?: Decision;
+}
+
+export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolicy = {}): Promise<string> {
+  const t: Transfer = {
+    details,
+    status: { stage: 'validating' },
+    policy: { reviewAfter: '1 hour', remindEvery: '4 hours', ...policy },
+  };
+  setHandlers(t);
+  CancellationScope.current().cancelRequested.catch(() => {
+    t.status.cancelRequested = true;
+    if (t.status.stage === 'refunding' || t.status.stage === 'needs-review') {
+      log.warn(
+        `Cancellation requested while ${details.amount} is owed to ${details.sourceAccount}: ignored. ` +
+          'The refund finishes first, or an operator resolves the review.',
+        { referenceId: details.referenceId },
+      );
+    } else {
+      log.info('Cancellation requested', { stage: t.status.stage, referenceId: details.referenceId });
+    }
+  });
+  try {
+    const result = await transfer(t);
+    setStage(t, 'completed');
+    countTransfer('completed');
+    return result;
+  } catch (err) {
+    setStage(t, isCancellation(err) ? 'cancelled' : 'failed');
+    if (err instanceof Error) t.status.lastFailure = describe(err);
+    countTransfer(t.status.stage === 'failed' && t.status.refundId ? 'compensated' : t.status.stage);
+    throw err;
+  } finally {
+    t.done = t.taken;
+    // Let an operator's update return the final status before the workflow closes.
+    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+  }
+}
+
+async function transfer(t: Transfer): Promise<string> {
+  const { details, status } = t;
+  try {
+    validatePaymentDetails(details);
+  } catch (err) {
+    // Bad input will not get better on retry: fail the workflow now, before money moves.
+    if (err instanceof InvalidPaymentDetailsError) {
+      throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
+    }
+    throw err;
+  }
+  status.references = referencesFor(details.referenceId);
+  const meta = { referenceId: details.referenceId };
+  if (CancellationScope.current().consideredCancelled) {
+    log.info('Cancelled before the withdrawal: no money moved', meta);
+    throw new CancelledFailure('Cancelled before the withdrawal');
+  }
+
+  setStage(t, 'withdrawing');
+  try {
+    status.withdrawId = await withdraw.executeWithOptions(
+      { summary: `Withdraw ${details.amount} from ${details.sourceAccount}` },
+      [details],
+    );
+  } catch (err) {
+    // The bank said no: nothing moved, so the failure ends the transfer.
+    if (isDefinite(err)) throw err;
+    // A timeout, a lost reply or a cancel: the withdrawal may have posted, or may still.
+    log.warn(`Withdrawal outcome unknown, settling it: ${describe(err)}`, meta);
+    await compensate(t, 'withdraw', err);
+    throw err;
+  }
+
+  setStage(t, 'depositing');
+  try {
+    status.depositId = await deposit.executeWithOptions(
+      { summary: `Deposit ${details.amount} into ${details.targetAccount}` },
+      [details],
+    );
+  } catch (err) {
+    log.error(`Deposit failed: ${describe(err)}`, meta);
+    const settled = await compensate(t, 'deposit', err);
+    if (settled.outcome !== 'deposit-posted') throw err;
+    // The deposit's reply was lost, but the bank has it: the money arrived.
+    status.depositId = settled.transactionId;
+    log.info(`The deposit posted after all (${settled.transactionId}): the transfer is complete`, meta);
+  }
+  if (status.cancelRequested)
+    log.info('Cancellation came after the money moved: the transfer completed', meta);
+  return `Transfer complete (transaction IDs: ${status.withdrawId}, ${status.depositId})`;
+}
+
+/**
+ * Settles the step that failed and puts the money back, whatever it takes: the refund
+ * retries without an attempt cap and cannot be cancelled. If it fails definitely, or
+ * keeps failing past the review deadline, the transfer waits in `needs-review` for an
+ * operator, reminding them, and never ends with the money unaccounted for.
+ */
+async function compensate(
+  t: Transfer,
+  failedStep: 'withdraw' | 'deposit',
+  stepFailure: unknown,
+): Promise<RefundResult> {
+  const { details, status } = t;
+  const meta = { referenceId: details.referenceId };
+  const { refund } = proxyActivities<Activities>({
+    startToCloseTimeout: '10 seconds',
+    scheduleToCloseTimeout: t.policy.reviewAfter,
+    heartbeatTimeout: '2 seconds',
+    retry: { maximumInterval: '10 seconds', nonRetryableErrorTypes: [...DEFINITE_FAILURES] },
+  });
+  return CancellationScope.nonCancellable(async () => {
+    status.owed = details.amount;
+    let round = 1;
+    let account = details.sourceAccount;
+    for (;;) {
+      setStage(t, 'refunding');
+      try {
+        const result = await refund.executeWithOptions(
+          {
+            summary:
+              failedStep === 'deposit' ? `Refund ${details.amount} to ${account}` : 'Settle the withdrawal',
+          },
+          [details, { failedStep, round, account }],
+        );
+        status.settlement = result.outcome;
+        status.owed = undefined;
+        countSettlement(result.outcome);
+        if (result.outcome === 'refunded') {
+          status.refundId = result.transactionId;
+          if (result.account !== details.sourceAccount) status.refundedTo = result.account;
+          log.info(`Refund successful. Confirmation ID: ${result.transactionId}`, meta);
+        } else if (result.outcome === 'nothing-to-refund') {
+          log.info('The withdrawal never posted, and its reference is now void: nothing to refund', meta);
+        }
+        return result;
+      } catch (err) {
+        // A definite failure, or unknown ones past the review deadline.
+        status.lastFailure = describe(err);
+        log.error(`Refund failed: ${status.lastFailure}`, meta);
+        const decision = await waitForOperator(t, account, err);
+        if (decision.action === 'resolveManually') {
+          status.owed = undefined;
+          throw ApplicationFailure.create({
+            type: 'ResolvedManually',
+            message: `Resolved manually by ${decision.operator}: ${decision.note}`,
+            nonRetryable: true,
+            cause: stepFailure instanceof Error ? stepFailure : undefined,
+          });
+        }
+        round++;
+        account = decision.action === 'refundTo' ? decision.account : details.sourceAccount;
+      }
+    }
+  });
+}
+
+/** Parks the transfer in `needs-review`, tells an operator, reminds them, and returns their decision. */
+async function waitForOperator(t: Transfer, failedAccount: string, failure: unknown): Promise<Decision> {
+  const { details, status } = t;
+  const reason = isDefinite(failure)
+    ? `The refund to ${failedAccount} was refused: ${describe(failure)}`
+    : `The refund kept failing for ${String(t.policy.reviewAfter)}: ${describe(failure)}`;
+  status.review = { reason, failedAccount, accounts: await refundAccounts(details), reminders: 0 };
+  setStage(t, 'needs-review');
+  t.done = t.taken; // an operator's retry that failed again is carried out too
+  countTransfer('needs-review');
+  await notifyOperator({ details, reason, reminder: 0 });
+  while (!(await condition(() => t.decision !== undefined, t.policy.remindEvery))) {
+    status.review.reminders++;
+    await notifyOperator({ details, reason, reminder: status.review.reminders });
+  }
+  const decision = t.decision!;
+  t.decision = undefined;
+  t.taken = decision;
+  status.resolution = decision;
+  status.review = undefined;
+  log.info(`Operator decision: ${JSON.stringify(decision)}`, { referenceId: details.referenceId });
+  return decision;
+}
+
+function setHandlers(t: Transfer): void {
+  const { status } = t;
+  setHandler(getStatus, () => status);
+  /** An update's validator: only a transfer waiting for review, with no decision under way. */
+  const inReview = () => {
+    if (status.stage !== 'needs-review' || t.decision !== undefined) {
+      throw new Error(`This transfer is not waiting for review (stage: ${status.stage}).`);
+    }
+  };
+  /**
+   * Records the decision, then returns the status once it was carried out: the refund
+   * done, or failed again. A cancel of the workflow does not cut the wait short.
+   */
+  const decide = (decision: Decision): Promise<TransferStatus> =>
+    CancellationScope.nonCancellable(async () => {
+      t.decision = decision;
+      await condition(() => t.done === decision);
+      return status;
+    });
+  setHandler(retryRefund, () => decide({ action: 'retryRefund' }), { validator: inReview });
+  setHandler(refundTo, ({ account }) => decide({ action: 'refundTo', account: account.trim() }), {
+    // Clients send JSON: check what arrived, not only what the TypeScript signature says.
+    validator: (input?: { account?: unknown }) => {
+      inReview();
+      const account = typeof input?.account === 'string' ? input.account.trim() : '';
+      if (!account) throw new Error('refundTo needs an account.');
+      if (account === status.review?.failedAccount) {
+        throw new Error(`The refund just failed on ${account}: choose another account.`);
+      }
+      if (!status.review?.accounts.includes(account)) {
+        throw new Error(
+          `Unknown account ${account}. The refund can go to: ${status.review?.accounts.join(', ')}.`,
+        );
+      }
+    },
+  });
+  setHandler(
+    resolveManually,
+    ({ note, operator }) =>
+      decide({ action: 'resolveManually', note: note.trim(), operator: operator.trim() }),
+    {
+      validator: (input?: { note?: unknown; operator?: unknown }) => {
+        inReview();
+        const { note, operator } = input ?? {};
+        if (typeof note !== 'string' || !note.trim()) {
+          throw new Error('resolveManually needs a note saying what was done.');
+        }
+        if (typeof operator !== 'string' || !operator.trim()) {
+          throw new Error('resolveManually needs the name of the operator.');
+        }
+      },
+    },
+  );
+}
+
+/**
+ * Moves to a stage: the TransferStatus search attribute follows it, so the Web UI's
+ * list can filter on it, and the current details say what the transfer waits for.
+ */
+function setStage(t: Transfer, stage: TransferStage): void {
+  const { details, status } = t;
+  status.stage = stage;
+  upsertSearchAttributes([{ key: TRANSFER_STATUS, value: stage }]);
+  // Before validation passed, the details may be anything.
+  if (!status.references) return setCurrentDetails(`**${stage}**: the payment details were refused.`);
+  const what = `${details.amount} from ${details.sourceAccount} to ${details.targetAccount} (ref ${details.referenceId})`;
+  const next: Partial<Record<TransferStage, string>> = {
+    withdrawing: 'Waiting for the bank to withdraw the money.',
+    depositing: 'Waiting for the bank to deposit the money.',
+    refunding: `Putting ${details.amount} back: settling the failed step, then refunding. This retries until it is done.`,
+    'needs-review':
+      `**Needs review.** ${details.amount} is owed to ${details.sourceAccount}. ${status.review?.reason ?? ''}\n\n` +
+      'An operator can: `retryRefund`, `refundTo` another account, or `resolveManually` with a note ' +
+      '(see `npm run review -- --help`).',
+  };
+  setCurrentDetails(`**${stage}**: ${what}\n\n${next[stage] ?? ''}`);
+}
 
 // Counted through the SDK's meter, which skips replays, so nothing is counted twice.
 // Made when used: the meter exists only inside a running workflow.
@@ -65,143 +397,6 @@ function countSettlement(path: RefundResult['outcome']): void {
       'Steps with an unknown outcome, by how they settled: deposit-posted, refunded, nothing-to-refund',
     )
     .add(1, { path });
-}
-
-export type TransferStage =
-  | 'validating'
-  | 'withdrawing'
-  | 'depositing'
-  | 'refunding'
-  | 'needs-review'
-  | 'completed'
-  | 'failed'
-  | 'cancelled';
-
-export interface TransferStatus {
-  stage: TransferStage;
-  /** The bank reference of each step. */
-  references?: { withdrawal: string; deposit: string; refund: string };
-  withdrawId?: string;
-  depositId?: string;
-  refundId?: string;
-  /** Money that left (or may have left) the source account and is not back yet. */
-  owed?: number;
-  /** How a step with an unknown outcome was settled, once it was. */
-  settlement?: RefundResult['outcome'];
-  /** The failure that stopped the transfer, or that keeps the refund from completing. */
-  lastFailure?: string;
-  cancelRequested?: boolean;
-}
-
-/** Where the transfer is, and the bank's transaction ids so far. */
-export const getStatus = defineQuery<TransferStatus>('getStatus');
-
-export async function moneyTransfer(details: PaymentDetails): Promise<string> {
-  const status: TransferStatus = { stage: 'validating' };
-  setHandler(getStatus, () => status);
-  CancellationScope.current().cancelRequested.catch(() => {
-    status.cancelRequested = true;
-    log.info('Cancellation requested', { stage: status.stage });
-  });
-  try {
-    const result = await transfer(details, status);
-    status.stage = 'completed';
-    countTransfer('completed');
-    return result;
-  } catch (err) {
-    status.stage = isCancellation(err) ? 'cancelled' : 'failed';
-    if (err instanceof Error) status.lastFailure = describe(err);
-    const outcome =
-      status.stage === 'failed' && status.settlement === 'refunded' ? 'compensated' : status.stage;
-    countTransfer(outcome);
-    throw err;
-  }
-}
-
-async function transfer(details: PaymentDetails, status: TransferStatus): Promise<string> {
-  try {
-    validatePaymentDetails(details);
-  } catch (err) {
-    // Bad input will not get better on retry: fail the workflow now, before money moves.
-    if (err instanceof InvalidPaymentDetailsError) {
-      throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
-    }
-    throw err;
-  }
-  status.references = referencesFor(details.referenceId);
-  const meta = { referenceId: details.referenceId };
-  if (CancellationScope.current().consideredCancelled) {
-    log.info('Cancelled before the withdrawal: no money moved', meta);
-    throw new CancelledFailure('Cancelled before the withdrawal');
-  }
-
-  status.stage = 'withdrawing';
-  try {
-    status.withdrawId = await withdraw(details);
-  } catch (err) {
-    // The bank said no: nothing moved, so the failure ends the transfer.
-    if (isDefinite(err)) throw err;
-    // A timeout, a lost reply or a cancel: the withdrawal may have posted, or may still.
-    log.warn(`Withdrawal outcome unknown, settling it: ${describe(err)}`, meta);
-    await compensate(details, status, 'withdraw');
-    throw err;
-  }
-
-  status.stage = 'depositing';
-  try {
-    status.depositId = await deposit(details);
-  } catch (err) {
-    log.error(`Deposit failed: ${describe(err)}`, meta);
-    const settled = await compensate(details, status, 'deposit');
-    if (settled.outcome !== 'deposit-posted') throw err;
-    // The deposit's reply was lost, but the bank has it: the money arrived.
-    status.depositId = settled.transactionId;
-    log.info(`The deposit posted after all (${settled.transactionId}): the transfer is complete`, meta);
-  }
-  if (status.cancelRequested)
-    log.info('Cancellation came after the money moved: the transfer completed', meta);
-  return `Transfer complete (transaction IDs: ${status.withdrawId}, ${status.depositId})`;
-}
-
-/**
- * Settles the step that failed and puts the money back, whatever it takes: the refund
- * retries without limit and cannot be cancelled. A definite refund failure parks the
- * transfer in `needs-review`, with the owed amount in getStatus, instead of ending.
- */
-async function compensate(
-  details: PaymentDetails,
-  status: TransferStatus,
-  failedStep: 'withdraw' | 'deposit',
-): Promise<RefundResult> {
-  const meta = { referenceId: details.referenceId };
-  return CancellationScope.nonCancellable(async () => {
-    status.stage = 'refunding';
-    status.owed = details.amount;
-    for (;;) {
-      try {
-        const result = await refund(details, failedStep);
-        status.settlement = result.outcome;
-        countSettlement(result.outcome);
-        status.owed = undefined;
-        status.lastFailure = undefined;
-        if (result.outcome === 'refunded') {
-          status.refundId = result.transactionId;
-          log.info(`Refund successful. Confirmation ID: ${result.transactionId}`, meta);
-        } else if (result.outcome === 'nothing-to-refund') {
-          log.info('The withdrawal never posted, and its reference is now void: nothing to refund', meta);
-        }
-        return result;
-      } catch (err) {
-        // Only a definite failure gets here; unknown ones are retried without limit.
-        status.lastFailure = describe(err);
-        log.error(`Refund failed: ${status.lastFailure}`, meta);
-        status.stage = 'needs-review';
-        countTransfer('needs-review');
-        log.error(`Transfer needs review: ${details.amount} is owed to ${details.sourceAccount}`, meta);
-        await condition(() => status.stage !== 'needs-review');
-      }
-    }
-  });
 }
 
 /** The bank said no: a non-retryable business error, so nothing moved. */

@@ -1,4 +1,5 @@
 import { TestWorkflowEnvironment, type DevServerConfig } from '@temporalio/testing';
+import { TRANSFER_STATUS } from '../src/shared';
 import { cliMissingHelp, resolveTemporalCli } from './temporal-cli';
 
 export interface DevServerOptions extends Omit<DevServerConfig, 'type' | 'executable'> {
@@ -39,7 +40,13 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<Te
       ...(server.extraArgs ?? []),
     ];
     return await TestWorkflowEnvironment.createLocal({
-      server: { ...server, extraArgs, executable: cli.executable },
+      server: {
+        ...server,
+        // The workflow sets it at every stage; a server without it fails the workflow task.
+        searchAttributes: [TRANSFER_STATUS, ...(server.searchAttributes ?? [])],
+        extraArgs,
+        executable: cli.executable,
+      },
     });
   } catch (cause) {
     if (cli.source === 'sdk-download') throw new Error(cliMissingHelp(), { cause });

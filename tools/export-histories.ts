@@ -4,16 +4,19 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
 import { BankingService } from '../src/banking-service';
 import { startDevServer } from './dev-server';
-import { installLogger, WORKFLOW_BUNDLE_PATH } from '../src/worker';
-import type { PaymentDetails } from '../src/shared';
+import { installLogger } from '../src/worker';
+import { buildWorkflowBundle } from './bundle';
+import { AccountClosedError, type PaymentDetails } from '../src/shared';
+import { parseFaults } from '../src/bank-faults';
 import { DEFAULT_TRANSFER } from '../src/starter';
 import { resolveTemporalCli } from './temporal-cli';
-import type { moneyTransfer } from '../src/workflows';
+import { getStatus, retryRefund, type moneyTransfer } from '../src/workflows';
 
 const OUT_DIR = path.resolve(__dirname, '..', '..', 'test', 'histories');
 const TASK_QUEUE = 'export-histories';
@@ -26,12 +29,44 @@ class FailingDepositBank extends BankingService {
   }
 }
 
+/** The refund is refused once, as if the source account were briefly frozen: the transfer waits for review. */
+class RefuseFirstRefundBank extends BankingService {
+  private refused = false;
+  override async refund(account: string, amount: number, referenceId: string): Promise<string> {
+    if (this.refused) return super.refund(account, amount, referenceId);
+    this.refused = true;
+    throw new AccountClosedError(`The account ${account} is closed.`);
+  }
+}
+
+const faulty = (spec: string) => new BankingService('bank', { faults: parseFaults(spec) });
+
+type Handle = WorkflowHandle<typeof moneyTransfer>;
 const details = DEFAULT_TRANSFER;
-const CASES: Array<{ name: string; bank: BankingService; args: unknown[] }> = [
+const CASES: Array<{
+  name: string;
+  bank: BankingService;
+  args: unknown[];
+  operator?: (h: Handle) => Promise<void>;
+}> = [
   { name: 'success', bank: new BankingService('bank'), args: [details] },
   { name: 'insufficient-funds', bank: new BankingService('bank'), args: [{ ...details, amount: 25000 }] },
   { name: 'failing-deposit-refund', bank: new FailingDepositBank('bank'), args: [details] },
   { name: 'bad-input', bank: new BankingService('bank'), args: [{ ...details, amount: -5 }] },
+  // The settle paths of an unknown outcome.
+  { name: 'settle-withdrawal-never-posted', bank: faulty('withdraw:fail'), args: [details] },
+  { name: 'settle-withdrawal-posted-refunded', bank: faulty('withdraw:post-then-fail'), args: [details] },
+  { name: 'settle-deposit-posted-after-all', bank: faulty('deposit:post-then-fail'), args: [details] },
+  // A refund refused once: the transfer waits for review, and an operator retries it.
+  {
+    name: 'review-retry-refund',
+    bank: new RefuseFirstRefundBank('bank', { faults: parseFaults('deposit:reject') }),
+    args: [details],
+    operator: async (handle) => {
+      while ((await handle.query(getStatus)).stage !== 'needs-review') await sleep(100);
+      await handle.executeUpdate(retryRefund);
+    },
+  },
 ];
 
 async function main(): Promise<void> {
@@ -45,11 +80,13 @@ async function main(): Promise<void> {
   try {
     const client = new Client({ connection });
     mkdirSync(OUT_DIR, { recursive: true });
-    for (const { name, bank, args } of CASES) {
+    // Bundled here from src, so the histories always come from the code as it is now.
+    const code = await buildWorkflowBundle();
+    for (const { name, bank, args, operator } of CASES) {
       const worker = await Worker.create({
         connection: workerConnection,
         taskQueue: TASK_QUEUE,
-        workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH },
+        workflowBundle: { code },
         activities: createActivities(bank),
       });
       const workflowId = `history-${name}`;
@@ -59,6 +96,7 @@ async function main(): Promise<void> {
           workflowId,
           args: args as [PaymentDetails],
         });
+        await operator?.(handle);
         await handle.result().catch(() => undefined);
       });
       const json = execFileSync(

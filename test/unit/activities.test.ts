@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
@@ -51,6 +53,7 @@ describe('activities', () => {
     await expect(env.run(activities.refund, details)).resolves.toEqual({
       outcome: 'refunded',
       transactionId: expect.stringMatching(/^D-\w+$/),
+      account: '85-150',
     });
     expect(refund).toHaveBeenCalledTimes(1);
     expect(refund).toHaveBeenCalledWith('85-150', 250, 'ref-1-refund', expect.any(AbortSignal));
@@ -63,7 +66,7 @@ describe('activities', () => {
     await bank.withdraw('85-150', 250, 'ref-1-withdrawal');
     const depositId = await bank.deposit('43-812', 250, 'ref-1-deposit');
     const refund = jest.spyOn(bank, 'refund');
-    await expect(env.run(activities.refund, details, 'deposit' as const)).resolves.toEqual({
+    await expect(env.run(activities.refund, details, { failedStep: 'deposit' as const })).resolves.toEqual({
       outcome: 'deposit-posted',
       transactionId: depositId,
     });
@@ -72,7 +75,7 @@ describe('activities', () => {
 
   test('refund of a withdrawal that never posted voids it and refunds nothing', async () => {
     const { bank, env, activities } = setUp();
-    await expect(env.run(activities.refund, details, 'withdraw' as const)).resolves.toEqual({
+    await expect(env.run(activities.refund, details, { failedStep: 'withdraw' as const })).resolves.toEqual({
       outcome: 'nothing-to-refund',
     });
     expect(bank.store.voided()).toEqual(['ref-1-withdrawal']);
@@ -82,10 +85,118 @@ describe('activities', () => {
   test('refund of a withdrawal that posted pays it back', async () => {
     const { bank, env, activities } = setUp();
     await bank.withdraw('85-150', 250, 'ref-1-withdrawal');
-    await expect(env.run(activities.refund, details, 'withdraw' as const)).resolves.toMatchObject({
+    await expect(
+      env.run(activities.refund, details, { failedStep: 'withdraw' as const }),
+    ).resolves.toMatchObject({
       outcome: 'refunded',
     });
     expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
+  });
+
+  test('a later refund round settles the earlier rounds first: one that posted late is the refund', async () => {
+    const { bank, env, activities } = setUp();
+    await bank.withdraw('85-150', 250, 'ref-1-withdrawal');
+    const late = await bank.refund('85-150', 250, 'ref-1-refund'); // round 1 posted after it timed out
+    await expect(env.run(activities.refund, details, { round: 2, account: '43-812' })).resolves.toEqual({
+      outcome: 'refunded',
+      transactionId: late,
+      account: '85-150',
+    });
+    expect(bank.store.entries().map((e) => e.reference)).toEqual(['ref-1-withdrawal', 'ref-1-refund']);
+  });
+
+  test('a refund round goes to the account given, under its own reference, once the earlier rounds are void', async () => {
+    const { bank, env, activities } = setUp();
+    await bank.withdraw('85-150', 250, 'ref-1-withdrawal');
+    await expect(env.run(activities.refund, details, { round: 2, account: '43-812' })).resolves.toMatchObject(
+      {
+        outcome: 'refunded',
+        account: '43-812',
+      },
+    );
+    expect(bank.store.voided()).toEqual(['ref-1-deposit', 'ref-1-refund']);
+    expect(bank.store.entries().map((e) => [e.reference, e.account, e.amount])).toEqual([
+      ['ref-1-withdrawal', '85-150', -250],
+      ['ref-1-refund-2', '43-812', 250],
+    ]);
+  });
+
+  test('refundAccounts lists the open accounts, without the transfer target', async () => {
+    const { bank, env, activities } = setUp();
+    await expect(env.run(activities.refundAccounts, details)).resolves.toEqual(['85-150']);
+    bank.store.setClosed('85-150', true);
+    await expect(env.run(activities.refundAccounts, details)).resolves.toEqual([]);
+  });
+
+  test('notifyOperator logs one error line with the Web UI link, and POSTs JSON to the webhook', async () => {
+    const received: unknown[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        received.push({
+          method: req.method,
+          type: req.headers['content-type'],
+          body: JSON.parse(body) as unknown,
+        });
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const logger = new RecordingLogger();
+      const env = new MockActivityEnvironment(
+        { workflowExecution: { workflowId: 'wf-1', runId: 'run-1' }, workflowNamespace: 'default' },
+        { logger },
+      );
+      const activities = createActivities(new BankingService('bank'), {
+        webUiLink: (id, run) => `http://ui/${id}/${run}`,
+        webhookUrl: `http://127.0.0.1:${port}/review`,
+      });
+      await env.run(activities.notifyOperator, { details, reason: 'The refund was refused.', reminder: 0 });
+      expect(logger.entries.filter((e) => e.level === 'ERROR').map((e) => e.message)).toEqual([
+        'Transfer wf-1 needs review: 250 is owed to 85-150 (reference ref-1). The refund was refused. http://ui/wf-1/run-1',
+      ]);
+      expect(received).toEqual([
+        {
+          method: 'POST',
+          type: 'application/json',
+          body: {
+            event: 'transfer.needs-review',
+            namespace: 'default',
+            workflowId: 'wf-1',
+            runId: 'run-1',
+            link: 'http://ui/wf-1/run-1',
+            details,
+            reason: 'The refund was refused.',
+            reminder: 0,
+          },
+        },
+      ]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  test('notifyOperator fails, to be retried, when the webhook does not take the notice', async () => {
+    const server = createServer((_req, res) => {
+      res.statusCode = 503;
+      res.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const env = new MockActivityEnvironment(undefined, { logger: new RecordingLogger() });
+      const activities = createActivities(new BankingService('bank'), {
+        webhookUrl: `http://127.0.0.1:${port}/`,
+      });
+      await expect(env.run(activities.notifyOperator, { details, reason: 'x', reminder: 1 })).rejects.toThrow(
+        'The review webhook answered 503 Service Unavailable',
+      );
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   test('a cancelled attempt stops its bank call before it posts, and heartbeats while it waits', async () => {

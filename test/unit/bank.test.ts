@@ -133,7 +133,11 @@ describe('unknown outcomes: key reuse, settle and void, cancellation', () => {
 
   test('settle finds a posted transaction and leaves it alone', async () => {
     const id = await bank.withdraw('85-150', 100, 's1-withdrawal');
-    await expect(bank.settle('s1-withdrawal')).resolves.toEqual({ posted: true, transactionId: id });
+    await expect(bank.settle('s1-withdrawal')).resolves.toEqual({
+      posted: true,
+      transactionId: id,
+      account: '85-150',
+    });
     expect(bank.store.voided()).toEqual([]);
     await expect(bank.withdraw('85-150', 100, 's1-withdrawal')).resolves.toBe(id);
   });

@@ -9,31 +9,37 @@ import { testServer } from '../helpers';
 const HISTORIES = path.join(__dirname, '..', 'histories');
 const load = (name: string): unknown => JSON.parse(readFileSync(path.join(HISTORIES, name), 'utf8'));
 
-test('the committed histories cover the four kinds of transfer', () => {
-  expect(readdirSync(HISTORIES).sort()).toEqual([
-    'bad-input.json',
-    'failing-deposit-refund.json',
-    'insufficient-funds.json',
-    'success.json',
-  ]);
+const HISTORY_FILES = [
+  'success.json',
+  'insufficient-funds.json',
+  'failing-deposit-refund.json',
+  'bad-input.json',
+  'settle-withdrawal-never-posted.json',
+  'settle-withdrawal-posted-refunded.json',
+  'settle-deposit-posted-after-all.json',
+  'review-retry-refund.json',
+];
+
+test('the committed histories cover each kind of transfer, each settle path and the review path', () => {
+  expect(readdirSync(HISTORIES).sort()).toEqual([...HISTORY_FILES].sort());
 });
 
-test.each(['success.json', 'insufficient-funds.json', 'failing-deposit-refund.json', 'bad-input.json'])(
-  'replays %s',
-  async (file) => {
-    await expect(
-      Worker.runReplayHistory({ workflowBundle: { codePath: testServer().bundlePath } }, load(file)),
-    ).resolves.toBeUndefined();
-  },
-);
+test.each(HISTORY_FILES)('replays %s', async (file) => {
+  await expect(
+    Worker.runReplayHistory({ workflowBundle: { codePath: testServer().bundlePath } }, load(file)),
+  ).resolves.toBeUndefined();
+});
 
 test('a workflow that schedules a different activity fails replay with a determinism error', async () => {
-  // The same workflow, except that it refunds where it should withdraw.
+  // The same workflow, except that it deposits where it should withdraw.
   const source = readFileSync(path.join(__dirname, '..', '..', 'src', 'workflows.ts'), 'utf8');
   const changed = source
-    .replace('status.withdrawId = await withdraw(details);', 'status.withdrawId = await refund(details);')
+    .replace(
+      'status.withdrawId = await withdraw.executeWithOptions(',
+      'status.withdrawId = await deposit.executeWithOptions(',
+    )
     .replaceAll("from './", "from '../../src/");
-  expect(changed).toContain('status.withdrawId = await refund(details);'); // the edit took
+  expect(changed).toContain('status.withdrawId = await deposit.executeWithOptions('); // the edit took
   const dir = path.join(__dirname, '..', '.drill');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `workflows-changed-${process.pid}.ts`);

@@ -113,7 +113,7 @@ function sequence(op: BankOperation, injections: Injection[]): FaultPlan {
   return { description: 'sequence', next: (o) => (o === op ? injections[n++] : undefined) };
 }
 const LATE_THEN_REJECTED = sequence('withdraw', [
-  { fault: 'late', delayMs: 6000 },
+  { fault: 'late', delayMs: 9000 }, // long after the retry has started, however slow the machine
   { fault: 'reject', delayMs: 0 },
 ]);
 
@@ -123,7 +123,7 @@ const DEFINITIONS: Array<[string, string | FaultPlan, Parameters<typeof run>[1]?
   ['withdraw late', 'withdraw:late'],
   ['withdraw late once', 'withdraw:late*1', { settleMs: 1500 }],
   ['withdraw reject', 'withdraw:reject'],
-  ['withdraw late, then rejected', LATE_THEN_REJECTED, { settleMs: 2000 }],
+  ['withdraw late, then rejected', LATE_THEN_REJECTED, { settleMs: 4000 }],
   ['deposit fail', 'deposit:fail'],
   ['deposit post-then-fail', 'deposit:post-then-fail'],
   ['deposit late', 'deposit:late'],

@@ -130,7 +130,7 @@ test('a refund that keeps failing is retried past the 3 attempts the steps get, 
   // The deposit into the target is rejected, and the first 3 refunds fail with a plain error.
   class FlakyRefundBank extends BankingService {
     refunds = 0;
-    override async deposit(account: string, amount: number, referenceId: string): Promise<string> {
+    override async deposit(account: string): Promise<string> {
       throw new InvalidAccountError(`The account number ${account} is invalid.`);
     }
     override async refund(account: string, amount: number, referenceId: string): Promise<string> {

@@ -1,0 +1,353 @@
+// Human in the loop: a refund that cannot complete parks the transfer in needs-review,
+// tells an operator, reminds them, and waits for one of three Workflow Updates.
+import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import { createActivities } from '../../src/activities';
+import { parseFaults } from '../../src/bank-faults';
+import { MemoryStore } from '../../src/bank-store';
+import { BankingService } from '../../src/banking-service';
+import { AccountClosedError, InvalidAccountError, type PaymentDetails } from '../../src/shared';
+import {
+  getStatus,
+  refundTo,
+  resolveManually,
+  retryRefund,
+  type moneyTransfer,
+  type ReviewPolicy,
+  type TransferStatus,
+} from '../../src/workflows';
+import { activityRuns, logs, TestTemporal, transferDetails, uniqueId } from '../helpers';
+
+jest.setTimeout(60_000);
+
+let temporal: TestTemporal;
+beforeAll(async () => {
+  temporal = await TestTemporal.connect();
+});
+afterAll(async () => {
+  await temporal.close();
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The seed accounts plus a savings account of the same customer. */
+const accounts = () =>
+  new Map([
+    ['85-150', 2000],
+    ['43-812', 0],
+    ['85-999', 0],
+  ]);
+
+/** A bank where the deposit fails and, at that moment, the source account is closed. */
+class ClosingBank extends BankingService {
+  override async deposit(account: string): Promise<string> {
+    this.store.setClosed('85-150', true);
+    throw new InvalidAccountError(`The account number ${account} is invalid.`);
+  }
+}
+
+/** A bank that refuses the first refund asked of it, as if the account were briefly frozen. */
+class RefuseFirstRefund extends BankingService {
+  private refused = false;
+  override async refund(account: string, amount: number, referenceId: string): Promise<string> {
+    if (!this.refused) {
+      this.refused = true;
+      throw new AccountClosedError(`The account ${account} is closed.`);
+    }
+    return super.refund(account, amount, referenceId);
+  }
+}
+
+type Handle = WorkflowHandle<typeof moneyTransfer>;
+
+/** Starts a transfer on `bank` and runs `fn` while a worker serves it. */
+async function withTransfer<T>(
+  bank: BankingService,
+  fn: (handle: Handle, details: PaymentDetails) => Promise<T>,
+  policy: ReviewPolicy = {},
+): Promise<T> {
+  const details = transferDetails();
+  return temporal.withWorker(createActivities(bank), async (taskQueue) => {
+    const handle = await temporal.client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
+      taskQueue,
+      workflowId: uniqueId('review'),
+      args: [details, policy],
+    });
+    return fn(handle, details);
+  });
+}
+
+async function until(handle: Handle, stage: TransferStatus['stage']): Promise<TransferStatus> {
+  for (;;) {
+    const status = await handle.query(getStatus);
+    if (status.stage === stage) return status;
+    await sleep(50);
+  }
+}
+
+async function searchAttribute(handle: Handle): Promise<unknown> {
+  return (await handle.describe()).searchAttributes.TransferStatus;
+}
+
+/** The TransferStatus values the workflow upserted, in order, read from its history. */
+async function upsertedStages(handle: Handle): Promise<string[]> {
+  const { events } = await handle.fetchHistory();
+  return (events ?? []).flatMap((e) => {
+    const payload =
+      e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.TransferStatus;
+    return payload?.data ? [JSON.parse(Buffer.from(payload.data).toString()) as string] : [];
+  });
+}
+
+async function updateEvents(handle: Handle): Promise<number> {
+  const { events } = await handle.fetchHistory();
+  return (events ?? []).filter(
+    (e) =>
+      e.workflowExecutionUpdateAcceptedEventAttributes || e.workflowExecutionUpdateRejectedEventAttributes,
+  ).length;
+}
+
+async function failure(handle: Handle): Promise<WorkflowFailedError> {
+  const error = await handle.result().catch((err: unknown) => err);
+  expect(error).toBeInstanceOf(WorkflowFailedError);
+  return error as WorkflowFailedError;
+}
+
+describe('entering review', () => {
+  test('a definite refund failure (source account closed) parks the transfer, visible and searchable', async () => {
+    const bank = new ClosingBank('bank', { store: new MemoryStore(accounts()) });
+    await withTransfer(bank, async (handle, details) => {
+      const status = await until(handle, 'needs-review');
+      expect(status).toMatchObject({
+        owed: 250,
+        references: {
+          withdrawal: `${details.referenceId}-withdrawal`,
+          deposit: `${details.referenceId}-deposit`,
+          refund: `${details.referenceId}-refund`,
+        },
+        lastFailure: 'Activity task failed: The account 85-150 is closed.',
+        review: {
+          reason: 'The refund to 85-150 was refused: Activity task failed: The account 85-150 is closed.',
+          failedAccount: '85-150',
+          accounts: ['85-999'],
+          reminders: 0,
+        },
+      });
+      expect(await searchAttribute(handle)).toEqual(['needs-review']);
+      expect((await handle.describe()).status.name).toBe('RUNNING');
+      expect((await activityRuns(handle)).map((r) => r.name)).toEqual([
+        'withdraw',
+        'deposit',
+        'refund',
+        'refundAccounts',
+        'notifyOperator',
+      ]);
+      const notice = logs.find(
+        (e) => e.meta?.workflowId === handle.workflowId && /needs review/.test(e.message),
+      );
+      expect(notice).toMatchObject({
+        level: 'ERROR',
+        message: `Transfer ${handle.workflowId} needs review: 250 is owed to 85-150 (reference ${details.referenceId}). ${status.review!.reason}`,
+      });
+      await handle.terminate('test over');
+    });
+  });
+
+  test('a refund that keeps failing past the review deadline parks the transfer too', async () => {
+    const bank = new BankingService('bank', { faults: parseFaults('deposit:reject,refund:fail') });
+    await withTransfer(
+      bank,
+      async (handle) => {
+        const status = await until(handle, 'needs-review');
+        expect(status.review?.reason).toMatch(/^The refund kept failing for 3 seconds: /);
+        expect(status.owed).toBe(250);
+        await handle.terminate('test over');
+      },
+      { reviewAfter: '3 seconds' },
+    );
+  });
+
+  test('reminders go out at the configured interval while the transfer waits', async () => {
+    const bank = new BankingService('bank', { faults: parseFaults('deposit:reject,refund:reject') });
+    await withTransfer(
+      bank,
+      async (handle) => {
+        await until(handle, 'needs-review');
+        await sleep(2600);
+        const status = await handle.query(getStatus);
+        expect(status.review!.reminders).toBeGreaterThanOrEqual(2);
+        const notices = (await activityRuns(handle)).filter((r) => r.name === 'notifyOperator');
+        expect(notices.length).toBe(status.review!.reminders + 1);
+        const lines = logs.filter(
+          (e) => e.meta?.workflowId === handle.workflowId && /^Reminder \d+: /.test(e.message),
+        );
+        expect(lines.length).toBeGreaterThanOrEqual(2);
+        await handle.terminate('test over');
+      },
+      { remindEvery: '1 second' },
+    );
+  });
+
+  test('a cancel during review is refused in the log; the money still waits for an operator', async () => {
+    const bank = new RefuseFirstRefund('bank', { faults: parseFaults('deposit:reject') });
+    await withTransfer(bank, async (handle) => {
+      await until(handle, 'needs-review');
+      await handle.cancel();
+      await sleep(500);
+      expect(await handle.query(getStatus)).toMatchObject({ stage: 'needs-review', cancelRequested: true });
+      expect((await handle.describe()).status.name).toBe('RUNNING');
+      expect(
+        logs.some(
+          (e) =>
+            e.meta?.workflowId === handle.workflowId &&
+            /^Cancellation requested while 250 is owed/.test(e.message),
+        ),
+      ).toBe(true);
+      await handle.executeUpdate(retryRefund);
+      const error = await failure(handle);
+      expect(error.cause).toMatchObject({ activityType: 'deposit' });
+      expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
+    });
+  });
+});
+
+describe('operator updates', () => {
+  test('retryRefund: a new round under -refund-2 refunds the source; returns the final status', async () => {
+    const bank = new RefuseFirstRefund('bank', { faults: parseFaults('deposit:reject') });
+    await withTransfer(bank, async (handle, details) => {
+      await until(handle, 'needs-review');
+      const status = await handle.executeUpdate(retryRefund);
+      expect(status).toMatchObject({
+        stage: 'failed',
+        settlement: 'refunded',
+        resolution: { action: 'retryRefund' },
+        refundId: expect.stringMatching(/^D-/),
+      });
+      expect(status.owed).toBeUndefined();
+      const error = await failure(handle);
+      expect(error.cause).toBeInstanceOf(ActivityFailure);
+      expect(error.cause?.cause).toMatchObject({ type: 'InvalidAccountError' });
+      expect(bank.store.entries().map((e) => [e.reference, e.account, e.amount])).toEqual([
+        [`${details.referenceId}-withdrawal`, '85-150', -250],
+        [`${details.referenceId}-refund-2`, '85-150', 250],
+      ]);
+      expect(await searchAttribute(handle)).toEqual(['failed']);
+    });
+  });
+
+  test('refundTo: the money goes back to another account of the customer', async () => {
+    const bank = new ClosingBank('bank', { store: new MemoryStore(accounts()) });
+    await withTransfer(bank, async (handle, details) => {
+      await until(handle, 'needs-review');
+      const status = await handle.executeUpdate(refundTo, { args: [{ account: '85-999' }] });
+      expect(status).toMatchObject({
+        stage: 'failed',
+        refundedTo: '85-999',
+        resolution: { action: 'refundTo', account: '85-999' },
+      });
+      await failure(handle);
+      expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 1750, '43-812': 0, '85-999': 250 });
+      expect(bank.store.entries().map((e) => e.reference)).toEqual([
+        `${details.referenceId}-withdrawal`,
+        `${details.referenceId}-refund-2`,
+      ]);
+    });
+  });
+
+  test('resolveManually: no money moves; the note and operator are in the status and the failure', async () => {
+    const bank = new ClosingBank('bank', { store: new MemoryStore(accounts()) });
+    await withTransfer(bank, async (handle) => {
+      await until(handle, 'needs-review');
+      const status = await handle.executeUpdate(resolveManually, {
+        args: [{ note: 'Refunded by cheque 1001', operator: 'alice' }],
+      });
+      expect(status).toMatchObject({
+        stage: 'failed',
+        resolution: { action: 'resolveManually', note: 'Refunded by cheque 1001', operator: 'alice' },
+      });
+      const error = await failure(handle);
+      expect(error.cause).toBeInstanceOf(ApplicationFailure);
+      expect(error.cause).toMatchObject({
+        type: 'ResolvedManually',
+        message: 'Resolved manually by alice: Refunded by cheque 1001',
+      });
+      expect(error.cause?.cause).toMatchObject({ activityType: 'deposit' });
+      expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 1750, '43-812': 0, '85-999': 0 });
+    });
+  });
+});
+
+describe('validators: rejected with a clear message, nothing written to history', () => {
+  test.each([
+    [
+      'an empty note',
+      () => [resolveManually, { note: '  ', operator: 'alice' }],
+      'resolveManually needs a note saying what was done.',
+    ],
+    [
+      'an empty operator',
+      () => [resolveManually, { note: 'cheque', operator: '' }],
+      'resolveManually needs the name of the operator.',
+    ],
+    [
+      'an unknown account',
+      () => [refundTo, { account: '99-999' }],
+      'Unknown account 99-999. The refund can go to: 85-999.',
+    ],
+    [
+      'the account that just failed',
+      () => [refundTo, { account: '85-150' }],
+      'The refund just failed on 85-150: choose another account.',
+    ],
+    ['no account at all', () => [refundTo, {}], 'refundTo needs an account.'],
+  ] as const)('%s', async (_, update, message) => {
+    const bank = new ClosingBank('bank', { store: new MemoryStore(accounts()) });
+    await withTransfer(bank, async (handle) => {
+      await until(handle, 'needs-review');
+      const [definition, arg] = update();
+      const attempt = handle.executeUpdate(definition as typeof refundTo, {
+        args: [arg as { account: string }],
+      });
+      await expect(attempt).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+      await expect(attempt).rejects.toMatchObject({ cause: { message } });
+      expect(await updateEvents(handle)).toBe(0);
+      expect((await handle.query(getStatus)).stage).toBe('needs-review');
+      await handle.terminate('test over');
+    });
+  });
+
+  test('a transfer that is not in review refuses every update', async () => {
+    const bank = new BankingService('bank', { delayMs: 1500 });
+    await withTransfer(bank, async (handle) => {
+      await until(handle, 'withdrawing');
+      const message = 'This transfer is not waiting for review (stage: withdrawing).';
+      await expect(handle.executeUpdate(retryRefund)).rejects.toMatchObject({ cause: { message } });
+      await expect(handle.executeUpdate(refundTo, { args: [{ account: '85-999' }] })).rejects.toMatchObject({
+        cause: { message },
+      });
+      await expect(
+        handle.executeUpdate(resolveManually, { args: [{ note: 'x', operator: 'y' }] }),
+      ).rejects.toMatchObject({ cause: { message } });
+      await expect(handle.result()).resolves.toMatch(/^Transfer complete/);
+      expect(await updateEvents(handle)).toBe(0);
+    });
+  });
+});
+
+test('the TransferStatus search attribute follows every stage', async () => {
+  const ok = new BankingService('bank');
+  const completed = await withTransfer(ok, async (handle) => {
+    await handle.result();
+    return upsertedStages(handle);
+  });
+  expect(completed).toEqual(['withdrawing', 'depositing', 'completed']);
+
+  const parked = new RefuseFirstRefund('bank', { faults: parseFaults('deposit:reject') });
+  const reviewed = await withTransfer(parked, async (handle) => {
+    await until(handle, 'needs-review');
+    await handle.executeUpdate(retryRefund);
+    await handle.result().catch(() => undefined);
+    return upsertedStages(handle);
+  });
+  expect(reviewed).toEqual(['withdrawing', 'depositing', 'refunding', 'needs-review', 'refunding', 'failed']);
+});
