@@ -1,0 +1,122 @@
+// `npm run review` as an operator runs it: lib/src/review.js against the test server,
+// with transfers parked in needs-review by a worker in this process.
+import type { WorkflowHandle } from '@temporalio/client';
+import { createActivities } from '../../src/activities';
+import { parseFaults } from '../../src/bank-faults';
+import { BankingService } from '../../src/banking-service';
+import { getStatus, type moneyTransfer } from '../../src/workflows';
+import { runScript, TestTemporal, testServer, testWorker, transferDetails, uniqueId } from '../helpers';
+
+jest.setTimeout(90_000);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let temporal: TestTemporal;
+beforeAll(async () => {
+  temporal = await TestTemporal.connect();
+});
+afterAll(async () => {
+  await temporal.close();
+});
+
+const review = (...args: string[]) =>
+  runScript('src/review.js', args, { TEMPORAL_ADDRESS: testServer().address });
+
+test('usage: help exits 0, a bad command exits 2 with a hint', async () => {
+  const help = await runScript('src/review.js', ['--help'], {});
+  expect(help.code).toBe(0);
+  expect(help.stdout).toContain('Usage: npm run review -- <command>');
+  const bad = await runScript('src/review.js', ['frobnicate'], {});
+  expect(bad).toMatchObject({ code: 2, stderr: "review: unknown command 'frobnicate'. Try --help.\n" });
+  const missing = await runScript('src/review.js', ['resolve', 'x', '--note', 'n'], {});
+  expect(missing).toMatchObject({
+    code: 2,
+    stderr: 'review: resolve needs --note TEXT and --operator NAME. Try --help.\n',
+  });
+});
+
+test('list finds exactly the parked transfers; show, retry, refund-to and resolve act on one', async () => {
+  // Every refund is refused: the transfers that reach a refund park for review.
+  const bank = new BankingService('bank', { faults: parseFaults('deposit:reject,refund:reject') });
+  const ok = new BankingService('bank');
+  const prefix = uniqueId('review-cli');
+  const taskQueue = uniqueId('queue');
+  const okQueue = uniqueId('queue');
+  const worker = await testWorker(temporal.workerConnection, taskQueue, createActivities(bank));
+  const okWorker = await testWorker(temporal.workerConnection, okQueue, createActivities(ok));
+  const start = (id: string, queue: string): Promise<WorkflowHandle<typeof moneyTransfer>> =>
+    temporal.client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
+      taskQueue: queue,
+      workflowId: `${prefix}-${id}`,
+      args: [transferDetails()],
+    });
+
+  await worker.runUntil(async () => {
+    const parked = await Promise.all([start('a', taskQueue), start('b', taskQueue)]);
+    const done = await start('done', okQueue);
+    await okWorker.runUntil(done.result());
+    for (const handle of parked) {
+      while ((await handle.query(getStatus)).stage !== 'needs-review') await sleep(100);
+    }
+    const [a, b] = parked as [WorkflowHandle, WorkflowHandle];
+
+    const list = await review('list');
+    expect(list.code).toBe(0);
+    const listed = [...list.stdout.matchAll(/^ {2}(\S+) {2}started /gm)].map((m) => m[1]);
+    expect(listed.filter((id) => id!.startsWith(prefix)).sort()).toEqual([a.workflowId, b.workflowId].sort());
+    expect(list.stdout).toContain(`/workflows/${a.workflowId}/`);
+
+    const show = await review('show', a.workflowId);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(
+      /^Stage: needs-review\nOwed: 250\nReview: The refund to 85-150 was refused: /,
+    );
+
+    // The bank still refuses: the retry is carried out and the transfer parks again.
+    const retry = await review('retry', a.workflowId);
+    expect(retry.code).toBe(0);
+    expect(retry.stdout).toMatch(/^Stage: needs-review\n/);
+    expect(retry.stdout).toContain('Resolution: {"action":"retryRefund"}');
+
+    const unknownAccount = await review('refund-to', a.workflowId, '99-999');
+    expect(unknownAccount.code).toBe(1);
+    expect(unknownAccount.stderr).toBe('Refused: Unknown account 99-999. The refund can go to: 85-150.\n');
+
+    const emptyNote = await review('resolve', a.workflowId, '--note', ' ', '--operator', 'bob');
+    expect(emptyNote).toMatchObject({
+      code: 1,
+      stderr: 'Refused: resolveManually needs a note saying what was done.\n',
+    });
+
+    for (const handle of [a, b]) {
+      const resolved = await review(
+        'resolve',
+        handle.workflowId,
+        '--note',
+        'Paid back by cheque 1001',
+        '--operator',
+        'bob',
+      );
+      expect(resolved.code).toBe(0);
+      expect(resolved.stdout).toMatch(/^Stage: failed\n/);
+      expect(resolved.stdout).toContain(
+        'Resolution: {"action":"resolveManually","note":"Paid back by cheque 1001","operator":"bob"}',
+      );
+    }
+
+    const after = await review('list');
+    expect(after.stdout).not.toContain(prefix);
+
+    const notInReview = await review('retry', a.workflowId);
+    expect(notInReview).toMatchObject({
+      code: 1,
+      stderr: `No running transfer with workflow id ${a.workflowId}.\n`,
+    });
+  });
+
+  const unknown = await review('show', `${prefix}-nope`);
+  expect(unknown).toMatchObject({
+    code: 1,
+    stderr: `No running transfer with workflow id ${prefix}-nope.\n`,
+  });
+});
