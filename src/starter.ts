@@ -147,6 +147,12 @@ export async function runTransfer(
       taskQueue: settings.taskQueue,
       workflowId,
       args: [details],
+      // What the Web UI shows for this execution (its User Metadata).
+      staticSummary: `${details.amount} from ${details.sourceAccount} to ${details.targetAccount} (ref ${details.referenceId})`,
+      staticDetails:
+        `Money transfer of **${details.amount}** from \`${details.sourceAccount}\` to \`${details.targetAccount}\`, ` +
+        `reference \`${details.referenceId}\`, started by \`npm run starter\`. ` +
+        "The workflow's current details say what it waits for.",
     });
     handle = started;
     runId = started.firstExecutionRunId;

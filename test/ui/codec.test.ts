@@ -1,22 +1,22 @@
 // The Web UI and the codec server, in headless Chromium: a dev server started as
 // `npm run server` starts it with a key ring (--ui-codec-endpoint), an encrypted transfer,
 // and its page with the codec server down (ciphertext) and up (the transfer as it was).
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/banking-service';
 import { EncryptionCodec, newKey, readKeyRing } from '../../src/codec';
 import { startDevServer } from '../../tools/dev-server';
 import { startCodecServer, uiOrigins, type RunningCodecServer } from '../../tools/codec-server';
 import { freeDevServerPort, freePort, ROOT, testServer, transferDetails } from '../helpers';
+import { launchChromium } from './browser';
 
 jest.setTimeout(120_000);
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SCREENSHOTS = path.join(ROOT, 'test-results', 'ui');
 
 let server: Awaited<ReturnType<typeof startDevServer>>;
@@ -30,9 +30,6 @@ let link: string;
 const details = transferDetails({ amount: 1987 });
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`No Chromium at ${CHROMIUM}: install Debian's chromium package, or set CHROMIUM_PATH.`);
-  }
   mkdirSync(SCREENSHOTS, { recursive: true });
   dir = mkdtempSync(path.join(tmpdir(), 'money-transfer-codec-ui-'));
   // A test key ring, generated for this run only.
@@ -79,19 +76,7 @@ beforeAll(async () => {
   }
 
   mkdirSync(path.join(dir, 'profile'));
-  browser = await chromium.launchPersistentContext(path.join(dir, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1280, height: 900 },
-  });
+  browser = await launchChromium(path.join(dir, 'profile'));
 });
 
 afterAll(async () => {

@@ -1,20 +1,20 @@
 // `npm run test:ui`: the dev server's own Web UI, in headless Chromium, shows what the
 // README promises. Needs Debian's chromium (CHROMIUM_PATH overrides /usr/bin/chromium).
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/banking-service';
 import { startDevServer } from '../../tools/dev-server';
 import { loadDrilledActivities } from '../drill';
 import { DEFAULT_TASK_QUEUE } from '../../src/shared';
+import { launchChromium } from './browser';
 import { freeDevServerPort, ROOT, runScript, testWorker } from '../helpers';
 
 jest.setTimeout(120_000);
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SCREENSHOTS = path.join(ROOT, 'test-results', 'ui');
 const DOCS_SCREENSHOTS = { 'pay-invoice-701': 'web-ui-success.png', 'pay-invoice-703': 'web-ui-drill.png' };
 
@@ -63,26 +63,11 @@ async function screenshot(page: Page, name: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`No Chromium at ${CHROMIUM}: install Debian's chromium package, or set CHROMIUM_PATH.`);
-  }
   mkdirSync(SCREENSHOTS, { recursive: true });
   port = await freeDevServerPort();
   server = await startDevServer({ ip: '127.0.0.1', port, ui: true, uiPort: port + 1000 });
   profile = mkdtempSync(path.join(tmpdir(), 'money-transfer-chromium-'));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1280, height: 900 },
-  });
+  browser = await launchChromium(profile);
   await transfer('pay-invoice-701', []);
   await transfer('pay-invoice-702', ['--amount', '25000']);
   await transfer('pay-invoice-703', [], loadDrilledActivities()(new BankingService('bank')));
