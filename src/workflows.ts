@@ -223,8 +223,10 @@ async function compensate(
 ): Promise<RefundResult> {
   const { details, status } = t;
   const meta = { referenceId: details.referenceId };
+  // More time per attempt than the steps it undoes: it may make two bank calls (settle,
+  // then refund), and a dead worker is still caught within the heartbeat timeout.
   const { refund } = proxyActivities<Activities>({
-    startToCloseTimeout: '10 seconds',
+    startToCloseTimeout: '20 seconds',
     scheduleToCloseTimeout: t.policy.reviewAfter,
     heartbeatTimeout: '2 seconds',
     retry: { maximumInterval: '10 seconds', nonRetryableErrorTypes: [...DEFINITE_FAILURES] },

@@ -131,7 +131,7 @@ const DEFINITIONS: Array<[string, string | FaultPlan, Parameters<typeof run>[1]?
   ['deposit reject', 'deposit:reject'],
   ['refund fail 3 times', 'deposit:reject,refund:fail*3'],
   ['refund post-then-fail', 'deposit:reject,refund:post-then-fail*1'],
-  ['refund late once', 'deposit:reject,refund:late=11000*1', { settleMs: 1000 }],
+  ['refund late once', 'deposit:reject,refund:late=21000*1', { settleMs: 1000 }],
   ['lookup fail twice', 'deposit:reject,lookup:fail*2'],
   ['lookup post-then-fail', 'deposit:fail,lookup:post-then-fail*1'],
 ];
@@ -266,7 +266,7 @@ describe('refund (after a rejected deposit) and its lookup', () => {
   });
 
   test('late once: the first attempt times out, the second refunds, the late one finds it; refunded once', async () => {
-    const o = await outcome('refund late once', 'deposit:reject,refund:late=11000*1');
+    const o = await outcome('refund late once', 'deposit:reject,refund:late=21000*1');
     expect(o.runs).toEqual([W(1, 'completed'), D(1, 'failed'), R(2, 'completed')]);
     expect(o.balances).toEqual(UNCHANGED);
     expect(o.ledger).toEqual({ withdrawal: -250, refund: 250 });
