@@ -159,7 +159,7 @@ export function formatStatus(status: TransferStatus): string {
   if (status.owed !== undefined) lines.push(`Owed: ${status.owed}`);
   if (status.review) {
     lines.push(`Review: ${status.review.reason}`);
-    lines.push(`Refund can go to: ${status.review.accounts.join(', ')}`);
+    lines.push(`Refund can go to: ${status.review.accounts.join(', ') || 'no other open account'}`);
     if (status.review.reminders > 0) lines.push(`Reminders sent: ${status.review.reminders}`);
   }
   if (status.references) {

@@ -283,7 +283,8 @@ async function waitForOperator(t: Transfer, failedAccount: string, failure: unkn
   const reason = isDefinite(failure)
     ? `The refund to ${failedAccount} was refused: ${describe(failure)}`
     : `The refund kept failing for ${String(t.policy.reviewAfter)}: ${describe(failure)}`;
-  status.review = { reason, failedAccount, accounts: await refundAccounts(details), reminders: 0 };
+  const accounts = (await refundAccounts(details)).filter((account) => account !== failedAccount);
+  status.review = { reason, failedAccount, accounts, reminders: 0 };
   setStage(t, 'needs-review');
   t.done = t.taken; // an operator's retry that failed again is carried out too
   countTransfer('needs-review');
@@ -332,7 +333,7 @@ function setHandlers(t: Transfer): void {
       }
       if (!status.review?.accounts.includes(account)) {
         throw new Error(
-          `Unknown account ${account}. The refund can go to: ${status.review?.accounts.join(', ')}.`,
+          `Unknown account ${account}. The refund can go to: ${status.review?.accounts.join(', ') || 'no other open account'}.`,
         );
       }
     },

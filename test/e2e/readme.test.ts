@@ -7,6 +7,8 @@ import { promisify } from 'node:util';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/banking-service';
+import { parseFaults } from '../../src/bank-faults';
+import { getStatus } from '../../src/workflows';
 import { ACTIVITIES_FILE, applyDrill, drillLines, loadDrilledActivities } from '../drill';
 import { startDevServer } from '../../tools/dev-server';
 import { resolveTemporalCli } from '../../tools/temporal-cli';
@@ -15,12 +17,14 @@ import {
   freePort,
   ROOT,
   runScript,
+  ScriptProcess,
   startWorkerProcess,
   testServer,
   testWorker,
   uniqueId,
 } from '../helpers';
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 
 function sample(name: string): string {
@@ -169,6 +173,45 @@ describe('README', () => {
       expect(drill!.stdout.trimEnd()).toMatch(samplePattern(sample('starter-drill')));
       expect(drill!.code).toBe(1);
     });
+  });
+
+  test('the review drill: the parked transfer is listed, resolved, and the starter prints the end', async () => {
+    // A server of its own, so that the list holds this transfer alone.
+    const port = await freePort();
+    const server = await startDevServer({ ip: '127.0.0.1', port });
+    const env = { TEMPORAL_ADDRESS: `localhost:${port}` };
+    const connection = await NativeConnection.connect({ address: server.address });
+    try {
+      const bank = new BankingService('bank', { faults: parseFaults('deposit:fail,refund:reject') });
+      const worker = await testWorker(connection, 'TRANSFER_MONEY_TASK_QUEUE', createActivities(bank));
+      await worker.runUntil(async () => {
+        const starter = new ScriptProcess(
+          'src/starter.js',
+          ['--workflow-id', 'pay-invoice-705', '--reference', '12349'],
+          env,
+        );
+        const handle = server.client.workflow.getHandle('pay-invoice-705');
+        await starter.waitFor('Web UI: ');
+        while ((await handle.query(getStatus)).stage !== 'needs-review') await sleep(100);
+        const list = await runScript('src/review.js', ['list'], env);
+        const started = /started (\S+)/.exec(sample('review-list'))![1]!.replace(/\./g, '\\.');
+        expect(list.stdout.trimEnd()).toMatch(
+          samplePattern(sample('review-list'), [[started, String.raw`[\d:.TZ-]+`]]),
+        );
+        const resolve = await runScript(
+          'src/review.js',
+          ['resolve', 'pay-invoice-705', '--note', 'Refunded by cheque 1001', '--operator', 'alice'],
+          env,
+        );
+        expect(resolve.stdout.trimEnd()).toMatch(samplePattern(sample('review-resolve')));
+        expect(resolve.code).toBe(0);
+        expect((await starter.exited).code).toBe(1);
+        expect(starter.stdout.trimEnd()).toMatch(samplePattern(sample('starter-review')));
+      });
+    } finally {
+      await connection.close();
+      await server.teardown();
+    }
   });
 
   test('the drill names the right lines, in the code comment and in the README', () => {

@@ -80,7 +80,9 @@ test('list finds exactly the parked transfers; show, retry, refund-to and resolv
 
     const unknownAccount = await review('refund-to', a.workflowId, '99-999');
     expect(unknownAccount.code).toBe(1);
-    expect(unknownAccount.stderr).toBe('Refused: Unknown account 99-999. The refund can go to: 85-150.\n');
+    expect(unknownAccount.stderr).toBe(
+      'Refused: Unknown account 99-999. The refund can go to: no other open account.\n',
+    );
 
     const emptyNote = await review('resolve', a.workflowId, '--note', ' ', '--operator', 'bob');
     expect(emptyNote).toMatchObject({
