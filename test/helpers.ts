@@ -115,6 +115,21 @@ export class TestTemporal {
   }
 }
 
+/** Connects before the test file's tests and closes after them; use the getter inside tests. */
+export function useTestTemporal(): () => TestTemporal {
+  let temporal: TestTemporal | undefined;
+  beforeAll(async () => {
+    temporal = await TestTemporal.connect();
+  });
+  afterAll(async () => {
+    await temporal?.close();
+  });
+  return () => {
+    if (!temporal) throw new Error('useTestTemporal(): the connection opens in beforeAll');
+    return temporal;
+  };
+}
+
 export interface ActivityRun {
   /** The attempt number of the last try, as recorded by ActivityTaskStarted. */
   attempts: number;

@@ -5,19 +5,13 @@ import { createActivities } from '../../src/activities';
 import { parseFaults } from '../../src/bank-faults';
 import { BankingService } from '../../src/banking-service';
 import { getStatus, type moneyTransfer } from '../../src/workflows';
-import { runScript, TestTemporal, testServer, testWorker, transferDetails, uniqueId } from '../helpers';
+import { runScript, useTestTemporal, testServer, testWorker, transferDetails, uniqueId } from '../helpers';
 
 jest.setTimeout(90_000);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-let temporal: TestTemporal;
-beforeAll(async () => {
-  temporal = await TestTemporal.connect();
-});
-afterAll(async () => {
-  await temporal.close();
-});
+const temporal = useTestTemporal();
 
 const review = (...args: string[]) =>
   runScript('src/review.js', args, { TEMPORAL_ADDRESS: testServer().address });
@@ -42,10 +36,10 @@ test('list finds exactly the parked transfers; show, retry, refund-to and resolv
   const prefix = uniqueId('review-cli');
   const taskQueue = uniqueId('queue');
   const okQueue = uniqueId('queue');
-  const worker = await testWorker(temporal.workerConnection, taskQueue, createActivities(bank));
-  const okWorker = await testWorker(temporal.workerConnection, okQueue, createActivities(ok));
+  const worker = await testWorker(temporal().workerConnection, taskQueue, createActivities(bank));
+  const okWorker = await testWorker(temporal().workerConnection, okQueue, createActivities(ok));
   const start = (id: string, queue: string): Promise<WorkflowHandle<typeof moneyTransfer>> =>
-    temporal.client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
+    temporal().client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
       taskQueue: queue,
       workflowId: `${prefix}-${id}`,
       args: [transferDetails()],

@@ -16,17 +16,11 @@ import {
   type ReviewPolicy,
   type TransferStatus,
 } from '../../src/workflows';
-import { activityRuns, logs, TestTemporal, transferDetails, uniqueId } from '../helpers';
+import { activityRuns, logs, useTestTemporal, transferDetails, uniqueId } from '../helpers';
 
 jest.setTimeout(60_000);
 
-let temporal: TestTemporal;
-beforeAll(async () => {
-  temporal = await TestTemporal.connect();
-});
-afterAll(async () => {
-  await temporal.close();
-});
+const temporal = useTestTemporal();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -67,8 +61,8 @@ async function withTransfer<T>(
   policy: ReviewPolicy = {},
 ): Promise<T> {
   const details = transferDetails();
-  return temporal.withWorker(createActivities(bank), async (taskQueue) => {
-    const handle = await temporal.client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
+  return temporal().withWorker(createActivities(bank), async (taskQueue) => {
+    const handle = await temporal().client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
       taskQueue,
       workflowId: uniqueId('review'),
       args: [details, policy],

@@ -6,17 +6,11 @@ import { createActivities } from '../../src/activities';
 import { MemoryStore } from '../../src/bank-store';
 import { BankingService } from '../../src/banking-service';
 import { getStatus, type TransferStatus } from '../../src/workflows';
-import { TestTemporal, transferDetails } from '../helpers';
+import { useTestTemporal, transferDetails } from '../helpers';
 
 jest.setTimeout(60_000);
 
-let temporal: TestTemporal;
-beforeAll(async () => {
-  temporal = await TestTemporal.connect();
-});
-afterAll(async () => {
-  await temporal.close();
-});
+const temporal = useTestTemporal();
 
 const valid = { sourceAccount: '85-150', targetAccount: '43-812', amount: 250, referenceId: 'bad-input' };
 const without = (field: keyof typeof valid) =>
@@ -60,10 +54,10 @@ describe(`bad input (${BAD_INPUTS.length} cases)`, () => {
   const outcomes = new Map<string, { error: unknown; handle: WorkflowHandle; status: TransferStatus }>();
 
   beforeAll(async () => {
-    await temporal.withWorker(createActivities(bank), async (taskQueue) => {
+    await temporal().withWorker(createActivities(bank), async (taskQueue) => {
       await Promise.all(
         BAD_INPUTS.map(async ([name, args]) => {
-          const handle = await temporal.start(taskQueue, ...args);
+          const handle = await temporal().start(taskQueue, ...args);
           const error = await handle.result().catch((err: unknown) => err);
           // A query on a closed workflow needs a worker to answer it, so ask while this one runs.
           outcomes.set(name, { handle, error, status: await handle.query(getStatus) });
@@ -123,8 +117,8 @@ describe('getStatus query', () => {
 
   test('reports each stage and the transaction ids as they become known', async () => {
     const bank = new BankingService('bank', { delayMs: 600 });
-    const seen = await temporal.withWorker(createActivities(bank), async (taskQueue) =>
-      watch(await temporal.start(taskQueue, transferDetails())),
+    const seen = await temporal().withWorker(createActivities(bank), async (taskQueue) =>
+      watch(await temporal().start(taskQueue, transferDetails())),
     );
     const W = expect.stringMatching(/^W-/);
     const D = expect.stringMatching(/^D-/);
@@ -138,8 +132,8 @@ describe('getStatus query', () => {
 
   test('reports the refund when the deposit fails', async () => {
     const bank = new BankingService('bank', { delayMs: 600 });
-    const seen = await temporal.withWorker(createActivities(bank), async (taskQueue) =>
-      watch(await temporal.start(taskQueue, transferDetails({ targetAccount: '43-813' }))),
+    const seen = await temporal().withWorker(createActivities(bank), async (taskQueue) =>
+      watch(await temporal().start(taskQueue, transferDetails({ targetAccount: '43-813' }))),
     );
     const W = expect.stringMatching(/^W-/);
     const references = expect.objectContaining({ deposit: expect.stringMatching(/-deposit$/) });
@@ -198,10 +192,10 @@ describe('property: random transfers conserve money', () => {
     // Money in flight (withdrawn, not yet deposited) lowers the total for a moment; nothing may raise it.
     const totals: number[] = [];
     const sampler = setInterval(() => totals.push(total()), 10);
-    const outcomes = await temporal.withWorker(createActivities(bank), (taskQueue) =>
+    const outcomes = await temporal().withWorker(createActivities(bank), (taskQueue) =>
       Promise.all(
         plans.map(async (plan) => {
-          const handle = await temporal.start(taskQueue, plan.details);
+          const handle = await temporal().start(taskQueue, plan.details);
           const completed = await handle.result().then(
             () => true,
             () => false,

@@ -8,17 +8,11 @@ import { createActivities } from '../../src/activities';
 import { parseFaults, type BankOperation, type FaultPlan, type Injection } from '../../src/bank-faults';
 import { BankingService } from '../../src/banking-service';
 import { getStatus, type TransferStatus } from '../../src/workflows';
-import { activityRuns, type ActivityRun, TestTemporal, transferDetails, uniqueId } from '../helpers';
+import { activityRuns, type ActivityRun, useTestTemporal, transferDetails, uniqueId } from '../helpers';
 
 jest.setTimeout(120_000);
 
-let temporal: TestTemporal;
-beforeAll(async () => {
-  temporal = await TestTemporal.connect();
-});
-afterAll(async () => {
-  await temporal.close();
-});
+const temporal = useTestTemporal();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -47,8 +41,8 @@ async function run(
     faults: typeof faults === 'string' ? parseFaults(faults) : faults,
   });
   const details = transferDetails();
-  return temporal.withWorker(createActivities(bank), async (taskQueue) => {
-    const handle = await temporal.start(taskQueue, details);
+  return temporal().withWorker(createActivities(bank), async (taskQueue) => {
+    const handle = await temporal().start(taskQueue, details);
     await options.during?.(handle);
     const outcome = await handle.result().then(
       (result) => ({ result }),
@@ -292,8 +286,8 @@ describe('refund (after a rejected deposit) and its lookup', () => {
       faults: parseFaults('deposit:reject,refund:reject'),
     });
     const details = transferDetails();
-    await temporal.withWorker(createActivities(bank), async (taskQueue) => {
-      const handle = await temporal.start(taskQueue, details);
+    await temporal().withWorker(createActivities(bank), async (taskQueue) => {
+      const handle = await temporal().start(taskQueue, details);
       let status: TransferStatus;
       for (;;) {
         status = await handle.query(getStatus);
@@ -326,9 +320,9 @@ describe('cancellation', () => {
     const bank = new BankingService('bank-api.example.com');
     const taskQueue = uniqueId('queue');
     // No worker yet: the cancel is in history before the first workflow task runs.
-    const handle = await temporal.start(taskQueue, transferDetails());
+    const handle = await temporal().start(taskQueue, transferDetails());
     await handle.cancel();
-    const error = await temporal.withWorker(
+    const error = await temporal().withWorker(
       createActivities(bank),
       () => handle.result().catch((err: unknown) => err),
       taskQueue,
@@ -413,10 +407,10 @@ describe('key reuse', () => {
   test('a reference reused with another amount fails with IdempotencyKeyReusedError and moves nothing', async () => {
     const bank = new BankingService('bank-api.example.com');
     const referenceId = uniqueId('reused');
-    await temporal.withWorker(createActivities(bank), async (taskQueue) => {
-      const first = await temporal.start(taskQueue, transferDetails({ referenceId, amount: 100 }));
+    await temporal().withWorker(createActivities(bank), async (taskQueue) => {
+      const first = await temporal().start(taskQueue, transferDetails({ referenceId, amount: 100 }));
       await expect(first.result()).resolves.toMatch(/^Transfer complete/);
-      const second = await temporal.start(taskQueue, transferDetails({ referenceId, amount: 900 }));
+      const second = await temporal().start(taskQueue, transferDetails({ referenceId, amount: 900 }));
       const error = await second.result().catch((err: unknown) => err);
       expect(error).toBeInstanceOf(WorkflowFailedError);
       const cause = (error as WorkflowFailedError).cause?.cause;
@@ -430,9 +424,9 @@ describe('key reuse', () => {
   test('the same reference with the same details is the same payment: same ids, moved once', async () => {
     const bank = new BankingService('bank-api.example.com');
     const details = transferDetails({ referenceId: uniqueId('same') });
-    const [a, b] = await temporal.withWorker(createActivities(bank), async (taskQueue) => {
-      const first = await (await temporal.start(taskQueue, details)).result();
-      const second = await (await temporal.start(taskQueue, details)).result();
+    const [a, b] = await temporal().withWorker(createActivities(bank), async (taskQueue) => {
+      const first = await (await temporal().start(taskQueue, details)).result();
+      const second = await (await temporal().start(taskQueue, details)).result();
       return [first, second];
     });
     expect(b).toBe(a);

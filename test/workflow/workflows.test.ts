@@ -4,15 +4,9 @@ import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/banking-service';
 import { InvalidAccountError } from '../../src/shared';
 import { loadDrilledActivities } from '../drill';
-import { activityRuns, logs, TestTemporal, transferDetails } from '../helpers';
+import { activityRuns, logs, useTestTemporal, transferDetails } from '../helpers';
 
-let temporal: TestTemporal;
-beforeAll(async () => {
-  temporal = await TestTemporal.connect();
-});
-afterAll(async () => {
-  await temporal.close();
-});
+const temporal = useTestTemporal();
 
 const newBank = () => new BankingService('bank-api.example.com');
 
@@ -34,7 +28,7 @@ async function expectFailure(
 }
 
 test('a successful transfer returns both transaction ids', async () => {
-  const { handle, result } = await temporal.transfer(createActivities(newBank()), transferDetails());
+  const { handle, result } = await temporal().transfer(createActivities(newBank()), transferDetails());
   await expect(result).resolves.toMatch(/^Transfer complete \(transaction IDs: W-\w+, D-\w+\)$/);
   expect(await activityRuns(handle)).toEqual([
     { name: 'withdraw', attempts: 1, outcome: 'completed' },
@@ -43,7 +37,10 @@ test('a successful transfer returns both transaction ids', async () => {
 });
 
 test('insufficient funds: 25000 from 85-150 fails the withdraw with InsufficientFundsError', async () => {
-  const { result } = await temporal.transfer(createActivities(newBank()), transferDetails({ amount: 25000 }));
+  const { result } = await temporal().transfer(
+    createActivities(newBank()),
+    transferDetails({ amount: 25000 }),
+  );
   await expectFailure(
     result,
     'withdraw',
@@ -53,7 +50,7 @@ test('insufficient funds: 25000 from 85-150 fails the withdraw with Insufficient
 });
 
 test('invalid source account 85-151 fails the withdraw with InvalidAccountError', async () => {
-  const { result } = await temporal.transfer(
+  const { result } = await temporal().transfer(
     createActivities(newBank()),
     transferDetails({ sourceAccount: '85-151' }),
   );
@@ -66,7 +63,7 @@ test.each([
 ])('%s is non-retryable: the withdraw runs exactly once and nothing else runs', async (type, override) => {
   const bank = newBank();
   const withdraw = jest.spyOn(bank, 'withdraw');
-  const { handle, result } = await temporal.transfer(createActivities(bank), transferDetails(override));
+  const { handle, result } = await temporal().transfer(createActivities(bank), transferDetails(override));
   await expectFailure(result, 'withdraw', type, /./);
   const err = (await result.catch((e: unknown) => e)) as WorkflowFailedError;
   expect((err.cause as ActivityFailure).retryState).toBe(RetryState.NON_RETRYABLE_FAILURE);
@@ -79,7 +76,7 @@ test('invalid target account: the deposit fails once, the refund runs, and the d
   const deposit = jest.spyOn(bank, 'deposit');
   const refund = jest.spyOn(bank, 'refund');
   const details = transferDetails({ targetAccount: '43-813' });
-  const { handle, result } = await temporal.transfer(createActivities(bank), details);
+  const { handle, result } = await temporal().transfer(createActivities(bank), details);
   await expectFailure(result, 'deposit', 'InvalidAccountError', 'The account number 43-813 is invalid.');
   expect(await activityRuns(handle)).toEqual([
     { name: 'withdraw', attempts: 1, outcome: 'completed' },
@@ -101,7 +98,7 @@ test('invalid target account: the deposit fails once, the refund runs, and the d
 
 test('transient deposit failure (the tutorial drill): 3 deposit attempts, a refund, then the deposit error', async () => {
   const createDrilled = loadDrilledActivities();
-  const { handle, result } = await temporal.transfer(createDrilled(newBank()), transferDetails());
+  const { handle, result } = await temporal().transfer(createDrilled(newBank()), transferDetails());
   await expectFailure(result, 'deposit', 'Error', 'This deposit has failed.');
   const err = (await result.catch((e: unknown) => e)) as WorkflowFailedError;
   expect((err.cause as ActivityFailure).retryState).toBe(RetryState.MAXIMUM_ATTEMPTS_REACHED);
@@ -139,7 +136,7 @@ test('a refund that keeps failing is retried past the 3 attempts the steps get, 
     }
   }
   const bank = new FlakyRefundBank('bank-api.example.com');
-  const { handle, result } = await temporal.transfer(createActivities(bank), transferDetails());
+  const { handle, result } = await temporal().transfer(createActivities(bank), transferDetails());
   await expectFailure(result, 'deposit', 'InvalidAccountError', /invalid/);
   expect(await activityRuns(handle)).toEqual([
     { name: 'withdraw', attempts: 1, outcome: 'completed' },
