@@ -6,7 +6,11 @@
 //   call takes 4-5.6 s, on both sides of the 5 s timeout, with one dev server restart.
 //   Size: CHAOS_TRANSFERS (default 30) and CHAOS_KILLS (default 4); CI runs 100 and 10.
 // - property: a random fault and latency on every bank call (BANK_FAULTS=random:SEED),
-//   random kills and random cancels. PROPERTY_SEED repeats a run. Size: PROPERTY_TRANSFERS
+//   random kills and random cancels. A clerk closes accounts under transfers in flight,
+//   so refunds are refused and transfers park in `needs-review`; an operator resolves
+//   each by an Update (`refundTo` another account, or `retryRefund` once the account is
+//   open again). PROPERTY_SEED repeats a run's plan and the bank's faults; the moments of
+//   kills, closings and decisions still depend on timing. Size: PROPERTY_TRANSFERS
 //   (default 40) and PROPERTY_KILLS (default 3); CI runs 200 and 10.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,13 +20,20 @@ import {
   Connection,
   WorkflowFailedError,
   WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { prng } from '../../src/bank-faults';
 import { SqliteStore, type LedgerEntry } from '../../src/bank-store';
 import { referencesFor, type PaymentDetails } from '../../src/shared';
-import { getStatus, type moneyTransfer } from '../../src/workflows';
+import {
+  getStatus,
+  refundTo,
+  retryRefund,
+  type moneyTransfer,
+  type TransferStatus,
+} from '../../src/workflows';
 import { startDevServer } from '../../tools/dev-server';
 import { freePort, HAS_NODE_SQLITE, runScript, ScriptProcess, testServer, uniqueId } from '../helpers';
 
@@ -68,6 +79,17 @@ interface Scenario {
   random: () => number;
   /** How long to wait for every transfer to close. */
   deadlineMs: number;
+  /** Runs alongside the transfers from the first start until all closed; its failure ends the run. */
+  alongside?: (run: Run) => Promise<void>;
+}
+
+type Started = Plan & { handle: WorkflowHandle<typeof moneyTransfer>; cancelled?: Promise<void> };
+
+/** What a scenario's `alongside` sees: the transfers started so far, and whether all closed. */
+interface Run {
+  client: Client;
+  started: readonly Started[];
+  over: () => boolean;
 }
 
 /** Runs the plans with a killer loop and cancels, and returns each transfer's end. */
@@ -90,6 +112,12 @@ async function runScenario(s: Scenario): Promise<{ closed: Closed[]; kills: numb
   };
   let worker = await startWorker();
   let kills = 0;
+  let over = false;
+  const started: Started[] = [];
+  const alongside = s.alongside?.({ client, started, over: () => over });
+  // Fails the run as soon as `alongside` fails, rather than at the deadline.
+  const alongsideFailed = new Promise<never>((_, reject) => void alongside?.catch(reject));
+  alongsideFailed.catch(() => undefined);
   try {
     let starting = true;
     const killer = (async () => {
@@ -101,8 +129,6 @@ async function runScenario(s: Scenario): Promise<{ closed: Closed[]; kills: numb
         worker = await startWorker();
       }
     })();
-    const started: Array<Plan & { handle: WorkflowHandle<typeof moneyTransfer>; cancelled?: Promise<void> }> =
-      [];
     for (const [i, plan] of s.plans.entries()) {
       if (i === Math.floor(s.plans.length / 2)) await s.restartServer?.();
       const handle = await client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
@@ -133,7 +159,7 @@ async function runScenario(s: Scenario): Promise<{ closed: Closed[]; kills: numb
     const deadline = new Promise<'open'>(
       (resolve) => (timer = setTimeout(() => resolve('open'), s.deadlineMs)),
     );
-    const closed = await Promise.all(
+    const everyEnd = Promise.all(
       started.map(async ({ handle, cancelled, ...plan }): Promise<Closed> => {
         await cancelled;
         const outcome = await Promise.race([
@@ -155,13 +181,18 @@ async function runScenario(s: Scenario): Promise<{ closed: Closed[]; kills: numb
         return { ...plan, end, stage, error };
       }),
     );
+    const closed = await Promise.race([everyEnd, alongsideFailed]);
     clearTimeout(timer);
+    over = true;
+    await alongside;
     return {
       closed,
       kills,
       faults: workers.reduce((n, w) => n + (w.stderr.match(/^Bank fault injected:/gm)?.length ?? 0), 0),
     };
   } finally {
+    over = true;
+    await alongside?.catch(() => undefined);
     worker.child.kill('SIGKILL');
     await worker.exited;
     await connection.close();
@@ -169,49 +200,292 @@ async function runScenario(s: Scenario): Promise<{ closed: Closed[]; kills: numb
 }
 
 /**
- * The money rule, checked against the ledger for every closed transfer: completed means
- * exactly one debit and one credit of its amount; failed or cancelled means net zero.
- * The status stage matches the end, no reference was both voided and posted, and money
- * is conserved over all accounts.
+ * The money rule, checked against the ledger for every closed transfer. Completed means
+ * exactly one debit of its amount from the source (withdrawal reference) and one credit
+ * to the target (deposit reference). Failed or cancelled means net zero over all of its
+ * references: nothing, or the withdrawal and one refund round (`-refund`, `-refund-2`,
+ * ...) into the source or an account an operator named with `refundTo`, never the
+ * target. Every ledger entry belongs to a transfer, the status stage matches the end, no
+ * reference was both voided and posted, and money is conserved over all accounts.
  */
 function checkTheMoney(
   closed: Closed[],
   entries: LedgerEntry[],
   voided: string[],
   balances: Map<string, number>,
+  /** The accounts an operator sent each transfer's refund to, by reference id. */
+  refundedTo: ReadonlyMap<string, ReadonlySet<string>> = new Map(),
 ) {
   // No transfer may be left open, least of all without a visible stage.
   const open = closed.filter((t) => t.end === 'open').map((t) => `${t.details.referenceId}: ${t.stage}`);
   expect(open).toEqual([]);
-  const byReference = new Map(entries.map((e) => [e.reference, e]));
+  // A transfer's references: its id, then -withdrawal, -deposit, -refund or -refund-N.
+  // Parsed whole, so that p1-1's entries never include p1-10's.
+  const byTransfer = new Map<string, LedgerEntry[]>();
+  const strays: string[] = [];
+  for (const e of entries) {
+    const id = /^(.+)-(?:withdrawal|deposit|refund(?:-[2-9]|-[1-9]\d+)?)$/.exec(e.reference)?.[1];
+    if (id === undefined || !closed.some((t) => t.details.referenceId === id)) strays.push(e.reference);
+    else byTransfer.set(id, [...(byTransfer.get(id) ?? []), e]);
+  }
+  expect(strays).toEqual([]);
   for (const t of closed) {
-    const refs = referencesFor(t.details.referenceId);
-    const mine = [refs.withdrawal, refs.deposit, refs.refund].flatMap((r) => byReference.get(r) ?? []);
-    const net = (account: string) =>
-      mine.filter((e) => e.account === account).reduce((s, e) => s + e.amount, 0);
-    const seen = { ref: t.details.referenceId, end: t.end, stage: t.stage };
+    const { referenceId, sourceAccount, targetAccount, amount } = t.details;
+    const refs = referencesFor(referenceId);
+    const mine = byTransfer.get(referenceId) ?? [];
+    const seen = {
+      ref: referenceId,
+      end: t.end,
+      stage: t.stage,
+      entries: mine.map((e) => [e.reference, e.account, e.amount]),
+    };
     expect(seen).toEqual({ ...seen, stage: t.end });
     if (t.end === 'completed') {
-      expect({ ...seen, entries: mine.map((e) => [e.reference, e.account, e.amount]) }).toEqual({
+      expect(seen).toEqual({
         ...seen,
         entries: [
-          [refs.withdrawal, t.details.sourceAccount, -t.details.amount],
-          [refs.deposit, t.details.targetAccount, t.details.amount],
+          [refs.withdrawal, sourceAccount, -amount],
+          [refs.deposit, targetAccount, amount],
         ],
       });
-    } else {
-      expect({ ...seen, source: net(t.details.sourceAccount), target: net(t.details.targetAccount) }).toEqual(
-        {
-          ...seen,
-          source: 0,
-          target: 0,
-        },
-      );
+      continue;
     }
+    const sum = (list: LedgerEntry[]) => list.reduce((s, e) => s + e.amount, 0);
+    expect({ ...seen, net: sum(mine), target: sum(mine.filter((e) => e.account === targetAccount)) }).toEqual(
+      { ...seen, net: 0, target: 0 },
+    );
+    if (mine.length === 0) continue;
+    // Money left: it came back in one refund round, to the source or where an operator said.
+    const allowed = new Set([sourceAccount, ...(refundedTo.get(referenceId) ?? [])]);
+    const shape = mine.map((e) =>
+      e.reference === refs.withdrawal
+        ? `withdrawal from ${e.account === sourceAccount ? 'the source' : e.account}`
+        : `${e.reference.slice(referenceId.length + 1).replace(/-\d+$/, '')} to ${allowed.has(e.account) ? 'the source or a chosen account' : e.account}`,
+    );
+    expect({ ...seen, shape }).toEqual({
+      ...seen,
+      shape: ['withdrawal from the source', 'refund to the source or a chosen account'],
+    });
   }
+  const byReference = new Set(entries.map((e) => e.reference));
   const postedAndVoided = voided.filter((r) => byReference.has(r));
   expect(postedAndVoided).toEqual([]);
   expect(total(balances)).toBe(total(OPENING));
+}
+
+/** What the clerk and the operator of the property test did. */
+interface DeskReport {
+  closings: number;
+  reopenings: number;
+  /** Transfers the clerk closed accounts under, and how many of them parked. */
+  baits: number;
+  baitsParked: number;
+  /** Reference ids of the transfers seen parked in `needs-review`. */
+  parked: Set<string>;
+  /** Updates sent, and those after which the review was over, by kind. */
+  sent: { refundTo: number; retryRefund: number };
+  resolved: { refundTo: number; retryRefund: number };
+  /** Updates after which the transfer parked again (the refund was refused again). */
+  parkedAgain: number;
+  /** Updates the validator refused because the transfer was no longer in review. */
+  raced: number;
+  queryFailures: number;
+  /** Where operators sent each transfer's refund, and the last decision that ended a review. */
+  refundedTo: Map<string, Set<string>>;
+  endedBy: Map<string, { action: 'refundTo' | 'retryRefund'; account: string }>;
+}
+
+/**
+ * The bank's clerk and an operator, alongside the property test's transfers.
+ *
+ * The clerk watches the ledger. When a transfer's withdrawal has just posted, it closes
+ * the target and then the source: the deposit is refused, and so is the refund, so the
+ * transfer parks in `needs-review` (unless the deposit was quicker than the clerk).
+ * It reopens the target once the transfer's fate is known, the source only if it did not
+ * park; and it stops once `parksWanted` transfers parked.
+ *
+ * Every 1-2 s the operator lists the transfers in review and resolves each by an Update,
+ * alternating: `refundTo` an open account from `status.review.accounts`, or `retryRefund`
+ * after reopening the source, the account the first refund failed on.
+ */
+function reviewDesk(
+  bankFile: string,
+  plans: readonly Plan[],
+  taskQueue: string,
+  random: () => number,
+  parksWanted: number,
+): { report: DeskReport; alongside: (run: Run) => Promise<void> } {
+  const report: DeskReport = {
+    closings: 0,
+    reopenings: 0,
+    baits: 0,
+    baitsParked: 0,
+    parked: new Set(),
+    sent: { refundTo: 0, retryRefund: 0 },
+    resolved: { refundTo: 0, retryRefund: 0 },
+    parkedAgain: 0,
+    raced: 0,
+    queryFailures: 0,
+    refundedTo: new Map(),
+    endedBy: new Map(),
+  };
+  const closedNow = new Set<string>();
+  const setClosed = (account: string, closed: boolean) => {
+    const store = new SqliteStore(bankFile);
+    try {
+      store.setClosed(account, closed);
+    } finally {
+      store.close();
+    }
+    if (closed) closedNow.add(account);
+    else closedNow.delete(account);
+    report[closed ? 'closings' : 'reopenings']++;
+  };
+
+  const clerk = async (run: Run) => {
+    const watcher = new SqliteStore(bankFile);
+    const seen = new Set<string>();
+    let bait: { details: PaymentDetails; since: number } | undefined;
+    try {
+      await sleep(random() * 1000);
+      while (!run.over()) {
+        await sleep(20);
+        const posted = new Set(watcher.entries().map((e) => e.reference));
+        if (bait) {
+          const { referenceId, sourceAccount, targetAccount } = bait.details;
+          const refs = referencesFor(referenceId);
+          const voided = new Set(watcher.voided());
+          // The deposit settled: refused (voided), or it was quicker than the clerk.
+          if (closedNow.has(targetAccount) && (voided.has(refs.deposit) || posted.has(refs.deposit))) {
+            setClosed(targetAccount, false);
+          }
+          // Then the refund into the closed source is refused (only that voids it), and the
+          // transfer parks; the source stays closed for the operator to decide.
+          const parked = voided.has(refs.refund);
+          const missed = posted.has(refs.deposit) || posted.has(refs.refund);
+          if (!parked && !missed && Date.now() - bait.since < 120_000) continue;
+          if (parked) report.baitsParked++;
+          if (closedNow.has(targetAccount)) setClosed(targetAccount, false);
+          if (!parked && closedNow.has(sourceAccount)) setClosed(sourceAccount, false);
+          bait = undefined;
+        }
+        const fresh = plans.filter(
+          (p) =>
+            p.kind === 'ok' &&
+            !seen.has(p.details.referenceId) &&
+            posted.has(referencesFor(p.details.referenceId).withdrawal),
+        );
+        for (const p of fresh) seen.add(p.details.referenceId);
+        if (Math.max(report.baitsParked, report.parked.size) >= parksWanted) continue;
+        const candidates = fresh.filter(({ details }) => {
+          const refs = referencesFor(details.referenceId);
+          return (
+            !posted.has(refs.deposit) &&
+            !posted.has(refs.refund) &&
+            !closedNow.has(details.sourceAccount) &&
+            !closedNow.has(details.targetAccount)
+          );
+        });
+        if (candidates.length === 0) continue;
+        const { details } = candidates[Math.floor(random() * candidates.length)]!;
+        setClosed(details.targetAccount, true);
+        setClosed(details.sourceAccount, true);
+        bait = { details, since: Date.now() };
+        report.baits++;
+      }
+    } finally {
+      watcher.close();
+    }
+  };
+
+  /** Resolves one parked transfer; ignores only an Update that came after the review was over. */
+  const resolve = async (
+    handle: WorkflowHandle<typeof moneyTransfer>,
+    { referenceId, sourceAccount }: PaymentDetails,
+    review: NonNullable<TransferStatus['review']>,
+  ) => {
+    report.parked.add(referenceId);
+    const open = review.accounts.filter((a) => !closedNow.has(a));
+    const action =
+      report.sent.refundTo <= report.sent.retryRefund && open.length > 0 ? 'refundTo' : 'retryRefund';
+    // A retry refunds the source, which is the account it failed on unless a refundTo did.
+    const account = action === 'refundTo' ? open[Math.floor(random() * open.length)]! : sourceAccount;
+    let after: TransferStatus;
+    try {
+      if (action === 'refundTo') {
+        // Recorded first: the money may move even if the Update's answer is lost.
+        report.refundedTo.set(referenceId, new Set([...(report.refundedTo.get(referenceId) ?? []), account]));
+        report.sent.refundTo++;
+        after = await handle.executeUpdate(refundTo, { args: [{ account }] });
+      } else {
+        if (closedNow.has(account)) setClosed(account, false);
+        report.sent.retryRefund++;
+        after = await handle.executeUpdate(retryRefund);
+      }
+    } catch (err) {
+      if (
+        err instanceof WorkflowUpdateFailedError &&
+        err.cause?.message.startsWith('This transfer is not waiting for review')
+      ) {
+        report.raced++;
+        return;
+      }
+      throw err;
+    }
+    if (after.stage === 'needs-review') {
+      report.parkedAgain++;
+      return;
+    }
+    // The review is over: the money went back where the operator said.
+    expect({
+      referenceId,
+      action,
+      stage: after.stage,
+      refundedTo: after.refundedTo ?? sourceAccount,
+    }).toEqual({
+      referenceId,
+      action,
+      stage: expect.stringMatching(/^(failed|cancelled)$/) as unknown,
+      refundedTo: account,
+    });
+    report.resolved[action]++;
+    report.endedBy.set(referenceId, { action, account });
+  };
+
+  const operator = async (run: Run) => {
+    const query = `TransferStatus = 'needs-review' AND TaskQueue = '${taskQueue}'`;
+    const working = new Map<string, Promise<void>>();
+    const failures: unknown[] = [];
+    try {
+      while (!run.over() && failures.length === 0) {
+        await sleep(1000 + random() * 1000);
+        for await (const { workflowId } of run.client.workflow.list({ query })) {
+          if (working.has(workflowId)) continue;
+          const handle = run.client.workflow.getHandle<typeof moneyTransfer>(workflowId);
+          let status: TransferStatus;
+          try {
+            status = await handle.query(getStatus);
+          } catch {
+            report.queryFailures++; // a worker just killed: the next round asks again
+            continue;
+          }
+          const transfer = run.started.find((t) => t.handle.workflowId === workflowId);
+          if (status.stage !== 'needs-review' || !status.review || !transfer) continue; // the list lags behind
+          working.set(
+            workflowId,
+            resolve(handle, transfer.details, status.review)
+              .catch((err: unknown) => void failures.push(err))
+              .finally(() => working.delete(workflowId)),
+          );
+        }
+      }
+    } finally {
+      await Promise.all(working.values());
+    }
+    if (failures.length > 0) throw failures[0];
+  };
+
+  return { report, alongside: async (run) => void (await Promise.all([clerk(run), operator(run)])) };
 }
 
 function readBank(file: string) {
@@ -320,7 +594,7 @@ if (HAS_NODE_SQLITE) {
   const PROPERTY_KILLS = Number(process.env.PROPERTY_KILLS ?? 3);
   const seed = Number(process.env.PROPERTY_SEED ?? Date.now() % 1_000_000);
 
-  test(`property: ${PROPERTY_TRANSFERS} transfers under random faults, kills and cancels (PROPERTY_SEED=${seed})`, async () => {
+  test(`property: ${PROPERTY_TRANSFERS} transfers under random faults, kills, cancels and closed accounts (PROPERTY_SEED=${seed})`, async () => {
     const started = Date.now();
     const random = prng(`property ${seed}`);
     const bankFile = path.join(dir, 'bank.sqlite');
@@ -333,6 +607,15 @@ if (HAS_NODE_SQLITE) {
       const details = planTransfer(kind, i, `p${seed}`, 1 + Math.floor(random() * 500));
       return { kind, details, cancelAfterMs: random() < 0.1 ? Math.floor(random() * 10_000) : undefined };
     });
+    // The clerk and the operator draw from a stream of their own, seeded from the same one,
+    // so that the killer's draws and theirs do not shift each other.
+    const desk = reviewDesk(
+      bankFile,
+      plans,
+      taskQueue,
+      prng(`property ${seed} desk ${random()}`),
+      Math.max(2, Math.round(PROPERTY_TRANSFERS / 40)),
+    );
     const { closed, kills, faults } = await runScenario({
       plans,
       address: testServer().address,
@@ -343,22 +626,46 @@ if (HAS_NODE_SQLITE) {
       killGapMs: [2000, 8000],
       random,
       deadlineMs: 600_000,
+      alongside: desk.alongside,
     });
     const bank = readBank(bankFile);
+    const { report } = desk;
     console.log(
       `property: seed ${seed}; ${closed.length} transfers: ${count(closed.map(reason))}; ` +
         `${faults} faults injected, ${kills} SIGKILLs, ${plans.filter((p) => p.cancelAfterMs !== undefined).length} cancels; ` +
+        `accounts closed ${report.closings} times, reopened ${report.reopenings} (${report.baitsParked} of ${report.baits} baits parked); ` +
+        `${report.parked.size} transfers parked, resolved by refundTo ${report.resolved.refundTo}, retryRefund ${report.resolved.retryRefund}` +
+        ` (${report.parkedAgain} parked again, ${report.raced} updates too late, ${report.queryFailures} queries failed); ` +
         `money before ${total(OPENING)}, after ${total(bank.balances)}; ${Math.round((Date.now() - started) / 1000)} s. ` +
         `Repeat with PROPERTY_SEED=${seed}`,
     );
     expect(kills).toBeGreaterThanOrEqual(PROPERTY_KILLS);
     expect(faults).toBeGreaterThan(0);
     for (const t of closed)
-      if (t.kind !== 'ok')
+      if (t.kind !== 'ok' || report.parked.has(t.details.referenceId))
         expect({ ref: t.details.referenceId, end: t.end }).not.toEqual({
           ref: t.details.referenceId,
           end: 'completed',
         });
-    checkTheMoney(closed, bank.entries, bank.voided, bank.balances);
+    checkTheMoney(closed, bank.entries, bank.voided, bank.balances, report.refundedTo);
+    // Each review that an Update ended put the money where that Update said: the refund
+    // into the named account, or a new refund round into the source.
+    for (const [referenceId, { action, account }] of report.endedBy) {
+      const refund = bank.entries.find((e) => e.reference.startsWith(`${referenceId}-refund`));
+      expect({ referenceId, action, refund: refund && [refund.reference, refund.account] }).toEqual({
+        referenceId,
+        action,
+        refund: [expect.stringMatching(new RegExp(`^${referenceId}-refund-\\d+$`)), account],
+      });
+    }
+    // The test must be able to fail: at the default size and up, transfers did park, and
+    // both kinds of Update resolved one.
+    if (PROPERTY_TRANSFERS >= 40) {
+      expect({
+        parked: report.parked.size > 0,
+        refundTo: report.resolved.refundTo > 0,
+        retryRefund: report.resolved.retryRefund > 0,
+      }).toEqual({ parked: true, refundTo: true, retryRefund: true });
+    }
   });
 }
