@@ -298,11 +298,12 @@ interface DeskReport {
 /**
  * The bank's clerk and an operator, alongside the property test's transfers.
  *
- * The clerk watches the ledger. When a transfer's withdrawal has just posted, it closes
- * the target and then the source: the deposit is refused, and so is the refund, so the
- * transfer parks in `needs-review` (unless the deposit was quicker than the clerk).
- * It reopens the target once the transfer's fate is known, the source only if it did not
- * park; and it stops once `parksWanted` transfers parked.
+ * The clerk closes one target account early, at a random moment: deposits into it are
+ * refused, so its transfers go on to refund their source. It watches the ledger, and
+ * when a withdrawal posts (into that target first), it closes the transfer's source too
+ * (and its target, if still open): the refund is refused, and the transfer parks in
+ * `needs-review`. It keeps a source closed for the operator once its transfer parked,
+ * reopens every other account once no bait needs it, and stops at `parksWanted` parks.
  *
  * Every 1-2 s the operator lists the transfers in review and resolves each by an Update,
  * alternating: `refundTo` an open account from `status.review.accounts`, or `retryRefund`
@@ -330,6 +331,8 @@ function reviewDesk(
     endedBy: new Map(),
   };
   const closedNow = new Set<string>();
+  /** The accounts the clerk keeps closed for the transfers it is parking. */
+  const baitAccounts = new Set<string>();
   const setClosed = (account: string, closed: boolean) => {
     const store = new SqliteStore(bankFile);
     try {
@@ -344,31 +347,64 @@ function reviewDesk(
 
   const clerk = async (run: Run) => {
     const watcher = new SqliteStore(bankFile);
-    const seen = new Set<string>();
-    let bait: { details: PaymentDetails; since: number } | undefined;
+    const seen = new Set<string>(); // transfers whose withdrawal the clerk saw posted
+    const baits = new Map<string, { details: PaymentDetails; since: number }>();
+    const mine = new Set<string>(); // accounts the clerk closed and still answers for
+    let hold: { account: string; until: number } | undefined;
+    const close = (account: string) => {
+      if (closedNow.has(account)) return;
+      setClosed(account, true);
+      mine.add(account);
+    };
     try {
-      await sleep(random() * 1000);
+      // At a random moment while the transfers start, one target closes: deposits into it
+      // are refused, so its transfers go on to refund their source. It is the one that
+      // most of the transfers yet to start go to.
+      const moment = Math.floor(plans.length * (0.25 + 0.35 * random()));
+      while (run.started.length < moment && !run.over()) await sleep(20);
+      const waiting = (account: string) =>
+        plans.filter((p, i) => i >= moment && p.kind === 'ok' && p.details.targetAccount === account).length;
+      const most = Math.max(...FUNDED.map(waiting));
+      const targets = FUNDED.filter((a) => waiting(a) === most);
+      const target = targets[Math.floor(random() * targets.length)]!;
+      close(target);
+      hold = { account: target, until: Date.now() + 30_000 };
       while (!run.over()) {
         await sleep(20);
         const posted = new Set(watcher.entries().map((e) => e.reference));
-        if (bait) {
-          const { referenceId, sourceAccount, targetAccount } = bait.details;
+        const voided = new Set(watcher.voided());
+        for (const [referenceId, bait] of baits) {
           const refs = referencesFor(referenceId);
-          const voided = new Set(watcher.voided());
-          // The deposit settled: refused (voided), or it was quicker than the clerk.
-          if (closedNow.has(targetAccount) && (voided.has(refs.deposit) || posted.has(refs.deposit))) {
-            setClosed(targetAccount, false);
-          }
-          // Then the refund into the closed source is refused (only that voids it), and the
-          // transfer parks; the source stays closed for the operator to decide.
+          // Only a closed source refuses a refund; otherwise the refund or deposit won the race.
           const parked = voided.has(refs.refund);
           const missed = posted.has(refs.deposit) || posted.has(refs.refund);
           if (!parked && !missed && Date.now() - bait.since < 120_000) continue;
-          if (parked) report.baitsParked++;
-          if (closedNow.has(targetAccount)) setClosed(targetAccount, false);
-          if (!parked && closedNow.has(sourceAccount)) setClosed(sourceAccount, false);
-          bait = undefined;
+          baits.delete(referenceId);
+          if (parked) {
+            report.baitsParked++;
+            mine.delete(bait.details.sourceAccount); // the operator decides when to reopen it
+          }
         }
+        const enough = Math.max(report.baitsParked, report.parked.size) >= parksWanted;
+        if (hold && (enough || report.baitsParked + baits.size >= parksWanted || Date.now() > hold.until)) {
+          hold = undefined; // the baits hold what they need
+        }
+        // Reopen what no bait needs closed any more: a source until its transfer parked,
+        // a target until its deposit was refused.
+        const needed = new Set(hold ? [hold.account] : []);
+        for (const [referenceId, { details }] of baits) {
+          const refs = referencesFor(referenceId);
+          needed.add(details.sourceAccount);
+          if (!voided.has(refs.deposit) && !posted.has(refs.deposit)) needed.add(details.targetAccount);
+        }
+        baitAccounts.clear();
+        for (const account of needed) baitAccounts.add(account);
+        for (const account of mine) {
+          if (needed.has(account)) continue;
+          mine.delete(account);
+          if (closedNow.has(account)) setClosed(account, false);
+        }
+        // New baits: transfers whose withdrawal just posted, into the closed target first.
         const fresh = plans.filter(
           (p) =>
             p.kind === 'ok' &&
@@ -376,22 +412,22 @@ function reviewDesk(
             posted.has(referencesFor(p.details.referenceId).withdrawal),
         );
         for (const p of fresh) seen.add(p.details.referenceId);
-        if (Math.max(report.baitsParked, report.parked.size) >= parksWanted) continue;
-        const candidates = fresh.filter(({ details }) => {
-          const refs = referencesFor(details.referenceId);
-          return (
-            !posted.has(refs.deposit) &&
-            !posted.has(refs.refund) &&
-            !closedNow.has(details.sourceAccount) &&
-            !closedNow.has(details.targetAccount)
+        const candidates = fresh
+          .filter(({ details }) => {
+            const refs = referencesFor(details.referenceId);
+            return !posted.has(refs.deposit) && !posted.has(refs.refund);
+          })
+          .sort(
+            (a, b) =>
+              Number(closedNow.has(b.details.targetAccount)) - Number(closedNow.has(a.details.targetAccount)),
           );
-        });
-        if (candidates.length === 0) continue;
-        const { details } = candidates[Math.floor(random() * candidates.length)]!;
-        setClosed(details.targetAccount, true);
-        setClosed(details.sourceAccount, true);
-        bait = { details, since: Date.now() };
-        report.baits++;
+        for (const { details } of candidates) {
+          if (report.baitsParked + baits.size >= parksWanted) break;
+          close(details.targetAccount);
+          close(details.sourceAccount);
+          baits.set(details.referenceId, { details, since: Date.now() });
+          report.baits++;
+        }
       }
     } finally {
       watcher.close();
@@ -450,6 +486,10 @@ function reviewDesk(
     });
     report.resolved[action]++;
     report.endedBy.set(referenceId, { action, account });
+    // The money is elsewhere now: the account may take transfers again, unless a bait needs it.
+    if (closedNow.has(review.failedAccount) && !baitAccounts.has(review.failedAccount)) {
+      setClosed(review.failedAccount, false);
+    }
   };
 
   const operator = async (run: Run) => {
