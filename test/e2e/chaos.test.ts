@@ -597,8 +597,8 @@ if (HAS_NODE_SQLITE) {
         taskQueue,
         workerEnv: { BANK_DELAY_MS: '4000-5600' },
         kills: CHAOS_KILLS,
-        // Longer than one bank call at times, so some attempts finish between kills.
-        killGapMs: [3000, 8000],
+        // Longer than two bank calls, so most attempts finish between kills (3-8 s left none at times).
+        killGapMs: [8000, 14000],
         random: Math.random,
         deadlineMs: 600_000,
         restartServer: async () => {
