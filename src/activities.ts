@@ -1,5 +1,5 @@
 import { Context, log } from '@temporalio/activity';
-import type { BankingService } from './banking-service';
+import type { BankingService, CallOptions } from './banking-service';
 import {
   InvalidAccountError,
   referencesFor,
@@ -16,16 +16,16 @@ export function createActivities(bank: BankingService, operators: OperatorOption
   return {
     async withdraw(details: PaymentDetails): Promise<string> {
       const refs = referencesFor(details.referenceId);
-      return bankCall('Withdrawal failed', details, (signal) =>
-        bank.withdraw(details.sourceAccount, details.amount, refs.withdrawal, signal),
+      return bankCall('Withdrawal failed', details, (call) =>
+        bank.withdraw(details.sourceAccount, details.amount, refs.withdrawal, call),
       );
     },
 
     async deposit(details: PaymentDetails): Promise<string> {
       const refs = referencesFor(details.referenceId);
-      return bankCall('Deposit failed', details, (signal) => {
+      return bankCall('Deposit failed', details, (call) => {
         // Failure drill: comment out line 28 and uncomment line 29 (see README).
-        return bank.deposit(details.targetAccount, details.amount, refs.deposit, signal);
+        return bank.deposit(details.targetAccount, details.amount, refs.deposit, call);
         // return bank.depositThatFails(details.targetAccount, details.amount, refs.deposit);
       });
     },
@@ -49,20 +49,20 @@ export function createActivities(bank: BankingService, operators: OperatorOption
           .createCounter('money_transfer_refund_retries', 'attempts', 'Refund attempts after the first')
           .add(1);
       }
-      return bankCall('Refund failed', details, async (signal): Promise<RefundResult> => {
-        const settled = await bank.settle(failedStep === 'deposit' ? refs.deposit : refs.withdrawal, signal);
+      return bankCall('Refund failed', details, async (call): Promise<RefundResult> => {
+        const settled = await bank.settle(failedStep === 'deposit' ? refs.deposit : refs.withdrawal, call);
         if (failedStep === 'deposit' && settled.posted) {
           return { outcome: 'deposit-posted', transactionId: settled.transactionId };
         }
         if (failedStep === 'withdraw' && !settled.posted) return { outcome: 'nothing-to-refund' };
         for (let earlier = 1; earlier < round; earlier++) {
-          const refunded = await bank.settle(refundReference(details.referenceId, earlier), signal);
+          const refunded = await bank.settle(refundReference(details.referenceId, earlier), call);
           if (refunded.posted) {
             return { outcome: 'refunded', transactionId: refunded.transactionId, account: refunded.account };
           }
         }
         const reference = refundReference(details.referenceId, round);
-        const transactionId = await bank.refund(account, details.amount, reference, signal);
+        const transactionId = await bank.refund(account, details.amount, reference, call);
         return { outcome: 'refunded', transactionId, account };
       });
     },
@@ -110,19 +110,23 @@ export function createActivities(bank: BankingService, operators: OperatorOption
 }
 
 /**
- * Runs a bank call with the activity's cancellation signal, heartbeating while it
- * waits: the heartbeat is how a timed-out attempt learns it was given up on, and the
- * signal then stops the call before it posts. Failures are logged and rethrown.
+ * Runs a bank call as this workflow execution, with the activity's cancellation signal,
+ * heartbeating while it waits: the heartbeat is how a timed-out attempt learns it was
+ * given up on, and the signal then stops the call before it posts. The workflow id is
+ * the owner the bank binds each reference to. Failures are logged and rethrown.
  */
 async function bankCall<T>(
   failure: string,
   details: PaymentDetails,
-  call: (signal: AbortSignal) => Promise<T>,
+  request: (call: Required<CallOptions>) => Promise<T>,
 ): Promise<T> {
   const context = Context.current();
+  const owner = context.info.workflowExecution?.workflowId;
+  if (!owner)
+    throw new Error('Bank activities run only as part of a workflow: the workflow id owns the payment');
   const timer = setInterval(() => context.heartbeat(), 500);
   try {
-    return await call(context.cancellationSignal);
+    return await request({ owner, signal: context.cancellationSignal });
   } catch (err) {
     logUnlessInvalidAccount(failure, err, details);
     throw err;

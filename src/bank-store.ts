@@ -9,33 +9,61 @@ export interface LedgerEntry {
   transactionId: string;
   account: string;
   amount: number;
+  /** The execution (workflow id) the reference belongs to: the first that used it. */
+  owner: string;
+}
+
+/** A reference on which nothing may ever post, and why. */
+export interface VoidRecord {
+  reference: string;
+  owner: string;
+  /** The bank's definite "no" that voided it, kept so a retry gets the same answer; none for a settle. */
+  refusal?: { type: string; message: string };
 }
 
 /** What a transaction may read and write. */
 export interface LedgerTransaction {
   /** The entry already recorded under this reference, if any. */
-  entryFor(reference: string): LedgerEntry | undefined;
-  /** True once the reference is voided: nothing may ever post under it. */
-  isVoided(reference: string): boolean;
-  markVoided(reference: string): void;
-  balance(account: string): number | undefined;
+  entryFor(reference: string): Promise<LedgerEntry | undefined>;
+  /** The void of this reference, if it was voided. */
+  voidFor(reference: string): Promise<VoidRecord | undefined>;
+  markVoided(record: VoidRecord): Promise<void>;
+  balance(account: string): Promise<number | undefined>;
   /** A closed account takes no money in or out. */
-  isClosed(account: string): boolean;
+  isClosed(account: string): Promise<boolean>;
   /** Records the entry and moves its amount. */
-  post(entry: LedgerEntry): void;
+  post(entry: LedgerEntry): Promise<void>;
 }
 
+/**
+ * Where the bank keeps its state. Every method is async, so a store can live in another
+ * process (PostgreSQL) as well as in this one.
+ */
 export interface BankStore {
-  /** Runs `fn` atomically: all of its writes are kept, or none if it throws. */
-  transaction<T>(fn: (tx: LedgerTransaction) => T): T;
-  balances(): Map<string, number>;
-  entries(): LedgerEntry[];
+  /** Runs `fn` atomically and isolated from other transactions: all of its writes are kept, or none if it throws. */
+  transaction<T>(fn: (tx: LedgerTransaction) => Promise<T>): Promise<T>;
+  balances(): Promise<Map<string, number>>;
+  entries(): Promise<LedgerEntry[]>;
   /** The voided references, in the order they were voided. */
-  voided(): string[];
+  voided(): Promise<VoidRecord[]>;
   /** Closes or reopens an account; throws for an unknown one. */
-  setClosed(account: string, closed: boolean): void;
-  closedAccounts(): string[];
-  close(): void;
+  setClosed(account: string, closed: boolean): Promise<void>;
+  closedAccounts(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs async sections one at a time. A store with one connection needs it: two
+ * activities in one worker must not interleave their transactions on it.
+ */
+export class Serial {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
 }
 
 /** The seed's accounts and opening balances. */
@@ -47,70 +75,77 @@ export const SEED_ACCOUNTS: ReadonlyMap<string, number> = new Map([
 export class MemoryStore implements BankStore {
   private readonly accounts: Map<string, number>;
   private readonly ledger = new Map<string, LedgerEntry>();
-  private readonly voids = new Set<string>();
+  private readonly voids = new Map<string, VoidRecord>();
   private readonly closed = new Set<string>();
+  private readonly serial = new Serial();
 
   constructor(accounts: ReadonlyMap<string, number> = SEED_ACCOUNTS) {
     this.accounts = new Map(accounts);
   }
 
-  transaction<T>(fn: (tx: LedgerTransaction) => T): T {
-    // Writes are staged and applied only once fn returns.
-    const staged: LedgerEntry[] = [];
-    const stagedVoids = new Set<string>();
-    const result = fn({
-      entryFor: (reference) => this.ledger.get(reference) ?? staged.find((e) => e.reference === reference),
-      isVoided: (reference) => this.voids.has(reference) || stagedVoids.has(reference),
-      markVoided: (reference) => void stagedVoids.add(reference),
-      isClosed: (account) => this.closed.has(account),
-      balance: (account) => {
-        const opening = this.accounts.get(account);
-        if (opening === undefined) return undefined;
-        return staged.filter((e) => e.account === account).reduce((sum, e) => sum + e.amount, opening);
-      },
-      post: (entry) => void staged.push(entry),
+  transaction<T>(fn: (tx: LedgerTransaction) => Promise<T>): Promise<T> {
+    return this.serial.run(async () => {
+      // Writes are staged and applied only once fn returns.
+      const staged: LedgerEntry[] = [];
+      const stagedVoids = new Map<string, VoidRecord>();
+      const result = await fn({
+        entryFor: async (reference) =>
+          this.ledger.get(reference) ?? staged.find((e) => e.reference === reference),
+        voidFor: async (reference) => this.voids.get(reference) ?? stagedVoids.get(reference),
+        markVoided: async (record) => void stagedVoids.set(record.reference, record),
+        isClosed: async (account) => this.closed.has(account),
+        balance: async (account) => {
+          const opening = this.accounts.get(account);
+          if (opening === undefined) return undefined;
+          return staged.filter((e) => e.account === account).reduce((sum, e) => sum + e.amount, opening);
+        },
+        post: async (entry) => void staged.push(entry),
+      });
+      for (const entry of staged) {
+        this.ledger.set(entry.reference, entry);
+        this.accounts.set(entry.account, this.accounts.get(entry.account)! + entry.amount);
+      }
+      for (const [reference, record] of stagedVoids)
+        if (!this.voids.has(reference)) this.voids.set(reference, record);
+      return result;
     });
-    for (const entry of staged) {
-      this.ledger.set(entry.reference, entry);
-      this.accounts.set(entry.account, this.accounts.get(entry.account)! + entry.amount);
-    }
-    for (const reference of stagedVoids) this.voids.add(reference);
-    return result;
   }
 
-  balances(): Map<string, number> {
+  async balances(): Promise<Map<string, number>> {
     return new Map(this.accounts);
   }
 
-  entries(): LedgerEntry[] {
+  async entries(): Promise<LedgerEntry[]> {
     return [...this.ledger.values()];
   }
 
-  voided(): string[] {
-    return [...this.voids];
+  async voided(): Promise<VoidRecord[]> {
+    return [...this.voids.values()];
   }
 
-  setClosed(account: string, closed: boolean): void {
+  async setClosed(account: string, closed: boolean): Promise<void> {
     if (!this.accounts.has(account)) throw new Error(`No account ${account} in this bank.`);
     if (closed) this.closed.add(account);
     else this.closed.delete(account);
   }
 
-  closedAccounts(): string[] {
+  async closedAccounts(): Promise<string[]> {
     return [...this.closed];
   }
 
-  close(): void {}
+  async close(): Promise<void> {}
 }
 
 /**
  * A SQLite file, through Node's built-in `node:sqlite` (Node 22.5 and newer). Each
  * transaction takes the write lock up front (BEGIN IMMEDIATE), so several processes
  * can share the file, and WAL with synchronous=FULL means a killed process leaves
- * either the whole transaction or none of it.
+ * either the whole transaction or none of it. Within one process the transactions run
+ * one at a time on the one connection.
  */
 export class SqliteStore implements BankStore {
   private readonly db: sqlite.DatabaseSync;
+  private readonly serial = new Serial();
 
   constructor(
     readonly file: string,
@@ -130,56 +165,80 @@ export class SqliteStore implements BankStore {
         reference TEXT PRIMARY KEY,
         transaction_id TEXT NOT NULL,
         account TEXT NOT NULL REFERENCES accounts (id),
-        amount INTEGER NOT NULL
+        amount INTEGER NOT NULL,
+        owner TEXT NOT NULL
       );
-      CREATE TABLE IF NOT EXISTS voided (reference TEXT PRIMARY KEY);
+      CREATE TABLE IF NOT EXISTS voided (
+        reference TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        refusal_type TEXT,
+        refusal_message TEXT
+      );
       CREATE TABLE IF NOT EXISTS closed_accounts (id TEXT PRIMARY KEY REFERENCES accounts (id));
     `);
+    const columns = this.db.prepare('PRAGMA table_info(ledger)').all() as Array<{ name: string }>;
+    if (!columns.some((column) => column.name === 'owner')) {
+      this.db.close();
+      throw new Error(
+        `${file} was made by an older version of this bank, whose ledger has no owners. ` +
+          'Remove it (its balances start again from the seed), or point BANK_DB at a new file.',
+      );
+    }
     if (isNew) {
-      this.transaction(() => {
-        const insert = this.db.prepare('INSERT OR IGNORE INTO accounts (id, balance) VALUES (?, ?)');
-        for (const [id, balance] of seed) insert.run(id, balance);
-      });
-    }
-  }
-
-  transaction<T>(fn: (tx: LedgerTransaction) => T): T {
-    const findEntry = this.db.prepare(
-      'SELECT reference, transaction_id, account, amount FROM ledger WHERE reference = ?',
-    );
-    const findVoid = this.db.prepare('SELECT 1 FROM voided WHERE reference = ?');
-    const addVoid = this.db.prepare('INSERT OR IGNORE INTO voided (reference) VALUES (?)');
-    const findClosed = this.db.prepare('SELECT 1 FROM closed_accounts WHERE id = ?');
-    const findBalance = this.db.prepare('SELECT balance FROM accounts WHERE id = ?');
-    const insert = this.db.prepare(
-      'INSERT INTO ledger (reference, transaction_id, account, amount) VALUES (?, ?, ?, ?)',
-    );
-    const move = this.db.prepare('UPDATE accounts SET balance = balance + ? WHERE id = ?');
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
-      const result = fn({
-        entryFor: (reference) => {
-          const row = findEntry.get(reference) as LedgerRow | undefined;
-          return row && fromRow(row);
-        },
-        isVoided: (reference) => findVoid.get(reference) !== undefined,
-        markVoided: (reference) => void addVoid.run(reference),
-        isClosed: (account) => findClosed.get(account) !== undefined,
-        balance: (account) => (findBalance.get(account) as { balance: number } | undefined)?.balance,
-        post: (entry) => {
-          insert.run(entry.reference, entry.transactionId, entry.account, entry.amount);
-          move.run(entry.amount, entry.account);
-        },
-      });
+      this.db.exec('BEGIN IMMEDIATE');
+      const insert = this.db.prepare('INSERT OR IGNORE INTO accounts (id, balance) VALUES (?, ?)');
+      for (const [id, balance] of seed) insert.run(id, balance);
       this.db.exec('COMMIT');
-      return result;
-    } catch (err) {
-      this.db.exec('ROLLBACK');
-      throw err;
     }
   }
 
-  balances(): Map<string, number> {
+  transaction<T>(fn: (tx: LedgerTransaction) => Promise<T>): Promise<T> {
+    return this.serial.run(async () => {
+      const findEntry = this.db.prepare(
+        'SELECT reference, transaction_id, account, amount, owner FROM ledger WHERE reference = ?',
+      );
+      const findVoid = this.db.prepare(
+        'SELECT reference, owner, refusal_type, refusal_message FROM voided WHERE reference = ?',
+      );
+      const addVoid = this.db.prepare(
+        'INSERT OR IGNORE INTO voided (reference, owner, refusal_type, refusal_message) VALUES (?, ?, ?, ?)',
+      );
+      const findClosed = this.db.prepare('SELECT 1 FROM closed_accounts WHERE id = ?');
+      const findBalance = this.db.prepare('SELECT balance FROM accounts WHERE id = ?');
+      const insert = this.db.prepare(
+        'INSERT INTO ledger (reference, transaction_id, account, amount, owner) VALUES (?, ?, ?, ?, ?)',
+      );
+      const move = this.db.prepare('UPDATE accounts SET balance = balance + ? WHERE id = ?');
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await fn({
+          entryFor: async (reference) => {
+            const row = findEntry.get(reference) as LedgerRow | undefined;
+            return row && fromRow(row);
+          },
+          voidFor: async (reference) => {
+            const row = findVoid.get(reference) as VoidRow | undefined;
+            return row && fromVoidRow(row);
+          },
+          markVoided: async ({ reference, owner, refusal }) =>
+            void addVoid.run(reference, owner, refusal?.type ?? null, refusal?.message ?? null),
+          isClosed: async (account) => findClosed.get(account) !== undefined,
+          balance: async (account) => (findBalance.get(account) as { balance: number } | undefined)?.balance,
+          post: async (entry) => {
+            insert.run(entry.reference, entry.transactionId, entry.account, entry.amount, entry.owner);
+            move.run(entry.amount, entry.account);
+          },
+        });
+        this.db.exec('COMMIT');
+        return result;
+      } catch (err) {
+        this.db.exec('ROLLBACK');
+        throw err;
+      }
+    });
+  }
+
+  async balances(): Promise<Map<string, number>> {
     const rows = this.db.prepare('SELECT id, balance FROM accounts ORDER BY id').all() as Array<{
       id: string;
       balance: number;
@@ -187,16 +246,16 @@ export class SqliteStore implements BankStore {
     return new Map(rows.map((row) => [row.id, row.balance]));
   }
 
-  entries(): LedgerEntry[] {
+  async entries(): Promise<LedgerEntry[]> {
     const rows = this.db
-      .prepare('SELECT reference, transaction_id, account, amount FROM ledger ORDER BY rowid')
+      .prepare('SELECT reference, transaction_id, account, amount, owner FROM ledger ORDER BY rowid')
       .all() as unknown as LedgerRow[];
     return rows.map(fromRow);
   }
 
-  setClosed(account: string, closed: boolean): void {
-    this.transaction((tx) => {
-      if (tx.balance(account) === undefined) throw new Error(`No account ${account} in this bank.`);
+  async setClosed(account: string, closed: boolean): Promise<void> {
+    await this.transaction(async (tx) => {
+      if ((await tx.balance(account)) === undefined) throw new Error(`No account ${account} in this bank.`);
       this.db
         .prepare(
           closed
@@ -207,20 +266,20 @@ export class SqliteStore implements BankStore {
     });
   }
 
-  closedAccounts(): string[] {
+  async closedAccounts(): Promise<string[]> {
     const rows = this.db.prepare('SELECT id FROM closed_accounts ORDER BY id').all() as Array<{ id: string }>;
     return rows.map((row) => row.id);
   }
 
-  voided(): string[] {
-    const rows = this.db.prepare('SELECT reference FROM voided ORDER BY rowid').all() as Array<{
-      reference: string;
-    }>;
-    return rows.map((row) => row.reference);
+  async voided(): Promise<VoidRecord[]> {
+    const rows = this.db
+      .prepare('SELECT reference, owner, refusal_type, refusal_message FROM voided ORDER BY rowid')
+      .all() as unknown as VoidRow[];
+    return rows.map(fromVoidRow);
   }
 
-  close(): void {
-    this.db.close();
+  async close(): Promise<void> {
+    await this.serial.run(async () => this.db.close());
   }
 }
 
@@ -229,6 +288,7 @@ interface LedgerRow {
   transaction_id: string;
   account: string;
   amount: number;
+  owner: string;
 }
 
 function fromRow(row: LedgerRow): LedgerEntry {
@@ -237,7 +297,22 @@ function fromRow(row: LedgerRow): LedgerEntry {
     transactionId: row.transaction_id,
     account: row.account,
     amount: row.amount,
+    owner: row.owner,
   };
+}
+
+interface VoidRow {
+  reference: string;
+  owner: string;
+  refusal_type: string | null;
+  refusal_message: string | null;
+}
+
+export function fromVoidRow(row: VoidRow): VoidRecord {
+  const { reference, owner, refusal_type: type, refusal_message: message } = row;
+  return type === null
+    ? { reference, owner }
+    : { reference, owner, refusal: { type, message: message ?? '' } };
 }
 
 function loadSqlite(): typeof sqlite {

@@ -42,6 +42,12 @@ export class IdempotencyKeyReusedError extends BankError {}
 export class ReferenceVoidedError extends BankError {}
 
 /**
+ * The reference belongs to another transfer: the execution that first used it. A
+ * duplicate submission under another workflow id gets this, and nothing moves.
+ */
+export class TransferAlreadyOwnedError extends BankError {}
+
+/**
  * Definite failures: the bank said no and nothing moved, so retrying or settling is
  * pointless. Every other failure (a timeout, a plain error, a crashed worker) is an
  * unknown outcome: the call may have posted, or may still post.
@@ -53,6 +59,7 @@ export const DEFINITE_FAILURES: readonly string[] = [
   AccountClosedError.name,
   IdempotencyKeyReusedError.name,
   ReferenceVoidedError.name,
+  TransferAlreadyOwnedError.name,
 ];
 
 /** The bank reference of each step of a transfer: one payment, three idempotency keys. */

@@ -6,6 +6,8 @@ import {
   type Client,
   type WorkflowHandle,
 } from '@temporalio/client';
+// The SDK's own payload decoding, so a key ring (PAYLOAD_KEYS_FILE) is honoured too.
+import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import {
   connectClient,
   describeError,
@@ -167,6 +169,15 @@ export async function runTransfer(
     handle = client.workflow.getHandle<typeof moneyTransfer>(workflowId);
     const current = await handle.describe();
     runId = current.runId;
+    // Waiting on that run is right only if it is this payment; its result says nothing of another.
+    const running = await runInput(client, workflowId, runId);
+    if (!samePayment(running, details)) {
+      print(
+        `Workflow ${workflowId} is already taken by another transfer (${running ? formatDetails(running) : 'input unreadable'}); ` +
+          'nothing was started. Give this transfer its own --workflow-id.',
+      );
+      return false;
+    }
     print(
       current.status.name === 'RUNNING'
         ? `Workflow ${workflowId} is already running; waiting for that run's result instead.`
@@ -193,6 +204,31 @@ async function describeIfExists(client: Client, workflowId: string): Promise<str
     if (err instanceof WorkflowNotFoundError) return undefined;
     throw err;
   }
+}
+
+/** The payment details a run was started with, read from its first history event. */
+async function runInput(
+  client: Client,
+  workflowId: string,
+  runId: string,
+): Promise<PaymentDetails | undefined> {
+  const { history } = await client.workflowService.getWorkflowExecutionHistory({
+    namespace: client.options.namespace,
+    execution: { workflowId, runId },
+    maximumPageSize: 1,
+  });
+  const payloads = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
+  return decodeFromPayloadsAtIndex<PaymentDetails>(client.options.loadedDataConverter, 0, payloads);
+}
+
+function samePayment(a: PaymentDetails | undefined, b: PaymentDetails): boolean {
+  return (
+    a !== undefined &&
+    a.sourceAccount === b.sourceAccount &&
+    a.targetAccount === b.targetAccount &&
+    a.amount === b.amount &&
+    a.referenceId === b.referenceId
+  );
 }
 
 function formatDetails(d: PaymentDetails): string {

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     console.log('Worker stopped.');
   } finally {
     await connection.close();
-    bank.store.close();
+    await bank.store.close();
     await shutdownTracing(); // sends the spans still buffered
   }
 }

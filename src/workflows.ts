@@ -22,6 +22,7 @@ import {
   InvalidPaymentDetailsError,
   referencesFor,
   TRANSFER_STATUS,
+  TransferAlreadyOwnedError,
   validatePaymentDetails,
   type PaymentDetails,
   type RefundResult,
@@ -257,6 +258,14 @@ async function compensate(
         }
         return result;
       } catch (err) {
+        // Another execution owns this payment's reference: nothing of this one's posted,
+        // or ever can, so there is nothing to put back.
+        if (failedStep === 'withdraw' && failureType(err) === TransferAlreadyOwnedError.name) {
+          status.owed = undefined;
+          status.settlement = 'nothing-to-refund';
+          log.warn(`Another transfer owns this payment; this one moved nothing: ${describe(err)}`, meta);
+          throw err;
+        }
         // A definite failure, or unknown ones past the review deadline.
         status.lastFailure = describe(err);
         log.error(`Refund failed: ${status.lastFailure}`, meta);
@@ -404,11 +413,14 @@ function countSettlement(path: RefundResult['outcome']): void {
 
 /** The bank said no: a non-retryable business error, so nothing moved. */
 function isDefinite(err: unknown): boolean {
-  return (
-    err instanceof ActivityFailure &&
-    err.cause instanceof ApplicationFailure &&
-    DEFINITE_FAILURES.includes(err.cause.type ?? '')
-  );
+  return DEFINITE_FAILURES.includes(failureType(err) ?? '');
+}
+
+/** The type of the bank error an activity failed with, e.g. InsufficientFundsError. */
+function failureType(err: unknown): string | undefined {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure
+    ? (err.cause.type ?? undefined)
+    : undefined;
 }
 
 // "Activity task failed: This deposit has failed." — the failure and its causes.

@@ -5,6 +5,7 @@ import type { LogEntry } from '@temporalio/worker';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { nanoid } from 'nanoid';
 import { createActivities } from '../src/activities';
+import type { BankStore } from '../src/bank-store';
 import { BankingService } from '../src/banking-service';
 import type { PaymentDetails } from '../src/shared';
 import { DEFAULT_TRANSFER } from '../src/starter';
@@ -38,6 +39,11 @@ export function testServer(): { address: string; bundlePath: string } {
     );
   }
   return { address, bundlePath };
+}
+
+/** The references a store voided, in order. */
+export async function voidedReferences(store: BankStore): Promise<string[]> {
+  return (await store.voided()).map((record) => record.reference);
 }
 
 export function uniqueId(prefix: string): string {

@@ -1,7 +1,7 @@
 // `npm run balances`: the accounts and balances of the bank store BANK_DB names.
 import { openStore } from '../src/bank-store';
 
-function main(): void {
+async function main(): Promise<void> {
   const store = openStore();
   try {
     console.log(
@@ -9,7 +9,7 @@ function main(): void {
         ? `Bank store: ${process.env.BANK_DB}`
         : 'Bank store: memory. Each worker process starts from these balances; set BANK_DB=<file> to keep them.',
     );
-    const balances = store.balances();
+    const balances = await store.balances();
     const width = Math.max(7, ...[...balances.keys()].map((id) => id.length));
     console.log(`${'account'.padEnd(width)}  balance`);
     for (const [account, balance] of balances) {
@@ -17,15 +17,13 @@ function main(): void {
     }
     const total = [...balances.values()].reduce((sum, b) => sum + b, 0);
     console.log(`${'total'.padEnd(width)}  ${String(total).padStart(7)}`);
-    console.log(`${store.entries().length} ledger entries`);
+    console.log(`${(await store.entries()).length} ledger entries`);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
-try {
-  main();
-} catch (err) {
+main().catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : err);
   process.exitCode = 1;
-}
+});

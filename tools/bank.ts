@@ -7,7 +7,7 @@ const USAGE = `Usage: BANK_DB=<file> npm run bank -- close <account> | reopen <a
 A closed account takes no money in or out: the bank refuses with AccountClosedError.
 The worker must use the same BANK_DB file.`;
 
-function main(argv: string[]): number {
+async function main(argv: string[]): Promise<number> {
   const [command, account, ...extra] = argv;
   if (command === undefined || command === '--help' || command === 'help') {
     console.log(USAGE);
@@ -25,20 +25,23 @@ function main(argv: string[]): number {
   }
   const store = openStore();
   try {
-    store.setClosed(account, command === 'close');
-    const closed = store.closedAccounts();
+    await store.setClosed(account, command === 'close');
+    const closed = await store.closedAccounts();
     console.log(
       `${account} is ${command === 'close' ? 'closed' : 'open'}. Closed accounts: ${closed.join(', ') || 'none'}.`,
     );
     return 0;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
-try {
-  process.exitCode = main(process.argv.slice(2));
-} catch (err) {
-  console.error(err instanceof Error ? err.message : err);
-  process.exitCode = 1;
-}
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  },
+);

@@ -25,7 +25,7 @@ import {
 } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { prng } from '../../src/bank-faults';
-import { SqliteStore, type LedgerEntry } from '../../src/bank-store';
+import { SqliteStore, type LedgerEntry, type VoidRecord } from '../../src/bank-store';
 import { referencesFor, type PaymentDetails } from '../../src/shared';
 import {
   getStatus,
@@ -35,7 +35,15 @@ import {
   type TransferStatus,
 } from '../../src/workflows';
 import { startDevServer } from '../../tools/dev-server';
-import { freePort, HAS_NODE_SQLITE, runScript, ScriptProcess, testServer, uniqueId } from '../helpers';
+import {
+  freePort,
+  HAS_NODE_SQLITE,
+  runScript,
+  ScriptProcess,
+  testServer,
+  uniqueId,
+  voidedReferences,
+} from '../helpers';
 
 jest.setTimeout(900_000);
 
@@ -47,9 +55,15 @@ interface Plan {
   details: PaymentDetails;
   /** Milliseconds after its start at which to cancel it, if at all. */
   cancelAfterMs?: number;
+  /** Milliseconds after its start at which the same payment is submitted again, under another workflow id. */
+  duplicatesAfterMs?: number[];
 }
 type End = 'completed' | 'failed' | 'cancelled' | 'open';
 interface Closed extends Plan {
+  workflowId: string;
+  /** 0 for the first submission of the payment, 1 and 2 for its duplicates. */
+  copy: number;
+  result?: string;
   end: End;
   stage: string;
   error?: unknown;
@@ -83,7 +97,11 @@ interface Scenario {
   alongside?: (run: Run) => Promise<void>;
 }
 
-type Started = Plan & { handle: WorkflowHandle<typeof moneyTransfer>; cancelled?: Promise<void> };
+type Started = Plan & {
+  copy: number;
+  handle: WorkflowHandle<typeof moneyTransfer>;
+  cancelled?: Promise<void>;
+};
 
 /** What a scenario's `alongside` sees: the transfers started so far, and whether all closed. */
 interface Run {
@@ -129,6 +147,7 @@ async function runScenario(s: Scenario): Promise<{ closed: Closed[]; kills: numb
         worker = await startWorker();
       }
     })();
+    const duplicates: Array<Promise<void>> = [];
     for (const [i, plan] of s.plans.entries()) {
       if (i === Math.floor(s.plans.length / 2)) await s.restartServer?.();
       const handle = await client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
@@ -148,9 +167,24 @@ async function runScenario(s: Scenario): Promise<{ closed: Closed[]; kills: numb
                   if (!(err instanceof WorkflowNotFoundError)) throw err;
                 },
               );
-      started.push({ ...plan, handle, cancelled });
+      started.push({ ...plan, copy: 0, handle, cancelled });
+      // A duplicate submission: the same payment under another workflow id, as a client
+      // that retries with a new id would send it.
+      for (const [k, delayMs] of (plan.duplicatesAfterMs ?? []).entries()) {
+        duplicates.push(
+          sleep(delayMs).then(async () => {
+            const twin = await client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
+              taskQueue: s.taskQueue,
+              workflowId: `${s.taskQueue}-${i}-dup${k + 1}`,
+              args: [plan.details],
+            });
+            started.push({ ...plan, copy: k + 1, handle: twin });
+          }),
+        );
+      }
       await sleep(50);
     }
+    await Promise.all(duplicates);
     starting = false;
     await killer;
 
@@ -164,21 +198,22 @@ async function runScenario(s: Scenario): Promise<{ closed: Closed[]; kills: numb
         await cancelled;
         const outcome = await Promise.race([
           handle.result().then(
-            () => ({ error: undefined }),
-            (error: unknown) => ({ error }),
+            (result) => ({ result, error: undefined }),
+            (error: unknown) => ({ result: undefined, error }),
           ),
           deadline,
         ]);
         const stage = (await handle.query(getStatus)).stage;
-        if (outcome === 'open') return { ...plan, end: 'open', stage };
-        const { error } = outcome;
+        const { workflowId } = handle;
+        if (outcome === 'open') return { ...plan, workflowId, end: 'open', stage };
+        const { result, error } = outcome;
         const end: End =
           error === undefined
             ? 'completed'
             : error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure
               ? 'cancelled'
               : 'failed';
-        return { ...plan, end, stage, error };
+        return { ...plan, workflowId, result, end, stage, error };
       }),
     );
     const closed = await Promise.race([everyEnd, alongsideFailed]);
@@ -200,47 +235,80 @@ async function runScenario(s: Scenario): Promise<{ closed: Closed[]; kills: numb
 }
 
 /**
- * The money rule, checked against the ledger for every closed transfer. Completed means
- * exactly one debit of its amount from the source (withdrawal reference) and one credit
- * to the target (deposit reference). Failed or cancelled means net zero over all of its
- * references: nothing, or the withdrawal and one refund round (`-refund`, `-refund-2`,
- * ...) into the source or an account an operator named with `refundTo`, never the
- * target. Every ledger entry belongs to a transfer, the status stage matches the end, no
+ * The money rule, checked against the ledger for every payment and every execution of it.
+ * A payment may run under several workflow ids (duplicate submissions); the ledger's
+ * entries and voids of its references all belong to one owner, one of them. Completed
+ * means exactly one debit of its amount from the source (withdrawal reference) and one
+ * credit to the target (deposit reference), by the one execution that completed and
+ * reports those ids. Otherwise, net zero over all of its references: nothing, or the
+ * withdrawal and one refund round (`-refund`, `-refund-2`, ...) into the source or an
+ * account an operator named with `refundTo`, never the target. Every execution that is
+ * not the owner failed with TransferAlreadyOwnedError, or was cancelled before it reached
+ * the bank. Every ledger entry belongs to a payment, each stage matches its end, no
  * reference was both voided and posted, and money is conserved over all accounts.
  */
 function checkTheMoney(
   closed: Closed[],
   entries: LedgerEntry[],
-  voided: string[],
+  voided: VoidRecord[],
   balances: Map<string, number>,
   /** The accounts an operator sent each transfer's refund to, by reference id. */
   refundedTo: ReadonlyMap<string, ReadonlySet<string>> = new Map(),
 ) {
   // No transfer may be left open, least of all without a visible stage.
-  const open = closed.filter((t) => t.end === 'open').map((t) => `${t.details.referenceId}: ${t.stage}`);
+  const open = closed.filter((t) => t.end === 'open').map((t) => `${t.workflowId}: ${t.stage}`);
   expect(open).toEqual([]);
-  // A transfer's references: its id, then -withdrawal, -deposit, -refund or -refund-N.
+  // A payment's references: its id, then -withdrawal, -deposit, -refund or -refund-N.
   // Parsed whole, so that p1-1's entries never include p1-10's.
-  const byTransfer = new Map<string, LedgerEntry[]>();
+  const idOf = (reference: string) =>
+    /^(.+)-(?:withdrawal|deposit|refund(?:-[2-9]|-[1-9]\d+)?)$/.exec(reference)?.[1];
+  const executions = new Map<string, Closed[]>();
+  for (const t of closed)
+    executions.set(t.details.referenceId, [...(executions.get(t.details.referenceId) ?? []), t]);
+  const byPayment = new Map<string, LedgerEntry[]>();
   const strays: string[] = [];
   for (const e of entries) {
-    const id = /^(.+)-(?:withdrawal|deposit|refund(?:-[2-9]|-[1-9]\d+)?)$/.exec(e.reference)?.[1];
-    if (id === undefined || !closed.some((t) => t.details.referenceId === id)) strays.push(e.reference);
-    else byTransfer.set(id, [...(byTransfer.get(id) ?? []), e]);
+    const id = idOf(e.reference);
+    if (id === undefined || !executions.has(id)) strays.push(e.reference);
+    else byPayment.set(id, [...(byPayment.get(id) ?? []), e]);
   }
   expect(strays).toEqual([]);
-  for (const t of closed) {
-    const { referenceId, sourceAccount, targetAccount, amount } = t.details;
+  const voidOwners = new Map<string, Set<string>>();
+  for (const v of voided) {
+    const id = idOf(v.reference);
+    if (id !== undefined) voidOwners.set(id, new Set([...(voidOwners.get(id) ?? []), v.owner]));
+  }
+  for (const [referenceId, twins] of executions) {
+    const { sourceAccount, targetAccount, amount } = twins[0]!.details;
     const refs = referencesFor(referenceId);
-    const mine = byTransfer.get(referenceId) ?? [];
+    const mine = byPayment.get(referenceId) ?? [];
+    const owners = [...new Set([...mine.map((e) => e.owner), ...(voidOwners.get(referenceId) ?? [])])];
     const seen = {
       ref: referenceId,
-      end: t.end,
-      stage: t.stage,
+      ends: twins.map((t) => [t.workflowId, t.end, t.stage, t.end === 'failed' ? failureType(t) : '']),
+      owners,
       entries: mine.map((e) => [e.reference, e.account, e.amount]),
     };
-    expect(seen).toEqual({ ...seen, stage: t.end });
-    if (t.end === 'completed') {
+    // One owner at most, and it is one of the payment's executions.
+    expect({
+      ...seen,
+      owners: owners.length <= 1 && owners.every((o) => twins.some((t) => t.workflowId === o)),
+    }).toEqual({
+      ...seen,
+      owners: true,
+    });
+    for (const t of twins) {
+      expect({ ...seen, stage: [t.workflowId, t.stage] }).toEqual({ ...seen, stage: [t.workflowId, t.end] });
+      if (owners[0] !== undefined && t.workflowId !== owners[0] && t.end !== 'cancelled') {
+        expect({ ...seen, twin: [t.workflowId, failureType(t)] }).toEqual({
+          ...seen,
+          twin: [t.workflowId, 'TransferAlreadyOwnedError'],
+        });
+      }
+    }
+    const completed = twins.filter((t) => t.end === 'completed');
+    expect({ ...seen, completed: completed.length <= 1 }).toEqual({ ...seen, completed: true });
+    if (completed.length === 1) {
       expect(seen).toEqual({
         ...seen,
         entries: [
@@ -248,11 +316,24 @@ function checkTheMoney(
           [refs.deposit, targetAccount, amount],
         ],
       });
+      // The result tells the truth: the ledger's own transaction ids, reported by their owner.
+      const id = (reference: string) => mine.find((e) => e.reference === reference)!.transactionId;
+      expect({ ...seen, result: [completed[0]!.workflowId, completed[0]!.result] }).toEqual({
+        ...seen,
+        result: [
+          owners[0],
+          `Transfer complete (transaction IDs: ${id(refs.withdrawal)}, ${id(refs.deposit)})`,
+        ],
+      });
       continue;
     }
-    const sum = (list: LedgerEntry[]) => list.reduce((s, e) => s + e.amount, 0);
+    const sum = (list: LedgerEntry[]) => list.reduce((total, e) => total + e.amount, 0);
     expect({ ...seen, net: sum(mine), target: sum(mine.filter((e) => e.account === targetAccount)) }).toEqual(
-      { ...seen, net: 0, target: 0 },
+      {
+        ...seen,
+        net: 0,
+        target: 0,
+      },
     );
     if (mine.length === 0) continue;
     // Money left: it came back in one refund round, to the source or where an operator said.
@@ -268,9 +349,16 @@ function checkTheMoney(
     });
   }
   const byReference = new Set(entries.map((e) => e.reference));
-  const postedAndVoided = voided.filter((r) => byReference.has(r));
+  const postedAndVoided = voided.filter((v) => byReference.has(v.reference)).map((v) => v.reference);
   expect(postedAndVoided).toEqual([]);
   expect(total(balances)).toBe(total(OPENING));
+}
+
+/** The failure type at the end of a failed execution's chain, e.g. TimeoutFailure or InsufficientFundsError. */
+function failureType(t: Closed): string | undefined {
+  let cause: unknown = (t.error as WorkflowFailedError | undefined)?.cause;
+  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
+  return cause instanceof Error ? ((cause as Error & { type?: string }).type ?? cause.name) : undefined;
 }
 
 /** What the clerk and the operator of the property test did. */
@@ -333,12 +421,12 @@ function reviewDesk(
   const closedNow = new Set<string>();
   /** The accounts the clerk keeps closed for the transfers it is parking. */
   const baitAccounts = new Set<string>();
-  const setClosed = (account: string, closed: boolean) => {
+  const setClosed = async (account: string, closed: boolean) => {
     const store = new SqliteStore(bankFile);
     try {
-      store.setClosed(account, closed);
+      await store.setClosed(account, closed);
     } finally {
-      store.close();
+      await store.close();
     }
     if (closed) closedNow.add(account);
     else closedNow.delete(account);
@@ -351,9 +439,9 @@ function reviewDesk(
     const baits = new Map<string, { details: PaymentDetails; since: number }>();
     const mine = new Set<string>(); // accounts the clerk closed and still answers for
     let hold: { account: string; until: number } | undefined;
-    const close = (account: string) => {
+    const close = async (account: string) => {
       if (closedNow.has(account)) return;
-      setClosed(account, true);
+      await setClosed(account, true);
       mine.add(account);
     };
     try {
@@ -367,12 +455,12 @@ function reviewDesk(
       const most = Math.max(...FUNDED.map(waiting));
       const targets = FUNDED.filter((a) => waiting(a) === most);
       const target = targets[Math.floor(random() * targets.length)]!;
-      close(target);
+      await close(target);
       hold = { account: target, until: Date.now() + 30_000 };
       while (!run.over()) {
         await sleep(20);
-        const posted = new Set(watcher.entries().map((e) => e.reference));
-        const voided = new Set(watcher.voided());
+        const posted = new Set((await watcher.entries()).map((e) => e.reference));
+        const voided = new Set(await voidedReferences(watcher));
         for (const [referenceId, bait] of baits) {
           const refs = referencesFor(referenceId);
           // Only a closed source refuses a refund; otherwise the refund or deposit won the race.
@@ -402,7 +490,7 @@ function reviewDesk(
         for (const account of mine) {
           if (needed.has(account)) continue;
           mine.delete(account);
-          if (closedNow.has(account)) setClosed(account, false);
+          if (closedNow.has(account)) await setClosed(account, false);
         }
         // New baits: transfers whose withdrawal just posted, into the closed target first.
         const fresh = plans.filter(
@@ -423,14 +511,14 @@ function reviewDesk(
           );
         for (const { details } of candidates) {
           if (report.baitsParked + baits.size >= parksWanted) break;
-          close(details.targetAccount);
-          close(details.sourceAccount);
+          await close(details.targetAccount);
+          await close(details.sourceAccount);
           baits.set(details.referenceId, { details, since: Date.now() });
           report.baits++;
         }
       }
     } finally {
-      watcher.close();
+      await watcher.close();
     }
   };
 
@@ -454,7 +542,7 @@ function reviewDesk(
         report.sent.refundTo++;
         after = await handle.executeUpdate(refundTo, { args: [{ account }] });
       } else {
-        if (closedNow.has(account)) setClosed(account, false);
+        if (closedNow.has(account)) await setClosed(account, false);
         report.sent.retryRefund++;
         after = await handle.executeUpdate(retryRefund);
       }
@@ -488,7 +576,7 @@ function reviewDesk(
     report.endedBy.set(referenceId, { action, account });
     // The money is elsewhere now: the account may take transfers again, unless a bait needs it.
     if (closedNow.has(review.failedAccount) && !baitAccounts.has(review.failedAccount)) {
-      setClosed(review.failedAccount, false);
+      await setClosed(review.failedAccount, false);
     }
   };
 
@@ -528,12 +616,12 @@ function reviewDesk(
   return { report, alongside: async (run) => void (await Promise.all([clerk(run), operator(run)])) };
 }
 
-function readBank(file: string) {
+async function readBank(file: string) {
   const store = new SqliteStore(file);
   try {
-    return { entries: store.entries(), voided: store.voided(), balances: store.balances() };
+    return { entries: await store.entries(), voided: await store.voided(), balances: await store.balances() };
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -575,7 +663,7 @@ if (HAS_NODE_SQLITE) {
 
   test(`chaos: ${CHAOS_TRANSFERS} transfers on a bank at the timeout's edge, ${CHAOS_KILLS}+ SIGKILLs, 1 server restart`, async () => {
     const bankFile = path.join(dir, 'bank.sqlite');
-    new SqliteStore(bankFile, OPENING).close();
+    await new SqliteStore(bankFile, OPENING).close();
     const serverOptions = {
       ip: '127.0.0.1',
       port: await freePort(),
@@ -607,7 +695,7 @@ if (HAS_NODE_SQLITE) {
           restarts++;
         },
       });
-      const bank = readBank(bankFile);
+      const bank = await readBank(bankFile);
       const okDone = closed.filter((t) => t.kind === 'ok' && t.end === 'completed').length;
       console.log(
         `chaos: ${closed.length} transfers: ${count(closed.map((t) => `${t.kind} ${reason(t)}`))}; ` +
@@ -638,14 +726,18 @@ if (HAS_NODE_SQLITE) {
     const started = Date.now();
     const random = prng(`property ${seed}`);
     const bankFile = path.join(dir, 'bank.sqlite');
-    new SqliteStore(bankFile, OPENING).close();
+    await new SqliteStore(bankFile, OPENING).close();
     const taskQueue = uniqueId('property');
     const plans: Plan[] = Array.from({ length: PROPERTY_TRANSFERS }, (_, i) => {
       const roll = random();
       const kind: Kind =
         roll < 0.8 ? 'ok' : roll < 0.87 ? 'insufficient' : roll < 0.94 ? 'invalid-target' : 'invalid-source';
       const details = planTransfer(kind, i, `p${seed}`, 1 + Math.floor(random() * 500));
-      return { kind, details, cancelAfterMs: random() < 0.1 ? Math.floor(random() * 10_000) : undefined };
+      const cancelAfterMs = random() < 0.1 ? Math.floor(random() * 10_000) : undefined;
+      // Some payments are submitted again under other workflow ids, once or twice, at random moments.
+      const copies = random() < 0.15 ? 1 + Math.floor(random() * 2) : 0;
+      const duplicatesAfterMs = Array.from({ length: copies }, () => Math.floor(random() * 6000));
+      return { kind, details, cancelAfterMs, duplicatesAfterMs };
     });
     // The clerk and the operator draw from a stream of their own, seeded from the same one,
     // so that the killer's draws and theirs do not shift each other.
@@ -668,10 +760,12 @@ if (HAS_NODE_SQLITE) {
       deadlineMs: 600_000,
       alongside: desk.alongside,
     });
-    const bank = readBank(bankFile);
+    const bank = await readBank(bankFile);
     const { report } = desk;
     console.log(
-      `property: seed ${seed}; ${closed.length} transfers: ${count(closed.map(reason))}; ` +
+      `property: seed ${seed}; ${plans.length} payments, ${closed.length} executions ` +
+        `(${closed.length - plans.length} duplicate submissions, ${closed.filter((t) => t.copy > 0 && t.end === 'completed').length} of them completed in place of the first): ` +
+        `${count(closed.map(reason))}; ` +
         `${faults} faults injected, ${kills} SIGKILLs, ${plans.filter((p) => p.cancelAfterMs !== undefined).length} cancels; ` +
         `accounts closed ${report.closings} times, reopened ${report.reopenings} (${report.baitsParked} of ${report.baits} baits parked); ` +
         `${report.parked.size} transfers parked, resolved by refundTo ${report.resolved.refundTo}, retryRefund ${report.resolved.retryRefund}` +

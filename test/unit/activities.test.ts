@@ -5,7 +5,7 @@ import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/banking-service';
 import { InsufficientFundsError, InvalidAccountError } from '../../src/shared';
-import { transferDetails } from '../helpers';
+import { transferDetails, voidedReferences } from '../helpers';
 
 const details = transferDetails({ referenceId: 'ref-1' });
 
@@ -22,6 +22,9 @@ class RecordingLogger implements Logger {
   error = (m: string, meta?: LogMetadata) => this.log('ERROR', m, meta);
 }
 
+/** The owner MockActivityEnvironment's activities run as: its workflow id. */
+const AS_WORKFLOW = { owner: 'test' };
+
 function setUp() {
   const bank = new BankingService('bank-api.example.com');
   const logger = new RecordingLogger();
@@ -35,7 +38,10 @@ describe('activities', () => {
     const withdraw = jest.spyOn(bank, 'withdraw');
     await expect(env.run(activities.withdraw, details)).resolves.toMatch(/^W-\w+$/);
     expect(withdraw).toHaveBeenCalledTimes(1);
-    expect(withdraw).toHaveBeenCalledWith('85-150', 250, 'ref-1-withdrawal', expect.any(AbortSignal));
+    expect(withdraw).toHaveBeenCalledWith('85-150', 250, 'ref-1-withdrawal', {
+      owner: 'test',
+      signal: expect.any(AbortSignal) as unknown,
+    });
   });
 
   test('deposit pays the target account with a -deposit reference', async () => {
@@ -43,12 +49,15 @@ describe('activities', () => {
     const deposit = jest.spyOn(bank, 'deposit');
     await expect(env.run(activities.deposit, details)).resolves.toMatch(/^D-\w+$/);
     expect(deposit).toHaveBeenCalledTimes(1);
-    expect(deposit).toHaveBeenCalledWith('43-812', 250, 'ref-1-deposit', expect.any(AbortSignal));
+    expect(deposit).toHaveBeenCalledWith('43-812', 250, 'ref-1-deposit', {
+      owner: 'test',
+      signal: expect.any(AbortSignal) as unknown,
+    });
   });
 
   test('refund after a failed deposit voids the deposit reference, then pays the source back under -refund', async () => {
     const { bank, env, activities } = setUp();
-    await bank.withdraw('85-150', 250, 'ref-1-withdrawal');
+    await bank.withdraw('85-150', 250, 'ref-1-withdrawal', AS_WORKFLOW);
     const refund = jest.spyOn(bank, 'refund');
     await expect(env.run(activities.refund, details)).resolves.toEqual({
       outcome: 'refunded',
@@ -56,15 +65,18 @@ describe('activities', () => {
       account: '85-150',
     });
     expect(refund).toHaveBeenCalledTimes(1);
-    expect(refund).toHaveBeenCalledWith('85-150', 250, 'ref-1-refund', expect.any(AbortSignal));
-    expect(bank.store.voided()).toEqual(['ref-1-deposit']);
-    expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
+    expect(refund).toHaveBeenCalledWith('85-150', 250, 'ref-1-refund', {
+      owner: 'test',
+      signal: expect.any(AbortSignal) as unknown,
+    });
+    expect(await voidedReferences(bank.store)).toEqual(['ref-1-deposit']);
+    expect(Object.fromEntries(await bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
   });
 
   test('refund finds a deposit that posted after all, and refunds nothing', async () => {
     const { bank, env, activities } = setUp();
-    await bank.withdraw('85-150', 250, 'ref-1-withdrawal');
-    const depositId = await bank.deposit('43-812', 250, 'ref-1-deposit');
+    await bank.withdraw('85-150', 250, 'ref-1-withdrawal', AS_WORKFLOW);
+    const depositId = await bank.deposit('43-812', 250, 'ref-1-deposit', AS_WORKFLOW);
     const refund = jest.spyOn(bank, 'refund');
     await expect(env.run(activities.refund, details, { failedStep: 'deposit' as const })).resolves.toEqual({
       outcome: 'deposit-posted',
@@ -78,44 +90,47 @@ describe('activities', () => {
     await expect(env.run(activities.refund, details, { failedStep: 'withdraw' as const })).resolves.toEqual({
       outcome: 'nothing-to-refund',
     });
-    expect(bank.store.voided()).toEqual(['ref-1-withdrawal']);
-    await expect(bank.withdraw('85-150', 250, 'ref-1-withdrawal')).rejects.toThrow(/voided/);
+    expect(await voidedReferences(bank.store)).toEqual(['ref-1-withdrawal']);
+    await expect(bank.withdraw('85-150', 250, 'ref-1-withdrawal', AS_WORKFLOW)).rejects.toThrow(/voided/);
   });
 
   test('refund of a withdrawal that posted pays it back', async () => {
     const { bank, env, activities } = setUp();
-    await bank.withdraw('85-150', 250, 'ref-1-withdrawal');
+    await bank.withdraw('85-150', 250, 'ref-1-withdrawal', AS_WORKFLOW);
     await expect(
       env.run(activities.refund, details, { failedStep: 'withdraw' as const }),
     ).resolves.toMatchObject({
       outcome: 'refunded',
     });
-    expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
+    expect(Object.fromEntries(await bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
   });
 
   test('a later refund round settles the earlier rounds first: one that posted late is the refund', async () => {
     const { bank, env, activities } = setUp();
-    await bank.withdraw('85-150', 250, 'ref-1-withdrawal');
-    const late = await bank.refund('85-150', 250, 'ref-1-refund'); // round 1 posted after it timed out
+    await bank.withdraw('85-150', 250, 'ref-1-withdrawal', AS_WORKFLOW);
+    const late = await bank.refund('85-150', 250, 'ref-1-refund', AS_WORKFLOW); // round 1 posted after it timed out
     await expect(env.run(activities.refund, details, { round: 2, account: '43-812' })).resolves.toEqual({
       outcome: 'refunded',
       transactionId: late,
       account: '85-150',
     });
-    expect(bank.store.entries().map((e) => e.reference)).toEqual(['ref-1-withdrawal', 'ref-1-refund']);
+    expect((await bank.store.entries()).map((e) => e.reference)).toEqual([
+      'ref-1-withdrawal',
+      'ref-1-refund',
+    ]);
   });
 
   test('a refund round goes to the account given, under its own reference, once the earlier rounds are void', async () => {
     const { bank, env, activities } = setUp();
-    await bank.withdraw('85-150', 250, 'ref-1-withdrawal');
+    await bank.withdraw('85-150', 250, 'ref-1-withdrawal', AS_WORKFLOW);
     await expect(env.run(activities.refund, details, { round: 2, account: '43-812' })).resolves.toMatchObject(
       {
         outcome: 'refunded',
         account: '43-812',
       },
     );
-    expect(bank.store.voided()).toEqual(['ref-1-deposit', 'ref-1-refund']);
-    expect(bank.store.entries().map((e) => [e.reference, e.account, e.amount])).toEqual([
+    expect(await voidedReferences(bank.store)).toEqual(['ref-1-deposit', 'ref-1-refund']);
+    expect((await bank.store.entries()).map((e) => [e.reference, e.account, e.amount])).toEqual([
       ['ref-1-withdrawal', '85-150', -250],
       ['ref-1-refund-2', '43-812', 250],
     ]);
@@ -124,7 +139,7 @@ describe('activities', () => {
   test('refundAccounts lists the open accounts, without the transfer target', async () => {
     const { bank, env, activities } = setUp();
     await expect(env.run(activities.refundAccounts, details)).resolves.toEqual(['85-150']);
-    bank.store.setClosed('85-150', true);
+    await bank.store.setClosed('85-150', true);
     await expect(env.run(activities.refundAccounts, details)).resolves.toEqual([]);
   });
 
@@ -209,7 +224,7 @@ describe('activities', () => {
     env.cancel();
     await expect(run).rejects.toThrow();
     await new Promise((resolve) => setTimeout(resolve, 600));
-    expect(bank.store.entries()).toEqual([]);
+    expect(await bank.store.entries()).toEqual([]);
     expect(heartbeats.length).toBeGreaterThanOrEqual(2);
   });
 

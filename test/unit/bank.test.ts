@@ -12,10 +12,11 @@ import {
   InvalidAccountError,
   InvalidPaymentDetailsError,
   ReferenceVoidedError,
+  TransferAlreadyOwnedError,
 } from '../../src/shared';
-import { HAS_NODE_SQLITE, ROOT } from '../helpers';
+import { HAS_NODE_SQLITE, ROOT, voidedReferences } from '../helpers';
 
-const balances = (bank: BankingService) => Object.fromEntries(bank.balances());
+const balances = async (bank: BankingService) => Object.fromEntries(await bank.balances());
 
 describe('BankingService', () => {
   let bank: BankingService;
@@ -23,14 +24,14 @@ describe('BankingService', () => {
     bank = new BankingService('bank-api.example.com');
   });
 
-  test('starts with the seed accounts: 85-150 holds 2000, 43-812 holds 0', () => {
-    expect(balances(bank)).toEqual({ '85-150': 2000, '43-812': 0 });
+  test('starts with the seed accounts: 85-150 holds 2000, 43-812 holds 0', async () => {
+    expect(await balances(bank)).toEqual({ '85-150': 2000, '43-812': 0 });
   });
 
   test('withdraw debits and deposit credits', async () => {
     await expect(bank.withdraw('85-150', 250, 'r1-withdrawal')).resolves.toMatch(/^W-[A-Z0-9]{10}$/);
     await expect(bank.deposit('43-812', 250, 'r1-deposit')).resolves.toMatch(/^D-[A-Z0-9]{10}$/);
-    expect(balances(bank)).toEqual({ '85-150': 1750, '43-812': 250 });
+    expect(await balances(bank)).toEqual({ '85-150': 1750, '43-812': 250 });
   });
 
   test('a repeated reference returns the first transaction id and moves no money', async () => {
@@ -38,8 +39,8 @@ describe('BankingService', () => {
     await expect(bank.withdraw('85-150', 100, 'r2-withdrawal')).resolves.toBe(first);
     const deposit = await bank.deposit('43-812', 100, 'r2-deposit');
     await expect(bank.deposit('43-812', 100, 'r2-deposit')).resolves.toBe(deposit);
-    expect(balances(bank)).toEqual({ '85-150': 1900, '43-812': 100 });
-    expect(bank.store.entries()).toHaveLength(2);
+    expect(await balances(bank)).toEqual({ '85-150': 1900, '43-812': 100 });
+    expect(await bank.store.entries()).toHaveLength(2);
   });
 
   test('the whole balance can go, and not one unit more', async () => {
@@ -48,7 +49,7 @@ describe('BankingService', () => {
     );
     await expect(bank.withdraw('85-150', 2000, 'r3b')).resolves.toMatch(/^W-/);
     await expect(bank.withdraw('43-812', 1, 'r3c')).rejects.toBeInstanceOf(InsufficientFundsError);
-    expect(balances(bank)).toEqual({ '85-150': 0, '43-812': 0 });
+    expect(await balances(bank)).toEqual({ '85-150': 0, '43-812': 0 });
   });
 
   test('an unknown account is InvalidAccountError and moves nothing', async () => {
@@ -56,8 +57,8 @@ describe('BankingService', () => {
       new InvalidAccountError('The account number 85-151 is invalid.'),
     );
     await expect(bank.deposit('43-813', 1, 'r4b')).rejects.toBeInstanceOf(InvalidAccountError);
-    expect(balances(bank)).toEqual({ '85-150': 2000, '43-812': 0 });
-    expect(bank.store.entries()).toEqual([]);
+    expect(await balances(bank)).toEqual({ '85-150': 2000, '43-812': 0 });
+    expect(await bank.store.entries()).toEqual([]);
   });
 
   test.each([0, -5, 2.5, NaN, Infinity, Number.MAX_SAFE_INTEGER + 2])(
@@ -65,7 +66,7 @@ describe('BankingService', () => {
     async (amount) => {
       await expect(bank.withdraw('85-150', amount, 'r5')).rejects.toBeInstanceOf(InvalidPaymentDetailsError);
       await expect(bank.deposit('43-812', amount, 'r5')).rejects.toBeInstanceOf(InvalidPaymentDetailsError);
-      expect(balances(bank)).toEqual({ '85-150': 2000, '43-812': 0 });
+      expect(await balances(bank)).toEqual({ '85-150': 2000, '43-812': 0 });
     },
   );
 
@@ -79,11 +80,23 @@ describe('BankingService', () => {
     const small = new BankingService('bank', { store });
     await expect(small.withdraw('A', 100, 'r6-withdrawal')).rejects.toBeInstanceOf(InsufficientFundsError);
     await expect(small.deposit('NOPE', 100, 'r6-deposit')).rejects.toBeInstanceOf(InvalidAccountError);
-    expect(store.voided()).toEqual(['r6-withdrawal', 'r6-deposit']);
-    expect(store.entries()).toEqual([]);
+    expect(await voidedReferences(store)).toEqual(['r6-withdrawal', 'r6-deposit']);
+    expect(await store.entries()).toEqual([]);
     await small.deposit('A', 100, 'r6-topup');
-    // An attempt of the refused call that was still in flight finds the reference void.
-    await expect(small.withdraw('A', 100, 'r6-withdrawal')).rejects.toBeInstanceOf(ReferenceVoidedError);
+    // An attempt of the refused call that was still in flight finds the reference void,
+    // and gets the bank's answer again, not a bare "voided".
+    await expect(small.withdraw('A', 100, 'r6-withdrawal')).rejects.toThrow(
+      new InsufficientFundsError('The account A has insufficient funds to complete this transaction.'),
+    );
+    await expect(small.deposit('NOPE', 100, 'r6-deposit')).rejects.toThrow(
+      new InvalidAccountError('The account number NOPE is invalid.'),
+    );
+    expect(await small.balances()).toEqual(
+      new Map([
+        ['A', 100],
+        ['B', 500],
+      ]),
+    );
     // A new payment, under a new reference, is judged afresh.
     await expect(small.withdraw('A', 100, 'r7-withdrawal')).resolves.toMatch(/^W-/);
   });
@@ -92,7 +105,7 @@ describe('BankingService', () => {
     const failure = bank.depositThatFails('43-812', 1, 'r7');
     await expect(failure).rejects.toThrow('This deposit has failed.');
     await expect(failure).rejects.toHaveProperty('name', 'Error');
-    expect(balances(bank)).toEqual({ '85-150': 2000, '43-812': 0 });
+    expect(await balances(bank)).toEqual({ '85-150': 2000, '43-812': 0 });
   });
 
   test('delayMs makes each call wait', async () => {
@@ -123,11 +136,11 @@ describe('unknown outcomes: key reuse, settle and void, cancellation', () => {
     async (_, account, amount) => {
       await bank.deposit('43-812', 500, 'seed-funds');
       await bank.withdraw('85-150', 100, 'r-withdrawal');
-      const before = balances(bank);
+      const before = await balances(bank);
       const reuse = bank.withdraw(account, amount, 'r-withdrawal');
       await expect(reuse).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
       await expect(reuse).rejects.toThrow(/The reference r-withdrawal was already used for -100 on 85-150/);
-      expect(balances(bank)).toEqual(before);
+      expect(await balances(bank)).toEqual(before);
     },
   );
 
@@ -138,7 +151,7 @@ describe('unknown outcomes: key reuse, settle and void, cancellation', () => {
       transactionId: id,
       account: '85-150',
     });
-    expect(bank.store.voided()).toEqual([]);
+    expect(await voidedReferences(bank.store)).toEqual([]);
     await expect(bank.withdraw('85-150', 100, 's1-withdrawal')).resolves.toBe(id);
   });
 
@@ -150,26 +163,28 @@ describe('unknown outcomes: key reuse, settle and void, cancellation', () => {
     await expect(late).rejects.toThrow(
       'The reference s2-deposit was voided, so nothing was posted under it.',
     );
-    expect(balances(bank)).toEqual({ '85-150': 2000, '43-812': 0 });
-    expect(bank.store.voided()).toEqual(['s2-deposit']);
+    expect(await balances(bank)).toEqual({ '85-150': 2000, '43-812': 0 });
+    expect(await voidedReferences(bank.store)).toEqual(['s2-deposit']);
   });
 
   test('an aborted call does not post, even after its delay', async () => {
     const slow = new BankingService('bank', { delayMs: 300 });
     const controller = new AbortController();
-    const call = slow.withdraw('85-150', 100, 'c1-withdrawal', controller.signal);
+    const call = slow.withdraw('85-150', 100, 'c1-withdrawal', { signal: controller.signal });
     setTimeout(() => controller.abort(), 50);
     await expect(call).rejects.toThrow(/abort/i);
     await new Promise((resolve) => setTimeout(resolve, 400));
-    expect(balances(slow)).toEqual({ '85-150': 2000, '43-812': 0 });
+    expect(await balances(slow)).toEqual({ '85-150': 2000, '43-812': 0 });
   });
 
   test('a late fault ignores the abort and posts after its delay', async () => {
     const late = new BankingService('bank', { faults: parseFaults('withdraw:late=200') });
     const controller = new AbortController();
     controller.abort();
-    await expect(late.withdraw('85-150', 100, 'c2-withdrawal', controller.signal)).resolves.toMatch(/^W-/);
-    expect(balances(late)['85-150']).toBe(1900);
+    await expect(
+      late.withdraw('85-150', 100, 'c2-withdrawal', { signal: controller.signal }),
+    ).resolves.toMatch(/^W-/);
+    expect((await balances(late))['85-150']).toBe(1900);
   });
 
   test('a late call that arrives after the void posts nothing', async () => {
@@ -177,24 +192,88 @@ describe('unknown outcomes: key reuse, settle and void, cancellation', () => {
     const call = late.deposit('43-812', 100, 'c3-deposit');
     await expect(late.settle('c3-deposit')).resolves.toEqual({ posted: false });
     await expect(call).rejects.toBeInstanceOf(ReferenceVoidedError);
-    expect(balances(late)['43-812']).toBe(0);
+    expect((await balances(late))['43-812']).toBe(0);
+  });
+});
+
+describe('one owner per reference', () => {
+  let bank: BankingService;
+  beforeEach(() => {
+    bank = new BankingService('bank-api.example.com');
+  });
+  const a = { owner: 'pay-a' };
+  const b = { owner: 'pay-b' };
+
+  test('another owner cannot post under a reference: TransferAlreadyOwnedError names the owner, nothing moves', async () => {
+    const id = await bank.withdraw('85-150', 10, 'o1-withdrawal', a);
+    const twin = bank.withdraw('85-150', 10, 'o1-withdrawal', b);
+    await expect(twin).rejects.toBeInstanceOf(TransferAlreadyOwnedError);
+    await expect(twin).rejects.toThrow(
+      'The reference o1-withdrawal belongs to transfer pay-a; nothing was moved for pay-b.',
+    );
+    await expect(bank.withdraw('85-150', 10, 'o1-withdrawal', a)).resolves.toBe(id);
+    expect(await balances(bank)).toEqual({ '85-150': 1990, '43-812': 0 });
+  });
+
+  test('another owner cannot settle a reference: not a posted one, and not one voided by its owner', async () => {
+    await bank.withdraw('85-150', 10, 'o2-withdrawal', a);
+    await expect(bank.settle('o2-withdrawal', b)).rejects.toBeInstanceOf(TransferAlreadyOwnedError);
+    await expect(bank.settle('o2-deposit', a)).resolves.toEqual({ posted: false });
+    await expect(bank.settle('o2-deposit', b)).rejects.toThrow(/belongs to transfer pay-a/);
+    await expect(bank.deposit('43-812', 10, 'o2-deposit', b)).rejects.toBeInstanceOf(
+      TransferAlreadyOwnedError,
+    );
+    expect(await voidedReferences(bank.store)).toEqual(['o2-deposit']);
+  });
+
+  test('a settle binds an unused reference to its caller, so a twin that comes later cannot post under it', async () => {
+    await expect(bank.settle('o3-withdrawal', a)).resolves.toEqual({ posted: false });
+    await expect(bank.withdraw('85-150', 10, 'o3-withdrawal', b)).rejects.toBeInstanceOf(
+      TransferAlreadyOwnedError,
+    );
+    await expect(bank.withdraw('85-150', 10, 'o3-withdrawal', a)).rejects.toBeInstanceOf(
+      ReferenceVoidedError,
+    );
+    expect(await balances(bank)).toEqual({ '85-150': 2000, '43-812': 0 });
+  });
+
+  test('a refusal binds the reference too, and its owner gets the same answer on a retry', async () => {
+    await expect(bank.withdraw('85-150', 5000, 'o4-withdrawal', a)).rejects.toBeInstanceOf(
+      InsufficientFundsError,
+    );
+    await expect(bank.withdraw('85-150', 5000, 'o4-withdrawal', a)).rejects.toBeInstanceOf(
+      InsufficientFundsError,
+    );
+    await expect(bank.withdraw('85-150', 5000, 'o4-withdrawal', b)).rejects.toBeInstanceOf(
+      TransferAlreadyOwnedError,
+    );
+  });
+
+  test('twins racing on one reference: exactly one posts, the others are refused', async () => {
+    const twins = await Promise.allSettled(
+      ['pay-1', 'pay-2', 'pay-3'].map((owner) => bank.withdraw('85-150', 10, 'o5-withdrawal', { owner })),
+    );
+    expect(twins.filter((t) => t.status === 'fulfilled')).toHaveLength(1);
+    for (const t of twins.filter((t) => t.status === 'rejected'))
+      expect(t.reason).toBeInstanceOf(TransferAlreadyOwnedError);
+    expect(await balances(bank)).toEqual({ '85-150': 1990, '43-812': 0 });
   });
 });
 
 describe('closed accounts', () => {
   test('a closed account takes no money in or out (AccountClosedError, reference voided); reopened, it does', async () => {
     const bank = new BankingService('bank');
-    bank.store.setClosed('85-150', true);
-    expect(bank.store.closedAccounts()).toEqual(['85-150']);
+    await bank.store.setClosed('85-150', true);
+    expect(await bank.store.closedAccounts()).toEqual(['85-150']);
     await expect(bank.withdraw('85-150', 1, 'k1')).rejects.toThrow(
       new AccountClosedError('The account 85-150 is closed.'),
     );
     await expect(bank.refund('85-150', 1, 'k2')).rejects.toBeInstanceOf(AccountClosedError);
-    expect(bank.store.voided()).toEqual(['k1', 'k2']);
+    expect(await voidedReferences(bank.store)).toEqual(['k1', 'k2']);
     await expect(bank.openAccounts()).resolves.toEqual(['43-812']);
-    bank.store.setClosed('85-150', false);
+    await bank.store.setClosed('85-150', false);
     await expect(bank.withdraw('85-150', 1, 'k3')).resolves.toMatch(/^W-/);
-    expect(() => bank.store.setClosed('99-999', true)).toThrow('No account 99-999 in this bank.');
+    await expect(bank.store.setClosed('99-999', true)).rejects.toThrow('No account 99-999 in this bank.');
   });
 });
 
@@ -204,7 +283,7 @@ describe('BANK_FAULTS', () => {
     const call = bank.withdraw('85-150', 100, 'f1-withdrawal');
     await expect(call).rejects.toThrow('Injected fault: withdraw f1-withdrawal failed before posting.');
     await expect(call).rejects.toHaveProperty('name', 'Error');
-    expect(bank.store.entries()).toEqual([]);
+    expect(await bank.store.entries()).toEqual([]);
   });
 
   test('post-then-fail: the money moves, then a plain error; the retry finds the same transaction', async () => {
@@ -212,17 +291,17 @@ describe('BANK_FAULTS', () => {
     await expect(bank.deposit('43-812', 100, 'f2-deposit')).rejects.toThrow(
       'Injected fault: deposit f2-deposit posted, then its reply was lost.',
     );
-    expect(balances(bank)['43-812']).toBe(100);
-    const [entry] = bank.store.entries();
+    expect((await balances(bank))['43-812']).toBe(100);
+    const [entry] = await bank.store.entries();
     await expect(bank.deposit('43-812', 100, 'f2-deposit')).resolves.toBe(entry!.transactionId);
-    expect(balances(bank)['43-812']).toBe(100);
+    expect((await balances(bank))['43-812']).toBe(100);
   });
 
   test('reject: a definite InvalidAccountError that voids the reference; nothing posted', async () => {
     const bank = new BankingService('bank', { faults: parseFaults('refund:reject') });
     await expect(bank.refund('85-150', 100, 'f3-refund')).rejects.toBeInstanceOf(InvalidAccountError);
-    expect(bank.store.entries()).toEqual([]);
-    expect(bank.store.voided()).toEqual(['f3-refund']);
+    expect(await bank.store.entries()).toEqual([]);
+    expect(await voidedReferences(bank.store)).toEqual(['f3-refund']);
   });
 
   test('reject after an earlier attempt posted returns that transaction, as a real bank would', async () => {
@@ -233,7 +312,7 @@ describe('BANK_FAULTS', () => {
       'f4-withdrawal',
     );
     await expect(bank.withdraw('85-150', 100, 'f4-withdrawal')).resolves.toBe(first);
-    expect(bank.store.voided()).toEqual([]);
+    expect(await voidedReferences(bank.store)).toEqual([]);
   });
 
   test('*TIMES limits a fault to the first calls of each reference, and each op has its own rule', async () => {
@@ -244,7 +323,7 @@ describe('BANK_FAULTS', () => {
     await expect(bank.deposit('43-812', 1, 'a')).resolves.toMatch(/^D-/);
     await expect(bank.withdraw('85-150', 1, 'c')).resolves.toMatch(/^W-/);
     await expect(bank.settle('d')).rejects.toThrow('Injected fault: lookup d failed before posting.');
-    expect(bank.store.voided()).toEqual([]);
+    expect(await voidedReferences(bank.store)).toEqual([]);
     await expect(bank.settle('d')).resolves.toEqual({ posted: false });
   });
 
@@ -307,60 +386,93 @@ describe('BANK_FAULTS', () => {
 });
 
 /** The checks every store must pass, whatever keeps its state. */
-function storeContract(open: () => BankStore) {
-  test('a transaction that throws keeps none of its writes', () => {
-    const store = open();
-    expect(() =>
-      store.transaction((tx) => {
-        tx.post({ reference: 'x1', transactionId: 'W-1', account: '85-150', amount: -100 });
+export function storeContract(open: () => Promise<BankStore> | BankStore) {
+  const entry = (reference: string, amount: number) => ({
+    reference,
+    transactionId: `W-${reference}`,
+    account: '85-150',
+    amount,
+    owner: 'wf-1',
+  });
+
+  test('a transaction that throws keeps none of its writes', async () => {
+    const store = await open();
+    await expect(
+      store.transaction(async (tx) => {
+        await tx.post(entry('x1', -100));
+        await tx.markVoided({ reference: 'x1-void', owner: 'wf-1' });
         throw new Error('changed my mind');
       }),
-    ).toThrow('changed my mind');
-    expect(store.balances().get('85-150')).toBe(2000);
-    expect(store.entries()).toEqual([]);
-    store.close();
+    ).rejects.toThrow('changed my mind');
+    expect((await store.balances()).get('85-150')).toBe(2000);
+    expect(await store.entries()).toEqual([]);
+    expect(await store.voided()).toEqual([]);
+    await store.close();
   });
 
-  test('a transaction sees its own writes', () => {
-    const store = open();
-    store.transaction((tx) => {
-      tx.post({ reference: 'x2', transactionId: 'W-2', account: '85-150', amount: -100 });
-      expect(tx.balance('85-150')).toBe(1900);
-      expect(tx.entryFor('x2')).toEqual({
-        reference: 'x2',
-        transactionId: 'W-2',
-        account: '85-150',
-        amount: -100,
-      });
+  test('a transaction sees its own writes, and the entry keeps its owner', async () => {
+    const store = await open();
+    await store.transaction(async (tx) => {
+      await tx.post(entry('x2', -100));
+      expect(await tx.balance('85-150')).toBe(1900);
+      expect(await tx.entryFor('x2')).toEqual(entry('x2', -100));
     });
-    expect(store.balances().get('85-150')).toBe(1900);
-    store.close();
+    expect((await store.balances()).get('85-150')).toBe(1900);
+    expect(await store.entries()).toEqual([entry('x2', -100)]);
+    await store.close();
   });
 
-  test('a void is kept with the transaction, and only if it commits', () => {
-    const store = open();
-    expect(() =>
-      store.transaction((tx) => {
-        tx.markVoided('v1');
-        expect(tx.isVoided('v1')).toBe(true);
+  test('a void keeps its owner and the refusal, and is kept only if the transaction commits', async () => {
+    const store = await open();
+    await expect(
+      store.transaction(async (tx) => {
+        await tx.markVoided({ reference: 'v1', owner: 'wf-1' });
+        expect(await tx.voidFor('v1')).toEqual({ reference: 'v1', owner: 'wf-1' });
         throw new Error('rolled back');
       }),
-    ).toThrow('rolled back');
-    expect(store.voided()).toEqual([]);
-    store.transaction((tx) => tx.markVoided('v2'));
-    expect(store.voided()).toEqual(['v2']);
-    expect(store.transaction((tx) => tx.isVoided('v2'))).toBe(true);
-    store.close();
+    ).rejects.toThrow('rolled back');
+    expect(await store.voided()).toEqual([]);
+    const refusal = { type: 'InsufficientFundsError', message: 'no money' };
+    await store.transaction((tx) => tx.markVoided({ reference: 'v2', owner: 'wf-2', refusal }));
+    await store.transaction((tx) => tx.markVoided({ reference: 'v3', owner: 'wf-3' }));
+    expect(await store.voided()).toEqual([
+      { reference: 'v2', owner: 'wf-2', refusal },
+      { reference: 'v3', owner: 'wf-3' },
+    ]);
+    expect(await store.transaction((tx) => tx.voidFor('v2'))).toEqual({
+      reference: 'v2',
+      owner: 'wf-2',
+      refusal,
+    });
+    expect(await store.transaction((tx) => tx.voidFor('v4'))).toBeUndefined();
+    await store.close();
   });
 
-  test('closing and reopening an account is kept', () => {
-    const store = open();
-    store.setClosed('43-812', true);
-    expect(store.closedAccounts()).toEqual(['43-812']);
-    expect(store.transaction((tx) => tx.isClosed('43-812'))).toBe(true);
-    store.setClosed('43-812', false);
-    expect(store.closedAccounts()).toEqual([]);
-    store.close();
+  test('closing and reopening an account is kept; an unknown account is refused', async () => {
+    const store = await open();
+    await store.setClosed('43-812', true);
+    expect(await store.closedAccounts()).toEqual(['43-812']);
+    expect(await store.transaction((tx) => tx.isClosed('43-812'))).toBe(true);
+    await store.setClosed('43-812', false);
+    expect(await store.closedAccounts()).toEqual([]);
+    await expect(store.setClosed('99-999', true)).rejects.toThrow('No account 99-999 in this bank.');
+    await store.close();
+  });
+
+  test('concurrent transactions do not interleave: 50 racing posts of one reference move money once', async () => {
+    const store = await open();
+    const bank = new BankingService('bank', { store });
+    const ids = await Promise.all(
+      Array.from({ length: 50 }, () => bank.withdraw('85-150', 10, 'race-withdrawal', { owner: 'wf-1' })),
+    );
+    expect(new Set(ids).size).toBe(1);
+    // And 50 different references from one account, more than it holds: exactly what it holds goes.
+    const results = await Promise.allSettled(
+      Array.from({ length: 250 }, (_, i) => bank.withdraw('85-150', 10, `drain-${i}`, { owner: `wf-${i}` })),
+    );
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(199);
+    expect((await store.balances()).get('85-150')).toBe(0);
+    await store.close();
   });
 }
 
@@ -385,13 +497,13 @@ if (HAS_NODE_SQLITE) {
       const file = path.join(dir, 'bank.sqlite');
       const first = new BankingService('bank', { store: new SqliteStore(file) });
       const id = await first.withdraw('85-150', 300, 'p1-withdrawal');
-      first.store.close();
+      await first.store.close();
 
       const second = new BankingService('bank', { store: new SqliteStore(file) });
-      expect(balances(second)).toEqual({ '85-150': 1700, '43-812': 0 });
+      expect(await balances(second)).toEqual({ '85-150': 1700, '43-812': 0 });
       await expect(second.withdraw('85-150', 300, 'p1-withdrawal')).resolves.toBe(id);
-      expect(balances(second)).toEqual({ '85-150': 1700, '43-812': 0 });
-      second.store.close();
+      expect(await balances(second)).toEqual({ '85-150': 1700, '43-812': 0 });
+      await second.store.close();
     });
 
     test('nothing is half-written when the writing process is killed with SIGKILL', async () => {
@@ -399,7 +511,7 @@ if (HAS_NODE_SQLITE) {
       const seed = new Map(
         Array.from({ length: 10 }, (_, i) => [`acct-${i}`, 1_000_000] as [string, number]),
       );
-      new SqliteStore(file, seed).close();
+      await new SqliteStore(file, seed).close();
       // A child that moves money between random accounts as fast as it can.
       const script = path.join(dir, 'writer.js');
       writeFileSync(
@@ -425,13 +537,13 @@ if (HAS_NODE_SQLITE) {
       }
 
       const store = new SqliteStore(file);
-      const entries = store.entries();
+      const entries = await store.entries();
       expect(entries.length).toBeGreaterThan(10); // the children did write
-      for (const [account, balance] of store.balances()) {
+      for (const [account, balance] of await store.balances()) {
         const moved = entries.filter((e) => e.account === account).reduce((sum, e) => sum + e.amount, 0);
         expect(balance).toBe(seed.get(account)! + moved);
       }
-      store.close();
+      await store.close();
     });
   });
 } else {

@@ -5,7 +5,7 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
 import { parseFaults } from '../../src/bank-faults';
 import { MemoryStore } from '../../src/bank-store';
-import { BankingService } from '../../src/banking-service';
+import { BankingService, type CallOptions } from '../../src/banking-service';
 import { AccountClosedError, InvalidAccountError, type PaymentDetails } from '../../src/shared';
 import {
   getStatus,
@@ -35,7 +35,7 @@ const accounts = () =>
 /** A bank where the deposit fails and, at that moment, the source account is closed. */
 class ClosingBank extends BankingService {
   override async deposit(account: string): Promise<string> {
-    this.store.setClosed('85-150', true);
+    await this.store.setClosed('85-150', true);
     throw new InvalidAccountError(`The account number ${account} is invalid.`);
   }
 }
@@ -43,12 +43,17 @@ class ClosingBank extends BankingService {
 /** A bank that refuses the first refund asked of it, as if the account were briefly frozen. */
 class RefuseFirstRefund extends BankingService {
   private refused = false;
-  override async refund(account: string, amount: number, referenceId: string): Promise<string> {
+  override async refund(
+    account: string,
+    amount: number,
+    referenceId: string,
+    call?: CallOptions,
+  ): Promise<string> {
     if (!this.refused) {
       this.refused = true;
       throw new AccountClosedError(`The account ${account} is closed.`);
     }
-    return super.refund(account, amount, referenceId);
+    return super.refund(account, amount, referenceId, call);
   }
 }
 
@@ -200,7 +205,7 @@ describe('entering review', () => {
       await handle.executeUpdate(retryRefund);
       const error = await failure(handle);
       expect(error.cause).toMatchObject({ activityType: 'deposit' });
-      expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
+      expect(Object.fromEntries(await bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
     });
   });
 });
@@ -221,7 +226,7 @@ describe('operator updates', () => {
       const error = await failure(handle);
       expect(error.cause).toBeInstanceOf(ActivityFailure);
       expect(error.cause?.cause).toMatchObject({ type: 'InvalidAccountError' });
-      expect(bank.store.entries().map((e) => [e.reference, e.account, e.amount])).toEqual([
+      expect((await bank.store.entries()).map((e) => [e.reference, e.account, e.amount])).toEqual([
         [`${details.referenceId}-withdrawal`, '85-150', -250],
         [`${details.referenceId}-refund-2`, '85-150', 250],
       ]);
@@ -240,8 +245,12 @@ describe('operator updates', () => {
         resolution: { action: 'refundTo', account: '85-999' },
       });
       await failure(handle);
-      expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 1750, '43-812': 0, '85-999': 250 });
-      expect(bank.store.entries().map((e) => e.reference)).toEqual([
+      expect(Object.fromEntries(await bank.balances())).toEqual({
+        '85-150': 1750,
+        '43-812': 0,
+        '85-999': 250,
+      });
+      expect((await bank.store.entries()).map((e) => e.reference)).toEqual([
         `${details.referenceId}-withdrawal`,
         `${details.referenceId}-refund-2`,
       ]);
@@ -266,7 +275,7 @@ describe('operator updates', () => {
         message: 'Resolved manually by alice: Refunded by cheque 1001',
       });
       expect(error.cause?.cause).toMatchObject({ activityType: 'deposit' });
-      expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 1750, '43-812': 0, '85-999': 0 });
+      expect(Object.fromEntries(await bank.balances())).toEqual({ '85-150': 1750, '43-812': 0, '85-999': 0 });
     });
   });
 });

@@ -4,7 +4,7 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
 import { MemoryStore } from '../../src/bank-store';
-import { BankingService } from '../../src/banking-service';
+import { BankingService, type CallOptions } from '../../src/banking-service';
 import { getStatus, type TransferStatus } from '../../src/workflows';
 import { useTestTemporal, transferDetails } from '../helpers';
 
@@ -81,9 +81,9 @@ describe(`bad input (${BAD_INPUTS.length} cases)`, () => {
     expect(status).toEqual({ stage: 'failed', lastFailure: (error as WorkflowFailedError).cause!.message });
   });
 
-  test('no balance changed and the bank recorded nothing', () => {
-    expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
-    expect(bank.store.entries()).toEqual([]);
+  test('no balance changed and the bank recorded nothing', async () => {
+    expect(Object.fromEntries(await bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
+    expect(await bank.store.entries()).toEqual([]);
   });
 
   test('the messages say what is wrong', async () => {
@@ -163,16 +163,21 @@ describe('property: random transfers conserve money', () => {
   const FUNDED = ['A-1', 'A-2', 'A-3', 'A-4'];
   // Deposits into FLAKY always throw a plain Error: 3 attempts, then a refund.
   class FlakyBank extends BankingService {
-    override async deposit(account: string, amount: number, referenceId: string): Promise<string> {
+    override async deposit(
+      account: string,
+      amount: number,
+      referenceId: string,
+      call?: CallOptions,
+    ): Promise<string> {
       if (account === 'FLAKY') return this.depositThatFails(account, amount, referenceId);
-      return super.deposit(account, amount, referenceId);
+      return super.deposit(account, amount, referenceId, call);
     }
   }
 
   test(`60 random transfers (PROPERTY_SEED=${seed})`, async () => {
     const opening = new Map([...FUNDED.map((a): [string, number] => [a, 3000]), ['EMPTY', 0], ['FLAKY', 0]]);
     const bank = new FlakyBank('bank', { store: new MemoryStore(opening) });
-    const total = () => [...bank.balances().values()].reduce((sum, b) => sum + b, 0);
+    const total = async () => [...(await bank.balances()).values()].reduce((sum, b) => sum + b, 0);
     const plans = Array.from({ length: 60 }, (_, i) => {
       const kind = pick(['ok', 'ok', 'insufficient', 'invalid-source', 'invalid-target', 'flaky'] as const);
       const source = kind === 'insufficient' ? 'EMPTY' : kind === 'invalid-source' ? 'NOPE-1' : pick(FUNDED);
@@ -191,7 +196,7 @@ describe('property: random transfers conserve money', () => {
 
     // Money in flight (withdrawn, not yet deposited) lowers the total for a moment; nothing may raise it.
     const totals: number[] = [];
-    const sampler = setInterval(() => totals.push(total()), 10);
+    const sampler = setInterval(() => void total().then((sum) => totals.push(sum)), 10);
     const outcomes = await temporal().withWorker(createActivities(bank), (taskQueue) =>
       Promise.all(
         plans.map(async (plan) => {
@@ -206,10 +211,10 @@ describe('property: random transfers conserve money', () => {
     );
     clearInterval(sampler);
 
-    expect(total()).toBe(4 * 3000);
+    expect(await total()).toBe(4 * 3000);
     expect(totals.length).toBeGreaterThan(10);
     expect(Math.max(...totals)).toBe(4 * 3000);
-    const entries = bank.store.entries();
+    const entries = await bank.store.entries();
     for (const { kind, details, completed } of outcomes) {
       const mine = entries.filter((e) => e.reference.startsWith(`${details.referenceId}-`));
       const net = (account: string) =>

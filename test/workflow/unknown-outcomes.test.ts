@@ -7,7 +7,8 @@ import { ActivityFailure, ApplicationFailure, CancelledFailure, TimeoutFailure }
 import { createActivities } from '../../src/activities';
 import { parseFaults, type BankOperation, type FaultPlan, type Injection } from '../../src/bank-faults';
 import { BankingService } from '../../src/banking-service';
-import { getStatus, type TransferStatus } from '../../src/workflows';
+import type { PaymentDetails } from '../../src/shared';
+import { getStatus, type moneyTransfer, type TransferStatus } from '../../src/workflows';
 import { activityRuns, type ActivityRun, useTestTemporal, transferDetails, uniqueId } from '../helpers';
 
 jest.setTimeout(120_000);
@@ -50,16 +51,16 @@ async function run(
     );
     await sleep(options.settleMs ?? 0);
     const ledger: Record<string, number> = {};
-    for (const e of bank.store.entries())
+    for (const e of await bank.store.entries())
       ledger[e.reference.slice(details.referenceId.length + 1)] = e.amount;
     return {
       ...outcome,
       handle,
       runs: await activityRuns(handle),
       status: await handle.query(getStatus),
-      balances: Object.fromEntries(bank.balances()),
+      balances: Object.fromEntries(await bank.balances()),
       ledger,
-      voided: bank.store.voided().map((r) => r.slice(details.referenceId.length + 1)),
+      voided: (await bank.store.voided()).map(({ reference: r }) => r.slice(details.referenceId.length + 1)),
     };
   });
 }
@@ -305,7 +306,7 @@ describe('refund (after a rejected deposit) and its lookup', () => {
         lastFailure: expect.stringMatching(/InvalidAccountError|invalid/),
       });
       expect((await handle.describe()).status.name).toBe('RUNNING');
-      expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 1750, '43-812': 0 });
+      expect(Object.fromEntries(await bank.balances())).toEqual({ '85-150': 1750, '43-812': 0 });
       await handle.terminate('test over');
     });
   });
@@ -331,7 +332,7 @@ describe('cancellation', () => {
     expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
     expect((await handle.describe()).status.name).toBe('CANCELLED');
     expect(await activityRuns(handle)).toEqual([]);
-    expect(bank.store.entries()).toEqual([]);
+    expect(await bank.store.entries()).toEqual([]);
   });
 
   test('during the withdrawal: settled and voided first, then Cancelled; the late withdrawal posts nothing', async () => {
@@ -404,32 +405,45 @@ describe('cancellation', () => {
 });
 
 describe('key reuse', () => {
+  /** Runs two transfers one after the other under one workflow id: one owner of the reference. */
+  async function twoRuns(bank: BankingService, first: PaymentDetails, second: PaymentDetails) {
+    const workflowId = uniqueId('reused');
+    return temporal().withWorker(createActivities(bank), async (taskQueue) => {
+      const start = (details: PaymentDetails) =>
+        temporal().client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
+          taskQueue,
+          workflowId,
+          args: [details],
+        });
+      const a = await start(first);
+      const resultA = await a.result();
+      const b = await start(second);
+      return { resultA, b, resultB: await b.result().catch((err: unknown) => err) };
+    });
+  }
+
   test('a reference reused with another amount fails with IdempotencyKeyReusedError and moves nothing', async () => {
     const bank = new BankingService('bank-api.example.com');
     const referenceId = uniqueId('reused');
-    await temporal().withWorker(createActivities(bank), async (taskQueue) => {
-      const first = await temporal().start(taskQueue, transferDetails({ referenceId, amount: 100 }));
-      await expect(first.result()).resolves.toMatch(/^Transfer complete/);
-      const second = await temporal().start(taskQueue, transferDetails({ referenceId, amount: 900 }));
-      const error = await second.result().catch((err: unknown) => err);
-      expect(error).toBeInstanceOf(WorkflowFailedError);
-      const cause = (error as WorkflowFailedError).cause?.cause;
-      expect(cause).toMatchObject({ type: 'IdempotencyKeyReusedError' });
-      expect((cause as Error).message).toContain(`${referenceId}-withdrawal`);
-      expect(await activityRuns(second)).toEqual([W(1, 'failed')]);
-    });
-    expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 1900, '43-812': 100 });
+    const { resultA, b, resultB } = await twoRuns(
+      bank,
+      transferDetails({ referenceId, amount: 100 }),
+      transferDetails({ referenceId, amount: 900 }),
+    );
+    expect(resultA).toMatch(/^Transfer complete/);
+    expect(resultB).toBeInstanceOf(WorkflowFailedError);
+    const cause = (resultB as WorkflowFailedError).cause?.cause;
+    expect(cause).toMatchObject({ type: 'IdempotencyKeyReusedError' });
+    expect((cause as Error).message).toContain(`${referenceId}-withdrawal`);
+    expect(await activityRuns(b)).toEqual([W(1, 'failed')]);
+    expect(Object.fromEntries(await bank.balances())).toEqual({ '85-150': 1900, '43-812': 100 });
   });
 
-  test('the same reference with the same details is the same payment: same ids, moved once', async () => {
+  test('a second run of one workflow id with the same details is the same payment: same ids, moved once', async () => {
     const bank = new BankingService('bank-api.example.com');
     const details = transferDetails({ referenceId: uniqueId('same') });
-    const [a, b] = await temporal().withWorker(createActivities(bank), async (taskQueue) => {
-      const first = await (await temporal().start(taskQueue, details)).result();
-      const second = await (await temporal().start(taskQueue, details)).result();
-      return [first, second];
-    });
-    expect(b).toBe(a);
-    expect(Object.fromEntries(bank.balances())).toEqual(MOVED);
+    const { resultA, resultB } = await twoRuns(bank, details, details);
+    expect(resultB).toBe(resultA);
+    expect(Object.fromEntries(await bank.balances())).toEqual(MOVED);
   });
 });

@@ -1,7 +1,7 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
-import { BankingService } from '../../src/banking-service';
+import { BankingService, type CallOptions } from '../../src/banking-service';
 import { InvalidAccountError } from '../../src/shared';
 import { loadDrilledActivities } from '../drill';
 import { activityRuns, logs, useTestTemporal, transferDetails } from '../helpers';
@@ -130,9 +130,14 @@ test('a refund that keeps failing is retried past the 3 attempts the steps get, 
     override async deposit(account: string): Promise<string> {
       throw new InvalidAccountError(`The account number ${account} is invalid.`);
     }
-    override async refund(account: string, amount: number, referenceId: string): Promise<string> {
+    override async refund(
+      account: string,
+      amount: number,
+      referenceId: string,
+      call?: CallOptions,
+    ): Promise<string> {
       if (++this.refunds <= 3) throw new Error('The refund was rejected.');
-      return super.refund(account, amount, referenceId);
+      return super.refund(account, amount, referenceId, call);
     }
   }
   const bank = new FlakyRefundBank('bank-api.example.com');
@@ -143,7 +148,7 @@ test('a refund that keeps failing is retried past the 3 attempts the steps get, 
     { name: 'deposit', attempts: 1, outcome: 'failed' },
     { name: 'refund', attempts: 4, outcome: 'completed' },
   ]);
-  expect(Object.fromEntries(bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
+  expect(Object.fromEntries(await bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
   const refundLogs = logs.filter(
     (e) => e.message === 'Refund failed' && e.meta?.workflowId === handle.workflowId,
   );
