@@ -1,6 +1,7 @@
 // Names, types and rules shared by the workflow, the activities, the worker and the
 // starter. Workflow code imports this file, so it must stay free of Node built-ins and I/O.
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineSearchAttributeKey, SearchAttributeType, type Duration } from '@temporalio/common';
+import { msToNumber } from '@temporalio/common/lib/time';
 
 export const DEFAULT_TASK_QUEUE = 'TRANSFER_MONEY_TASK_QUEUE';
 
@@ -91,6 +92,17 @@ export const TRANSFER_STATUS = defineSearchAttributeKey('TransferStatus', Search
 const FIELDS = ['sourceAccount', 'targetAccount', 'amount', 'referenceId'] as const;
 
 /**
+ * The longest account number (an IBAN has at most 34 characters) and reference a
+ * transfer takes. Every step copies them into history, logs and the Web UI, so a
+ * megabyte string must stop here, not travel to the bank.
+ */
+export const MAX_ACCOUNT_LENGTH = 34;
+export const MAX_REFERENCE_LENGTH = 64;
+
+/** Control and format characters (NUL, bidi overrides, zero-width joiners): invisible or misleading in logs and UIs. */
+const UNPRINTABLE = /[\p{Cc}\p{Cf}]/u;
+
+/**
  * Checks a transfer request before any money moves. Unknown fields are rejected, not
  * ignored: in a payment, a misspelt field is a mistake to surface, not to drop.
  */
@@ -104,8 +116,13 @@ export function validatePaymentDetails(input: unknown): asserts input is Payment
   if (unknown.length > 0) problems.push(`unknown field(s): ${unknown.join(', ')}`);
   for (const field of ['sourceAccount', 'targetAccount', 'referenceId'] as const) {
     const value = details[field];
+    const max = field === 'referenceId' ? MAX_REFERENCE_LENGTH : MAX_ACCOUNT_LENGTH;
     if (typeof value !== 'string' || value.trim() === '') {
       problems.push(`${field} must be a non-empty string (got ${describe(value)})`);
+    } else if (value.length > max) {
+      problems.push(`${field} must be at most ${max} characters (got ${value.length})`);
+    } else if (UNPRINTABLE.test(value)) {
+      problems.push(`${field} must not contain control or format characters (got ${describe(value)})`);
     }
   }
   const amount = details.amount;
@@ -118,10 +135,47 @@ export function validatePaymentDetails(input: unknown): asserts input is Payment
   if (problems.length > 0) throw new InvalidPaymentDetailsError(problems.join('; '));
 }
 
+/** When a transfer whose refund cannot complete asks for an operator, and how often it reminds. */
+export interface ReviewPolicy {
+  /** How long the refund may keep failing with unknown outcomes first. Default 1 hour. */
+  reviewAfter?: Duration;
+  /** How often a transfer waiting for review reminds the operator. Default 4 hours. */
+  remindEvery?: Duration;
+}
+
+/** Checks the workflow's second argument, with the details, before any money moves. */
+export function validateReviewPolicy(input: unknown): asserts input is ReviewPolicy | undefined {
+  if (input === undefined || input === null) return;
+  if (typeof input !== 'object' || Array.isArray(input)) {
+    throw new InvalidPaymentDetailsError(`the review policy must be an object (got ${describe(input)})`);
+  }
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(input)) {
+    if (key !== 'reviewAfter' && key !== 'remindEvery') {
+      problems.push(`unknown review policy field: ${key}`);
+      continue;
+    }
+    let ms: number | undefined;
+    try {
+      ms = typeof value === 'string' || typeof value === 'number' ? msToNumber(value as Duration) : undefined;
+    } catch {
+      ms = undefined;
+    }
+    if (ms === undefined || !Number.isFinite(ms) || ms <= 0) {
+      problems.push(
+        `${key} must be a duration such as '1 hour' or a number of milliseconds (got ${describe(value)})`,
+      );
+    }
+  }
+  if (problems.length > 0) throw new InvalidPaymentDetailsError(problems.join('; '));
+}
+
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
-  if (typeof value === 'string') return JSON.stringify(value);
+  // Quoted and escaped, so control characters show; cut short, so a huge value does not fill the log.
+  if (typeof value === 'string')
+    return value.length > 40 ? `${JSON.stringify(value.slice(0, 40))}...` : JSON.stringify(value);
   if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
     return String(value);

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { DefaultLogger, Runtime, Worker, NativeConnection, type LogLevel } from '@temporalio/worker';
 import { createActivities } from './activities';
-import { BANK_HOSTNAME, bankFromEnv, BankingService } from './banking-service';
+import { bankFromEnv, type BankingService } from './banking-service';
 import {
   connectionError,
   describeError,
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     const running = worker.run(); // polling starts here
     console.log(
       `Worker polling ${settings.address}, namespace ${settings.namespace}, ` +
-        `task queue ${settings.taskQueue}: workflow moneyTransfer; activities withdraw, deposit, refund. ` +
+        `task queue ${settings.taskQueue}: workflow moneyTransfer; activities ${[...worker.options.activities.keys()].join(', ')}. ` +
         'Press Ctrl-C to stop.',
     );
     console.log(
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
 export async function createWorker(
   connection: NativeConnection,
   settings: Settings,
-  bank = new BankingService(BANK_HOSTNAME),
+  bank: BankingService,
   tuning: Tuning = {},
 ): Promise<Worker> {
   return Worker.create({

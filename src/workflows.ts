@@ -15,17 +15,19 @@ import {
   setHandler,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import type { Duration } from '@temporalio/common';
 import type { createActivities } from './activities';
 import {
   DEFINITE_FAILURES,
   InvalidPaymentDetailsError,
   referencesFor,
+  refundReference,
   TRANSFER_STATUS,
   TransferAlreadyOwnedError,
   validatePaymentDetails,
+  validateReviewPolicy,
   type PaymentDetails,
   type RefundResult,
+  type ReviewPolicy,
 } from './shared';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -46,13 +48,7 @@ const { refundAccounts, notifyOperator } = proxyActivities<Activities>({
   retry: { maximumInterval: '1 minute' },
 });
 
-/** When a refund that cannot complete asks for an operator, and how often it reminds. */
-export interface ReviewPolicy {
-  /** How long the refund may keep failing with unknown outcomes first. Default 1 hour. */
-  reviewAfter?: Duration;
-  /** How often a transfer waiting for review reminds the operator. Default 4 hours. */
-  remindEvery?: Duration;
-}
+export type { ReviewPolicy } from './shared';
 
 export type TransferStage =
   | 'validating'
@@ -115,6 +111,8 @@ type Decision = NonNullable<TransferStatus['resolution']>;
 interface Transfer {
   details: PaymentDetails;
   status: TransferStatus;
+  /** The policy as the caller sent it, checked with the details; `policy` fills in the defaults. */
+  policyGiven: unknown;
   policy: Required<ReviewPolicy>;
   /** An operator's decision, from its update until the workflow takes it up. */
   decision?: Decision;
@@ -127,6 +125,7 @@ export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolic
   const t: Transfer = {
     details,
     status: { stage: 'validating' },
+    policyGiven: policy,
     policy: { reviewAfter: '1 hour', remindEvery: '4 hours', ...policy },
   };
   setHandlers(t);
@@ -150,7 +149,7 @@ export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolic
   } catch (err) {
     setStage(t, isCancellation(err) ? 'cancelled' : 'failed');
     if (err instanceof Error) t.status.lastFailure = describe(err);
-    countTransfer(t.status.stage === 'failed' && t.status.refundId ? 'compensated' : t.status.stage);
+    countTransfer(endOutcome(t));
     throw err;
   } finally {
     t.done = t.taken;
@@ -163,6 +162,7 @@ async function transfer(t: Transfer): Promise<string> {
   const { details, status } = t;
   try {
     validatePaymentDetails(details);
+    validateReviewPolicy(t.policyGiven);
   } catch (err) {
     // Bad input will not get better on retry: fail the workflow now, before money moves.
     if (err instanceof InvalidPaymentDetailsError) {
@@ -237,6 +237,8 @@ async function compensate(
     let round = 1;
     let account = details.sourceAccount;
     for (;;) {
+      // Each round refunds under its own reference (-refund, -refund-2, ...): show the one in use.
+      if (status.references) status.references.refund = refundReference(details.referenceId, round);
       setStage(t, 'refunding');
       try {
         const result = await refund.executeWithOptions(
@@ -296,7 +298,7 @@ async function waitForOperator(t: Transfer, failedAccount: string, failure: unkn
   status.review = { reason, failedAccount, accounts, reminders: 0 };
   setStage(t, 'needs-review');
   t.done = t.taken; // an operator's retry that failed again is carried out too
-  countTransfer('needs-review');
+  countReview();
   await notifyOperator({ details, reason, reminder: 0 });
   while (!(await condition(() => t.decision !== undefined, t.policy.remindEvery))) {
     status.review.reminders++;
@@ -391,14 +393,33 @@ function setStage(t: Transfer, stage: TransferStage): void {
 
 // Counted through the SDK's meter, which skips replays, so nothing is counted twice.
 // Made when used: the meter exists only inside a running workflow.
-function countTransfer(outcome: string): void {
+function countTransfer(outcome: TransferOutcome): void {
   metricMeter
     .createCounter(
       'money_transfer_transfers',
       'transfers',
-      'Transfers by outcome: completed, failed (nothing moved), compensated, cancelled, needs-review',
+      'Transfers as they end, by outcome: completed; failed (nothing moved); compensated (refunded); ' +
+        'resolved-manually (by an operator, outside the system); cancelled',
     )
     .add(1, { outcome });
+}
+
+type TransferOutcome = 'completed' | 'failed' | 'compensated' | 'resolved-manually' | 'cancelled';
+
+function endOutcome({ status }: Transfer): TransferOutcome {
+  if (status.stage === 'cancelled') return 'cancelled';
+  if (status.resolution?.action === 'resolveManually') return 'resolved-manually';
+  return status.refundId ? 'compensated' : 'failed';
+}
+
+function countReview(): void {
+  metricMeter
+    .createCounter(
+      'money_transfer_reviews',
+      'reviews',
+      'Times a transfer parked in needs-review for an operator: once per refund that could not complete',
+    )
+    .add(1);
 }
 
 function countSettlement(path: RefundResult['outcome']): void {

@@ -7,6 +7,7 @@ import { connectClient, loadSettings, splitAddress, type Settings } from '../src
 import { startDevServer } from './dev-server';
 import { DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID, runTransfer } from '../src/starter';
 import { shutdownTracing } from '../src/telemetry';
+import { bankFromEnv } from '../src/banking-service';
 import { connectWorker, createWorker, installLogger } from '../src/worker';
 
 async function serverAnswers(settings: Settings): Promise<boolean> {
@@ -41,17 +42,20 @@ async function main(): Promise<number> {
     });
   }
 
+  // The same bank a worker would have: BANK_DB, BANK_DELAY_MS and BANK_FAULTS apply here too.
+  const bank = bankFromEnv();
   try {
     const connection = await connectWorker(settings);
     const client = await connectClient(settings);
     try {
-      const worker = await createWorker(connection, settings);
+      const worker = await createWorker(connection, settings, bank);
       return (await worker.runUntil(runTransfer(client, settings, DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID)))
         ? 0
         : 1;
     } finally {
       await client.connection.close();
       await connection.close();
+      await bank.store.close();
       await shutdownTracing();
     }
   } finally {

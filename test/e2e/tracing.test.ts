@@ -7,7 +7,7 @@ import path from 'node:path';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
-import { BankingService } from '../../src/banking-service';
+import { BANK_HOSTNAME, BankingService } from '../../src/banking-service';
 import { connectClient, loadSettings } from '../../src/config';
 import { shutdownTracing, startTracing, tracingBundlePath, withTracing } from '../../src/telemetry';
 import { createWorker } from '../../src/worker';
@@ -91,7 +91,9 @@ const EXPECTED = [
 ];
 
 test('the worker as `npm run worker` builds it (bundling src/workflows with the interceptors): one trace, client to activities', async () => {
-  const spans = await traceOf((connection, taskQueue) => createWorker(connection, settings(taskQueue)));
+  const spans = await traceOf((connection, taskQueue) =>
+    createWorker(connection, settings(taskQueue), new BankingService(BANK_HOSTNAME)),
+  );
   expect(tree(spans)).toEqual(EXPECTED);
   // The trace as ids, to read after the run: test-results/tracing/trace.txt.
   mkdirSync(path.join(ROOT, 'test-results', 'tracing'), { recursive: true });

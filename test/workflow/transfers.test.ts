@@ -47,6 +47,14 @@ const BAD_INPUTS: Array<[string, unknown[]]> = [
   ['no payload at all', []],
   ['an extra unknown field', [{ ...valid, memo: 'rent' }]],
   ['a misspelt field', [{ ...without('amount'), ammount: 250 }]],
+  ['a reference with a bidi override and a NUL', [{ ...valid, referenceId: '\u202e\u0000ref' }]],
+  ['an account with a zero-width space', [{ ...valid, targetAccount: '43-\u200b812' }]],
+  ['a 1 MB account', [{ ...valid, sourceAccount: 'x'.repeat(1 << 20) }]],
+  ['a reference of 65 characters', [{ ...valid, referenceId: 'r'.repeat(65) }]],
+  ['review policy reviewAfter: soon', [valid, { reviewAfter: 'soon' }]],
+  ['review policy remindEvery: -1', [valid, { remindEvery: -1 }]],
+  ['review policy a string', [valid, '1 hour']],
+  ['review policy with an unknown field', [valid, { reviewAfer: '1 hour' }]],
 ];
 
 describe(`bad input (${BAD_INPUTS.length} cases)`, () => {
@@ -100,6 +108,14 @@ describe(`bad input (${BAD_INPUTS.length} cases)`, () => {
     expect(messages['a misspelt field']).toBe(
       'unknown field(s): ammount; amount must be a whole number greater than 0 (got nothing)',
     );
+    expect(messages['a reference with a bidi override and a NUL']).toBe(
+      'referenceId must not contain control or format characters (got "\u202e\\u0000ref")',
+    );
+    expect(messages['a 1 MB account']).toBe('sourceAccount must be at most 34 characters (got 1048576)');
+    expect(messages['review policy reviewAfter: soon']).toBe(
+      'reviewAfter must be a duration such as \'1 hour\' or a number of milliseconds (got "soon")',
+    );
+    expect(messages['review policy a string']).toBe('the review policy must be an object (got "1 hour")');
   });
 });
 
