@@ -42,28 +42,27 @@ export function classifyServer(address: string, persistenceStore: string | undef
   return loopback && persistenceStore === 'sqlite' ? 'local-dev-server' : 'other';
 }
 
-/**
- * The commands that register the search attributes, one per line, indented; with the
- * `tcld` ones too when the address is Temporal Cloud's.
- */
+/** The commands that register the search attributes; the `tcld` ones too when the address is Temporal Cloud's. */
 export function registerCommands(
   settings: Pick<Settings, 'address' | 'namespace'>,
   attributes: ReadonlyArray<{ name: string; type: CliType }> = REQUIRED_SEARCH_ATTRIBUTES,
-): string {
+): string[] {
   const commands = attributes.map(
     ({ name, type }) =>
-      `  temporal operator search-attribute create --namespace ${settings.namespace} --name ${name} --type ${type}`,
+      `temporal operator search-attribute create --namespace ${settings.namespace} --name ${name} --type ${type}`,
   );
   if (classifyServer(settings.address, undefined) === 'temporal-cloud') {
     // tcld names a Cloud namespace <ns>.<account>, as TEMPORAL_NAMESPACE does.
     for (const { name, type } of attributes) {
       commands.push(
-        `  tcld namespace search-attributes add --namespace ${settings.namespace} --search-attribute "${name}=${type}"`,
+        `tcld namespace search-attributes add --namespace ${settings.namespace} --search-attribute "${name}=${type}"`,
       );
     }
   }
-  return commands.join('\n');
+  return commands;
 }
+
+const indented = (commands: string[]) => commands.map((command) => `  ${command}`).join('\n');
 
 export class NamespaceNotFoundError extends StartupError {
   override name = 'NamespaceNotFoundError';
@@ -133,7 +132,7 @@ export async function ensureNamespaceReady(
       `Search attribute ${name} is registered in namespace ${namespace} as ${cliType(registered.get(name)!)}, ` +
         `but the workflow sets it as ${type}. A type cannot be changed in place: remove it, then create it again:\n` +
         `  temporal operator search-attribute remove --namespace ${namespace} --name ${name}\n` +
-        registerCommands(settings, [{ name, type }]),
+        indented(registerCommands(settings, [{ name, type }])),
     );
   }
   const missing = REQUIRED_SEARCH_ATTRIBUTES.filter(({ name }) => !registered.has(name));
@@ -144,7 +143,7 @@ export async function ensureNamespaceReady(
     throw new SearchAttributeMissingError(
       `Namespace ${namespace} at ${address} has no search attribute ${describeAll(missing)}. The workflow ` +
         'sets it at every stage, so without it no transfer can make progress. Register it, then start ' +
-        `the worker again:\n${registerCommands(settings, missing)}`,
+        `the worker again:\n${indented(registerCommands(settings, missing))}`,
     );
   }
   try {
@@ -156,7 +155,7 @@ export async function ensureNamespaceReady(
     throw new SearchAttributeRegistrationRefusedError(
       `Namespace ${namespace} at ${address} has no search attribute ${describeAll(missing)}, and the dev ` +
         `server refused to register it: ${sentence((err as Error).message)} Make room as that says, then ` +
-        `register it and start the worker again:\n${registerCommands(settings, missing)}`,
+        `register it and start the worker again:\n${indented(registerCommands(settings, missing))}`,
       { cause: err },
     );
   }

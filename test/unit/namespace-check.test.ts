@@ -35,15 +35,17 @@ describe('classifyServer', () => {
 
 describe('registerCommands', () => {
   test('a self-hosted server gets the temporal CLI command', () => {
-    expect(registerCommands({ address: 'temporal.internal:7233', namespace: 'payments' })).toBe(
-      '  temporal operator search-attribute create --namespace payments --name TransferStatus --type Keyword',
-    );
+    expect(registerCommands({ address: 'temporal.internal:7233', namespace: 'payments' })).toEqual([
+      'temporal operator search-attribute create --namespace payments --name TransferStatus --type Keyword',
+    ]);
   });
 
   test('Temporal Cloud gets the tcld command too, with the account in the namespace', () => {
-    expect(registerCommands({ address: 'us-east-1.aws.api.temporal.io:7233', namespace: 'pay.a1b2c' })).toBe(
-      '  temporal operator search-attribute create --namespace pay.a1b2c --name TransferStatus --type Keyword\n' +
-        '  tcld namespace search-attributes add --namespace pay.a1b2c --search-attribute "TransferStatus=Keyword"',
-    );
+    expect(
+      registerCommands({ address: 'us-east-1.aws.api.temporal.io:7233', namespace: 'pay.a1b2c' }),
+    ).toEqual([
+      'temporal operator search-attribute create --namespace pay.a1b2c --name TransferStatus --type Keyword',
+      'tcld namespace search-attributes add --namespace pay.a1b2c --search-attribute "TransferStatus=Keyword"',
+    ]);
   });
 });

@@ -1,0 +1,233 @@
+// A server the project did not start: a plain `temporal server start-dev`, with none of
+// the project's tuning and no search attribute registered, as the Python tutorial's
+// reader runs it. Each case has a namespace of its own on that one server.
+import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../../src/activities';
+import { BankingService } from '../../src/banking-service';
+import { ensureNamespaceReady, SearchAttributeMissingError } from '../../src/namespace-check';
+import { CommandProcess } from '../../tools/processes';
+import { resolveTemporalCli } from '../../tools/temporal-cli';
+import {
+  freeDevServerPort,
+  runScript,
+  ScriptProcess,
+  startWorkerProcess,
+  testServer,
+  uniqueId,
+} from '../helpers';
+
+jest.setTimeout(60_000);
+
+const { IndexedValueType, WorkflowTaskFailedCause } = temporal.api.enums.v1;
+// The cases' namespaces; `default` is the tutorial's.
+const NAMESPACES = ['stuck', 'full', 'texttype', 'cluster', 'idle'];
+
+let server: CommandProcess;
+let address: string;
+let connection: NativeConnection;
+
+beforeAll(async () => {
+  const cli = await resolveTemporalCli(process.env, () => {});
+  if (!cli.path) throw new Error('no Temporal CLI found: see docs/dev-server.md#the-temporal-cli');
+  const port = await freeDevServerPort();
+  address = `127.0.0.1:${port}`;
+  server = new CommandProcess(
+    cli.path,
+    [
+      'server',
+      'start-dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--headless',
+      '--log-level',
+      'error',
+    ].concat(NAMESPACES.flatMap((namespace) => ['--namespace', namespace])),
+    {},
+  );
+  connection = await connectWhenUp(address, server);
+});
+
+afterAll(async () => {
+  await connection?.close();
+  if (server && server.child.exitCode === null) await server.stop('SIGTERM');
+});
+
+async function connectWhenUp(to: string, process: CommandProcess): Promise<NativeConnection> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const native = await NativeConnection.connect({ address: to });
+      await native.workflowService.describeNamespace({ namespace: NAMESPACES.at(-1)! });
+      return native;
+    } catch (err) {
+      if (process.child.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`the plain dev server did not come up: ${String(err)}\n${process.stderr}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+async function customAttributes(namespace: string) {
+  return (await connection.operatorService.listSearchAttributes({ namespace })).customAttributes;
+}
+
+const env = (namespace: string, taskQueue = uniqueId('queue')) => ({
+  TEMPORAL_ADDRESS: address,
+  TEMPORAL_NAMESPACE: namespace,
+  TEMPORAL_TASK_QUEUE: taskQueue,
+});
+
+test('plain start-dev: the worker registers TransferStatus, says so in one line, and the starter completes a transfer', async () => {
+  expect(await customAttributes('default')).toEqual({});
+  const childEnv = env('default');
+  const { worker } = await startWorkerProcess(childEnv);
+  try {
+    expect(worker.stdout.split('\n')[0]).toBe(
+      `Registered search attribute TransferStatus (Keyword) in namespace default: ${address} is a local dev server.`,
+    );
+    expect(await customAttributes('default')).toEqual({
+      TransferStatus: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    });
+    const workflowId = uniqueId('plain');
+    const run = await runScript('src/starter.js', ['--workflow-id', workflowId], childEnv);
+    expect(run.stdout).toMatch(/\nResult: Transfer complete \(transaction IDs: W-\w+, D-\w+\)\n$/);
+    expect(run.code).toBe(0);
+    const client = new Client({ connection: await Connection.connect({ address }) });
+    try {
+      const { events } = await client.workflow.getHandle(workflowId).fetchHistory();
+      expect(events?.filter((event) => event.workflowTaskFailedEventAttributes)).toEqual([]);
+    } finally {
+      await client.connection.close();
+    }
+  } finally {
+    await worker.stop('SIGTERM');
+  }
+  // Registered once: a second worker has nothing to say about it.
+  const { worker: again } = await startWorkerProcess(childEnv);
+  await again.stop('SIGTERM');
+  expect(again.stdout).toMatch(/^Worker polling /);
+});
+
+test('registration refused: with every Keyword slot of SQLite visibility taken, the worker exits 1 with the reason and the command', async () => {
+  // The dev server's SQLite visibility has 10 columns for custom Keyword attributes.
+  await connection.operatorService.addSearchAttributes({
+    namespace: 'full',
+    searchAttributes: Object.fromEntries(
+      Array.from({ length: 10 }, (_, i) => [`Filler${i}`, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
+    ),
+  });
+  const run = await runScript('src/worker.js', [], env('full'));
+  expect(run).toEqual({
+    code: 1,
+    stdout: '',
+    stderr:
+      `Namespace full at ${address} has no search attribute TransferStatus (Keyword), and the dev server ` +
+      'refused to register it: Unable to create search attributes: cannot have more than 10 search ' +
+      'attribute of type Keyword. Make room as that says, then register it and start the worker again:\n' +
+      '  temporal operator search-attribute create --namespace full --name TransferStatus --type Keyword\n',
+  });
+  expect(await customAttributes('full')).not.toHaveProperty('TransferStatus');
+});
+
+test('TransferStatus registered as Text: the worker exits 1 naming the type, and changes nothing', async () => {
+  await connection.operatorService.addSearchAttributes({
+    namespace: 'texttype',
+    searchAttributes: { TransferStatus: IndexedValueType.INDEXED_VALUE_TYPE_TEXT },
+  });
+  const run = await runScript('src/worker.js', [], env('texttype'));
+  expect(run).toEqual({
+    code: 1,
+    stdout: '',
+    stderr:
+      'Search attribute TransferStatus is registered in namespace texttype as Text, but the workflow sets ' +
+      'it as Keyword. A type cannot be changed in place: remove it, then create it again:\n' +
+      '  temporal operator search-attribute remove --namespace texttype --name TransferStatus\n' +
+      '  temporal operator search-attribute create --namespace texttype --name TransferStatus --type Keyword\n',
+  });
+  expect(await customAttributes('texttype')).toEqual({
+    TransferStatus: IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+  });
+});
+
+test('a server that is not a dev server (this one, reporting PostgreSQL): the command, and nothing registered', async () => {
+  // Only the server's answer about its store is changed; every other call is real.
+  const workflowService = new Proxy(connection.workflowService, {
+    get(target, property, receiver): unknown {
+      if (property !== 'getClusterInfo') return Reflect.get(target, property, receiver) as unknown;
+      return async () => ({ ...(await target.getClusterInfo({})), persistenceStore: 'postgres12' });
+    },
+  });
+  const check = ensureNamespaceReady(
+    { workflowService, operatorService: connection.operatorService },
+    { address, namespace: 'cluster' },
+  );
+  await expect(check).rejects.toThrow(SearchAttributeMissingError);
+  await expect(check).rejects.toThrow(
+    `Namespace cluster at ${address} has no search attribute TransferStatus (Keyword). The workflow sets ` +
+      'it at every stage, so without it no transfer can make progress. Register it, then start the worker again:\n' +
+      '  temporal operator search-attribute create --namespace cluster --name TransferStatus --type Keyword',
+  );
+  expect(await customAttributes('cluster')).toEqual({});
+});
+
+test('a worker that does not check: the starter says why the transfer is stuck and how to fix it, and history shows the failed workflow task', async () => {
+  const taskQueue = uniqueId('stuck');
+  const workflowId = uniqueId('stuck');
+  // An old worker, or one started some other way: it runs the workflow on a namespace
+  // without TransferStatus.
+  const worker = await Worker.create({
+    connection,
+    namespace: 'stuck',
+    taskQueue,
+    workflowBundle: { codePath: testServer().bundlePath },
+    activities: createActivities(new BankingService('bank-api.example.com')),
+  });
+  const starter = new ScriptProcess('src/starter.js', ['--workflow-id', workflowId], env('stuck', taskQueue));
+  try {
+    await worker.runUntil(starter.waitFor('cannot make progress', 20_000));
+  } finally {
+    starter.child.kill('SIGKILL');
+    await starter.exited;
+  }
+  expect(starter.stdout.split('\n')[2]).toMatch(
+    new RegExp(
+      `^Transfer ${workflowId} cannot make progress: its workflow task failed \\(attempt \\d+\\): ` +
+        'BadSearchAttributes: Namespace stuck has no mapping defined for search attribute TransferStatus\\. ' +
+        'Register the search attribute with `temporal operator search-attribute create --namespace stuck ' +
+        '--name TransferStatus --type Keyword`, or restart `npm run worker`, which registers it on a local ' +
+        'dev server; the transfer then continues by itself\\.$',
+    ),
+  );
+  expect(starter.stdout.match(/cannot make progress/g)).toHaveLength(1);
+
+  const client = new Client({ connection: await Connection.connect({ address }), namespace: 'stuck' });
+  try {
+    const { events } = await client.workflow.getHandle(workflowId).fetchHistory();
+    const failed = events?.map((event) => event.workflowTaskFailedEventAttributes).filter((a) => a) ?? [];
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed[0]?.cause).toBe(WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES);
+    expect(failed[0]?.failure?.message).toContain('no mapping defined for search attribute TransferStatus');
+  } finally {
+    await client.connection.close();
+  }
+});
+
+test('no worker at all: the starter says so once, after about 10 s, instead of waiting silently', async () => {
+  const starter = new ScriptProcess('src/starter.js', ['--workflow-id', uniqueId('idle')], env('idle'));
+  const started = Date.now();
+  try {
+    await starter.waitFor('No worker has polled', 25_000);
+  } finally {
+    starter.child.kill('SIGKILL');
+    await starter.exited;
+  }
+  expect(Date.now() - started).toBeGreaterThanOrEqual(10_000);
+  expect(starter.stdout.split('\n')[2]).toMatch(
+    /^No worker has polled task queue queue-\S+ \(namespace idle\) for 10 s, so transfer idle-\S+ waits\. Start one with `npm run worker` and the same TEMPORAL_\* settings; the transfer then continues by itself\.$/,
+  );
+});
