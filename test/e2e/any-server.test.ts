@@ -22,7 +22,7 @@ jest.setTimeout(60_000);
 
 const { IndexedValueType, WorkflowTaskFailedCause } = temporal.api.enums.v1;
 // The cases' namespaces; `default` is the tutorial's.
-const NAMESPACES = ['stuck', 'full', 'texttype', 'cluster', 'idle'];
+const NAMESPACES = ['demo', 'stuck', 'full', 'texttype', 'cluster', 'idle'];
 
 let server: CommandProcess;
 let address: string;
@@ -113,6 +113,18 @@ test('plain start-dev: the worker registers TransferStatus, says so in one line,
   expect(again.stdout).toMatch(/^Worker polling /);
 });
 
+test('`npm run demo` on a plain start-dev it finds: registers TransferStatus and completes the transfer', async () => {
+  const run = await runScript('tools/demo.js', [], { TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: 'demo' });
+  const lines = run.stdout.trimEnd().split('\n');
+  expect(lines.slice(0, 3)).toEqual([
+    `Using the Temporal server at ${address}.`,
+    `Registered search attribute TransferStatus (Keyword) in namespace demo: ${address} is a local dev server.`,
+    'Started transfer pay-invoice-701: 250 from 85-150 to 43-812, reference 12345',
+  ]);
+  expect(lines.at(-1)).toMatch(/^Result: Transfer complete \(transaction IDs: W-\w+, D-\w+\)$/);
+  expect(run.code).toBe(0);
+});
+
 test('registration refused: with every Keyword slot of SQLite visibility taken, the worker exits 1 with the reason and the command', async () => {
   // The dev server's SQLite visibility has 10 columns for custom Keyword attributes.
   await connection.operatorService.addSearchAttributes({
@@ -175,7 +187,7 @@ test('a server that is not a dev server (this one, reporting PostgreSQL): the co
   expect(await customAttributes('cluster')).toEqual({});
 });
 
-test('a worker that does not check: the starter says why the transfer is stuck and how to fix it, and history shows the failed workflow task', async () => {
+test('a worker that does not check: the starter says why the transfer is stuck and how to fix it, history shows the failed workflow task, and the fix unsticks it', async () => {
   const taskQueue = uniqueId('stuck');
   const workflowId = uniqueId('stuck');
   // An old worker, or one started some other way: it runs the workflow on a namespace
@@ -189,7 +201,16 @@ test('a worker that does not check: the starter says why the transfer is stuck a
   });
   const starter = new ScriptProcess('src/starter.js', ['--workflow-id', workflowId], env('stuck', taskQueue));
   try {
-    await worker.runUntil(starter.waitFor('cannot make progress', 20_000));
+    await worker.runUntil(async () => {
+      await starter.waitFor('cannot make progress', 20_000);
+      // The line's fix: register it, and the same run goes on.
+      await connection.operatorService.addSearchAttributes({
+        namespace: 'stuck',
+        searchAttributes: { TransferStatus: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD },
+      });
+      // About 8 s here: the worker backs off between failed workflow tasks.
+      await starter.waitFor('Result: Transfer complete', 30_000);
+    });
   } finally {
     starter.child.kill('SIGKILL');
     await starter.exited;
