@@ -1,6 +1,8 @@
 // A server the project did not start: a plain `temporal server start-dev`, with none of
 // the project's tuning and no search attribute registered, as the Python tutorial's
 // reader runs it. Each case has a namespace of its own on that one server.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -11,6 +13,7 @@ import { CommandProcess } from '../../tools/processes';
 import { resolveTemporalCli } from '../../tools/temporal-cli';
 import {
   freeDevServerPort,
+  ROOT,
   runScript,
   ScriptProcess,
   startWorkerProcess,
@@ -23,6 +26,15 @@ jest.setTimeout(60_000);
 const { IndexedValueType, WorkflowTaskFailedCause } = temporal.api.enums.v1;
 // The cases' namespaces; `default` is the tutorial's.
 const NAMESPACES = ['demo', 'stuck', 'full', 'texttype', 'cluster', 'idle'];
+
+const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+
+/** A README sample as this server prints it: each `from` of the tutorial's setup replaced by `to`. */
+function readmeSample(name: string, replace: Array<[string, string]>): string {
+  const match = new RegExp(`<!-- sample: ${name} -->\\n\\n\`\`\`text\\n([\\s\\S]*?)\\n\`\`\``).exec(README);
+  if (!match?.[1]) throw new Error(`README.md has no sample named ${name}`);
+  return replace.reduce((text, [from, to]) => text.replaceAll(from, to), match[1]);
+}
 
 let server: CommandProcess;
 let address: string;
@@ -84,11 +96,12 @@ const env = (namespace: string, taskQueue = uniqueId('queue')) => ({
 
 test('plain start-dev: the worker registers TransferStatus, says so in one line, and the starter completes a transfer', async () => {
   expect(await customAttributes('default')).toEqual({});
-  const childEnv = env('default');
+  const childEnv = env('default', 'TRANSFER_MONEY_TASK_QUEUE');
   const { worker } = await startWorkerProcess(childEnv);
   try {
-    expect(worker.stdout.split('\n')[0]).toBe(
-      `Registered search attribute TransferStatus (Keyword) in namespace default: ${address} is a local dev server.`,
+    await worker.waitFor('Bank: ');
+    expect(worker.stdout.split('\n').slice(0, 3).join('\n')).toBe(
+      readmeSample('worker-registers', [['localhost:7233', address]]),
     );
     expect(await customAttributes('default')).toEqual({
       TransferStatus: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -137,11 +150,10 @@ test('registration refused: with every Keyword slot of SQLite visibility taken, 
   expect(run).toEqual({
     code: 1,
     stdout: '',
-    stderr:
-      `Namespace full at ${address} has no search attribute TransferStatus (Keyword), and the dev server ` +
-      'refused to register it: Unable to create search attributes: cannot have more than 10 search ' +
-      'attribute of type Keyword. Make room as that says, then register it and start the worker again:\n' +
-      '  temporal operator search-attribute create --namespace full --name TransferStatus --type Keyword\n',
+    stderr: `${readmeSample('worker-refused', [
+      ['localhost:7233', address],
+      ['default', 'full'],
+    ])}\n`,
   });
   expect(await customAttributes('full')).not.toHaveProperty('TransferStatus');
 });
@@ -178,11 +190,13 @@ test('a server that is not a dev server (this one, reporting PostgreSQL): the co
     { workflowService, operatorService: connection.operatorService },
     { address, namespace: 'cluster' },
   );
-  await expect(check).rejects.toThrow(SearchAttributeMissingError);
-  await expect(check).rejects.toThrow(
-    `Namespace cluster at ${address} has no search attribute TransferStatus (Keyword). The workflow sets ` +
-      'it at every stage, so without it no transfer can make progress. Register it, then start the worker again:\n' +
-      '  temporal operator search-attribute create --namespace cluster --name TransferStatus --type Keyword',
+  const refusal: unknown = await check.catch((err: unknown) => err);
+  expect(refusal).toBeInstanceOf(SearchAttributeMissingError);
+  expect((refusal as Error).message).toBe(
+    readmeSample('worker-missing', [
+      ['temporal.example.com:7233', address],
+      ['default', 'cluster'],
+    ]),
   );
   expect(await customAttributes('cluster')).toEqual({});
 });
@@ -215,15 +229,16 @@ test('a worker that does not check: the starter says why the transfer is stuck a
     starter.child.kill('SIGKILL');
     await starter.exited;
   }
-  expect(starter.stdout.split('\n')[2]).toMatch(
-    new RegExp(
-      `^Transfer ${workflowId} cannot make progress: its workflow task failed \\(attempt \\d+\\): ` +
-        'BadSearchAttributes: Namespace stuck has no mapping defined for search attribute TransferStatus\\. ' +
-        'Register the search attribute with `temporal operator search-attribute create --namespace stuck ' +
-        '--name TransferStatus --type Keyword`, or restart `npm run worker`, which registers it on a local ' +
-        'dev server; the transfer then continues by itself\\.$',
-    ),
-  );
+  const webUi = `127.0.0.1:${Number(address.split(':')[1]) + 1000}`;
+  const expected = readmeSample('starter-stuck', [
+    ['localhost:8233', webUi],
+    ['pay-invoice-701', workflowId],
+    ['default', 'stuck'],
+  ])
+    .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/, '[0-9a-f-]{36}')
+    .replace('attempt 2', 'attempt \\d+');
+  expect(starter.stdout.split('\n').slice(0, 3).join('\n')).toMatch(new RegExp(`^${expected}$`));
   expect(starter.stdout.match(/cannot make progress/g)).toHaveLength(1);
 
   const client = new Client({ connection: await Connection.connect({ address }), namespace: 'stuck' });
