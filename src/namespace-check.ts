@@ -91,9 +91,10 @@ const sentence = (text: string) => text.trim().replace(/[.\s]*$/, '.');
 
 /**
  * Checks that the namespace exists and has the search attributes the workflow sets. On a
- * local dev server it registers those missing and returns the line that says so;
- * anywhere else it throws an error that names what is missing and the command to run.
- * Returns undefined when nothing was missing.
+ * local dev server it registers those missing; anywhere else it throws an error that
+ * names what is missing and the command to run. Returns a line for the worker to print
+ * (what it registered, or that the server would not let it look), or undefined when all
+ * was there.
  */
 export async function ensureNamespaceReady(
   connection: Services,
