@@ -16,6 +16,7 @@ import {
   webUiLink,
   type Settings,
 } from './config';
+import { watchProgress } from './progress-watch';
 import { InvalidPaymentDetailsError, validatePaymentDetails, type PaymentDetails } from './shared';
 import { shutdownTracing } from './telemetry';
 // Only the type: the starter names the workflow, and never loads workflow code.
@@ -132,7 +133,8 @@ export function parseStarterArgs(argv: string[]): StarterArgs {
 
 /**
  * Starts the transfer (or attaches to a run already going under that id), prints
- * where to watch it, and waits. Returns true if the transfer completed.
+ * where to watch it, and waits, saying so if the transfer cannot make progress.
+ * Returns true if the transfer completed.
  */
 export async function runTransfer(
   client: Client,
@@ -186,6 +188,7 @@ export async function runTransfer(
   }
   print(`Web UI: ${webUiLink(settings, workflowId, runId)}`);
 
+  const stopWatching = watchProgress(client, settings, handle, print);
   try {
     print(`Result: ${await handle.result()}`);
     return true;
@@ -193,6 +196,8 @@ export async function runTransfer(
     if (!(err instanceof WorkflowFailedError)) throw err;
     print(`Got expected exception: ${formatErrorChain(err)}`);
     return false;
+  } finally {
+    stopWatching();
   }
 }
 

@@ -11,6 +11,7 @@ import {
   webUiLink,
   type Settings,
 } from './config';
+import { ensureNamespaceReady } from './namespace-check';
 import { metricsBindFromEnv, runtimeTelemetryOptions, shutdownTracing, withTracing } from './telemetry';
 
 async function main(): Promise<void> {
@@ -20,6 +21,8 @@ async function main(): Promise<void> {
   const tuning = tuningFromEnv();
   const connection = await connectWorker(settings);
   try {
+    const registered = await ensureNamespaceReady(connection, settings);
+    if (registered) console.log(registered);
     const worker = await createWorker(connection, settings, bank, tuning);
     // The SDK shuts the worker down on these signals; this only says so.
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {

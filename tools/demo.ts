@@ -1,10 +1,12 @@
 // `npm run demo`: one transfer end to end. It uses the dev server at the configured
-// address, or starts one there if none answers, runs a worker in this process, starts
-// the transfer, prints its result, and stops whatever it started.
+// address, or starts one there if none answers, runs a worker in this process (after the
+// worker's namespace check), starts the transfer, prints its result, and stops whatever
+// it started.
 import { Connection } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { connectClient, loadSettings, splitAddress, type Settings } from '../src/config';
 import { startDevServer } from './dev-server';
+import { ensureNamespaceReady } from '../src/namespace-check';
 import { DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID, runTransfer } from '../src/starter';
 import { shutdownTracing } from '../src/telemetry';
 import { bankFromEnv } from '../src/banking-service';
@@ -48,6 +50,8 @@ async function main(): Promise<number> {
     const connection = await connectWorker(settings);
     const client = await connectClient(settings);
     try {
+      const registered = await ensureNamespaceReady(connection, settings);
+      if (registered) console.log(registered);
       const worker = await createWorker(connection, settings, bank);
       return (await worker.runUntil(runTransfer(client, settings, DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID)))
         ? 0
