@@ -12,633 +12,32 @@
 //   open again). PROPERTY_SEED repeats a run's plan and the bank's faults; the moments of
 //   kills, closings and decisions still depend on timing. Size: PROPERTY_TRANSFERS
 //   (default 40) and PROPERTY_KILLS (default 3); CI runs 200 and 10.
+//
+// The engine (runScenario, reviewDesk, checkTheMoney) is test/support/property.ts.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import {
-  Client,
-  Connection,
-  WorkflowFailedError,
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  type WorkflowHandle,
-} from '@temporalio/client';
-import { CancelledFailure } from '@temporalio/common';
 import { prng } from '../../src/bank-faults';
-import { SqliteStore, type LedgerEntry, type VoidRecord } from '../../src/bank-store';
-import { referencesFor, type PaymentDetails } from '../../src/shared';
-import {
-  getStatus,
-  refundTo,
-  retryRefund,
-  type moneyTransfer,
-  type TransferStatus,
-} from '../../src/workflows';
 import { startDevServer } from '../../tools/dev-server';
+import { freePort, HAS_NODE_SQLITE, runScript, testServer, uniqueId } from '../helpers';
 import {
-  freePort,
-  HAS_NODE_SQLITE,
-  runScript,
-  ScriptProcess,
-  testServer,
-  uniqueId,
-  voidedReferences,
-} from '../helpers';
+  checkTheMoney,
+  checkTheRun,
+  count,
+  createBank,
+  OPENING,
+  planTransfer,
+  randomPlans,
+  readBank,
+  reason,
+  reviewDesk,
+  runScenario,
+  summary,
+  total,
+  type Kind,
+} from '../support/property';
 
 jest.setTimeout(900_000);
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-type Kind = 'ok' | 'insufficient' | 'invalid-source' | 'invalid-target';
-interface Plan {
-  kind: Kind;
-  details: PaymentDetails;
-  /** Milliseconds after its start at which to cancel it, if at all. */
-  cancelAfterMs?: number;
-  /** Milliseconds after its start at which the same payment is submitted again, under another workflow id. */
-  duplicatesAfterMs?: number[];
-}
-type End = 'completed' | 'failed' | 'cancelled' | 'open';
-interface Closed extends Plan {
-  workflowId: string;
-  /** 0 for the first submission of the payment, 1 and 2 for its duplicates. */
-  copy: number;
-  result?: string;
-  end: End;
-  stage: string;
-  error?: unknown;
-}
-
-const FUNDED = ['C-1', 'C-2', 'C-3', 'C-4', 'C-5'];
-const OPENING = new Map<string, number>([...FUNDED.map((a): [string, number] => [a, 100_000]), ['EMPTY', 0]]);
-const total = (m: ReadonlyMap<string, number>) => [...m.values()].reduce((sum, b) => sum + b, 0);
-
-function planTransfer(kind: Kind, i: number, run: string, amount: number): PaymentDetails {
-  const source = kind === 'insufficient' ? 'EMPTY' : kind === 'invalid-source' ? 'NOPE-1' : FUNDED[i % 5]!;
-  const target = kind === 'invalid-target' ? 'NOPE-2' : FUNDED[(i + 1 + (i % 3)) % 5]!;
-  return { sourceAccount: source, targetAccount: target, amount, referenceId: `${run}-${i}` };
-}
-
-interface Scenario {
-  plans: Plan[];
-  address: string;
-  bankFile: string;
-  taskQueue: string;
-  workerEnv: Record<string, string>;
-  kills: number;
-  /** The pause before each kill is drawn from this range, in ms. */
-  killGapMs: [number, number];
-  /** Restarts the dev server once, halfway through starting the transfers. */
-  restartServer?: () => Promise<void>;
-  random: () => number;
-  /** How long to wait for every transfer to close. */
-  deadlineMs: number;
-  /** Runs alongside the transfers from the first start until all closed; its failure ends the run. */
-  alongside?: (run: Run) => Promise<void>;
-}
-
-type Started = Plan & {
-  copy: number;
-  handle: WorkflowHandle<typeof moneyTransfer>;
-  cancelled?: Promise<void>;
-};
-
-/** What a scenario's `alongside` sees: the transfers started so far, and whether all closed. */
-interface Run {
-  client: Client;
-  started: readonly Started[];
-  over: () => boolean;
-}
-
-/** Runs the plans with a killer loop and cancels, and returns each transfer's end. */
-async function runScenario(s: Scenario): Promise<{ closed: Closed[]; kills: number; faults: number }> {
-  const connection = await Connection.connect({ address: s.address });
-  const client = new Client({ connection });
-  const env = {
-    TEMPORAL_ADDRESS: s.address,
-    TEMPORAL_TASK_QUEUE: s.taskQueue,
-    BANK_DB: s.bankFile,
-    NODE_ENV: 'production',
-    ...s.workerEnv,
-  };
-  const workers: ScriptProcess[] = [];
-  const startWorker = async () => {
-    const worker = new ScriptProcess('src/worker.js', [], env);
-    workers.push(worker);
-    await worker.waitFor('Worker polling', 60_000);
-    return worker;
-  };
-  let worker = await startWorker();
-  let kills = 0;
-  let over = false;
-  const started: Started[] = [];
-  const alongside = s.alongside?.({ client, started, over: () => over });
-  // Fails the run as soon as `alongside` fails, rather than at the deadline.
-  const alongsideFailed = new Promise<never>((_, reject) => void alongside?.catch(reject));
-  alongsideFailed.catch(() => undefined);
-  try {
-    let starting = true;
-    const killer = (async () => {
-      while (starting || kills < s.kills) {
-        await sleep(s.killGapMs[0] + s.random() * (s.killGapMs[1] - s.killGapMs[0]));
-        worker.child.kill('SIGKILL');
-        await worker.exited;
-        kills++;
-        worker = await startWorker();
-      }
-    })();
-    const duplicates: Array<Promise<void>> = [];
-    for (const [i, plan] of s.plans.entries()) {
-      if (i === Math.floor(s.plans.length / 2)) await s.restartServer?.();
-      const handle = await client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
-        taskQueue: s.taskQueue,
-        workflowId: `${s.taskQueue}-${i}`,
-        args: [plan.details],
-      });
-      // A cancel that comes after the end finds nothing to cancel.
-      const cancelled =
-        plan.cancelAfterMs === undefined
-          ? undefined
-          : sleep(plan.cancelAfterMs)
-              .then(() => handle.cancel())
-              .then(
-                () => undefined,
-                (err: unknown) => {
-                  if (!(err instanceof WorkflowNotFoundError)) throw err;
-                },
-              );
-      started.push({ ...plan, copy: 0, handle, cancelled });
-      // A duplicate submission: the same payment under another workflow id, as a client
-      // that retries with a new id would send it.
-      for (const [k, delayMs] of (plan.duplicatesAfterMs ?? []).entries()) {
-        duplicates.push(
-          sleep(delayMs).then(async () => {
-            const twin = await client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
-              taskQueue: s.taskQueue,
-              workflowId: `${s.taskQueue}-${i}-dup${k + 1}`,
-              args: [plan.details],
-            });
-            started.push({ ...plan, copy: k + 1, handle: twin });
-          }),
-        );
-      }
-      await sleep(50);
-    }
-    await Promise.all(duplicates);
-    starting = false;
-    await killer;
-
-    // Whatever is still open at the deadline is reported with its stage, not waited for.
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<'open'>(
-      (resolve) => (timer = setTimeout(() => resolve('open'), s.deadlineMs)),
-    );
-    const everyEnd = Promise.all(
-      started.map(async ({ handle, cancelled, ...plan }): Promise<Closed> => {
-        await cancelled;
-        const outcome = await Promise.race([
-          handle.result().then(
-            (result) => ({ result, error: undefined }),
-            (error: unknown) => ({ result: undefined, error }),
-          ),
-          deadline,
-        ]);
-        const stage = (await handle.query(getStatus)).stage;
-        const { workflowId } = handle;
-        if (outcome === 'open') return { ...plan, workflowId, end: 'open', stage };
-        const { result, error } = outcome;
-        const end: End =
-          error === undefined
-            ? 'completed'
-            : error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure
-              ? 'cancelled'
-              : 'failed';
-        return { ...plan, workflowId, result, end, stage, error };
-      }),
-    );
-    const closed = await Promise.race([everyEnd, alongsideFailed]);
-    clearTimeout(timer);
-    over = true;
-    await alongside;
-    return {
-      closed,
-      kills,
-      faults: workers.reduce((n, w) => n + (w.stderr.match(/^Bank fault injected:/gm)?.length ?? 0), 0),
-    };
-  } finally {
-    over = true;
-    await alongside?.catch(() => undefined);
-    worker.child.kill('SIGKILL');
-    await worker.exited;
-    await connection.close();
-  }
-}
-
-/**
- * The money rule, checked against the ledger for every payment and every execution of it.
- * A payment may run under several workflow ids (duplicate submissions); the ledger's
- * entries and voids of its references all belong to one owner, one of them. Completed
- * means exactly one debit of its amount from the source (withdrawal reference) and one
- * credit to the target (deposit reference), by the one execution that completed and
- * reports those ids. Otherwise, net zero over all of its references: nothing, or the
- * withdrawal and one refund round (`-refund`, `-refund-2`, ...) into the source or an
- * account an operator named with `refundTo`, never the target. Every execution that is
- * not the owner failed with TransferAlreadyOwnedError, or was cancelled before it reached
- * the bank. Every ledger entry belongs to a payment, each stage matches its end, no
- * reference was both voided and posted, and money is conserved over all accounts.
- */
-function checkTheMoney(
-  closed: Closed[],
-  entries: LedgerEntry[],
-  voided: VoidRecord[],
-  balances: Map<string, number>,
-  /** The accounts an operator sent each transfer's refund to, by reference id. */
-  refundedTo: ReadonlyMap<string, ReadonlySet<string>> = new Map(),
-) {
-  // No transfer may be left open, least of all without a visible stage.
-  const open = closed.filter((t) => t.end === 'open').map((t) => `${t.workflowId}: ${t.stage}`);
-  expect(open).toEqual([]);
-  // A payment's references: its id, then -withdrawal, -deposit, -refund or -refund-N.
-  // Parsed whole, so that p1-1's entries never include p1-10's.
-  const idOf = (reference: string) =>
-    /^(.+)-(?:withdrawal|deposit|refund(?:-[2-9]|-[1-9]\d+)?)$/.exec(reference)?.[1];
-  const executions = new Map<string, Closed[]>();
-  for (const t of closed)
-    executions.set(t.details.referenceId, [...(executions.get(t.details.referenceId) ?? []), t]);
-  const byPayment = new Map<string, LedgerEntry[]>();
-  const strays: string[] = [];
-  for (const e of entries) {
-    const id = idOf(e.reference);
-    if (id === undefined || !executions.has(id)) strays.push(e.reference);
-    else byPayment.set(id, [...(byPayment.get(id) ?? []), e]);
-  }
-  expect(strays).toEqual([]);
-  const voidOwners = new Map<string, Set<string>>();
-  for (const v of voided) {
-    const id = idOf(v.reference);
-    if (id !== undefined) voidOwners.set(id, new Set([...(voidOwners.get(id) ?? []), v.owner]));
-  }
-  for (const [referenceId, twins] of executions) {
-    const { sourceAccount, targetAccount, amount } = twins[0]!.details;
-    const refs = referencesFor(referenceId);
-    const mine = byPayment.get(referenceId) ?? [];
-    const owners = [...new Set([...mine.map((e) => e.owner), ...(voidOwners.get(referenceId) ?? [])])];
-    const seen = {
-      ref: referenceId,
-      ends: twins.map((t) => [t.workflowId, t.end, t.stage, t.end === 'failed' ? failureType(t) : '']),
-      owners,
-      entries: mine.map((e) => [e.reference, e.account, e.amount]),
-    };
-    // One owner at most, and it is one of the payment's executions.
-    expect({
-      ...seen,
-      owners: owners.length <= 1 && owners.every((o) => twins.some((t) => t.workflowId === o)),
-    }).toEqual({
-      ...seen,
-      owners: true,
-    });
-    for (const t of twins) {
-      expect({ ...seen, stage: [t.workflowId, t.stage] }).toEqual({ ...seen, stage: [t.workflowId, t.end] });
-      if (owners[0] !== undefined && t.workflowId !== owners[0] && t.end !== 'cancelled') {
-        expect({ ...seen, twin: [t.workflowId, failureType(t)] }).toEqual({
-          ...seen,
-          twin: [t.workflowId, 'TransferAlreadyOwnedError'],
-        });
-      }
-    }
-    const completed = twins.filter((t) => t.end === 'completed');
-    expect({ ...seen, completed: completed.length <= 1 }).toEqual({ ...seen, completed: true });
-    if (completed.length === 1) {
-      expect(seen).toEqual({
-        ...seen,
-        entries: [
-          [refs.withdrawal, sourceAccount, -amount],
-          [refs.deposit, targetAccount, amount],
-        ],
-      });
-      // The result tells the truth: the ledger's own transaction ids, reported by their owner.
-      const id = (reference: string) => mine.find((e) => e.reference === reference)!.transactionId;
-      expect({ ...seen, result: [completed[0]!.workflowId, completed[0]!.result] }).toEqual({
-        ...seen,
-        result: [
-          owners[0],
-          `Transfer complete (transaction IDs: ${id(refs.withdrawal)}, ${id(refs.deposit)})`,
-        ],
-      });
-      continue;
-    }
-    const sum = (list: LedgerEntry[]) => list.reduce((total, e) => total + e.amount, 0);
-    expect({ ...seen, net: sum(mine), target: sum(mine.filter((e) => e.account === targetAccount)) }).toEqual(
-      {
-        ...seen,
-        net: 0,
-        target: 0,
-      },
-    );
-    if (mine.length === 0) continue;
-    // Money left: it came back in one refund round, to the source or where an operator said.
-    const allowed = new Set([sourceAccount, ...(refundedTo.get(referenceId) ?? [])]);
-    const shape = mine.map((e) =>
-      e.reference === refs.withdrawal
-        ? `withdrawal from ${e.account === sourceAccount ? 'the source' : e.account}`
-        : `${e.reference.slice(referenceId.length + 1).replace(/-\d+$/, '')} to ${allowed.has(e.account) ? 'the source or a chosen account' : e.account}`,
-    );
-    expect({ ...seen, shape }).toEqual({
-      ...seen,
-      shape: ['withdrawal from the source', 'refund to the source or a chosen account'],
-    });
-  }
-  const byReference = new Set(entries.map((e) => e.reference));
-  const postedAndVoided = voided.filter((v) => byReference.has(v.reference)).map((v) => v.reference);
-  expect(postedAndVoided).toEqual([]);
-  expect(total(balances)).toBe(total(OPENING));
-}
-
-/** The failure type at the end of a failed execution's chain, e.g. TimeoutFailure or InsufficientFundsError. */
-function failureType(t: Closed): string | undefined {
-  let cause: unknown = (t.error as WorkflowFailedError | undefined)?.cause;
-  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
-  return cause instanceof Error ? ((cause as Error & { type?: string }).type ?? cause.name) : undefined;
-}
-
-/** What the clerk and the operator of the property test did. */
-interface DeskReport {
-  closings: number;
-  reopenings: number;
-  /** Transfers the clerk closed accounts under, and how many of them parked. */
-  baits: number;
-  baitsParked: number;
-  /** Reference ids of the transfers seen parked in `needs-review`. */
-  parked: Set<string>;
-  /** Updates sent, and those after which the review was over, by kind. */
-  sent: { refundTo: number; retryRefund: number };
-  resolved: { refundTo: number; retryRefund: number };
-  /** Updates after which the transfer parked again (the refund was refused again). */
-  parkedAgain: number;
-  /** Updates the validator refused because the transfer was no longer in review. */
-  raced: number;
-  queryFailures: number;
-  /** Where operators sent each transfer's refund, and the last decision that ended a review. */
-  refundedTo: Map<string, Set<string>>;
-  endedBy: Map<string, { action: 'refundTo' | 'retryRefund'; account: string }>;
-}
-
-/**
- * The bank's clerk and an operator, alongside the property test's transfers.
- *
- * The clerk closes one target account early, at a random moment: deposits into it are
- * refused, so its transfers go on to refund their source. It watches the ledger, and
- * when a withdrawal posts (into that target first), it closes the transfer's source too
- * (and its target, if still open): the refund is refused, and the transfer parks in
- * `needs-review`. It keeps a source closed for the operator once its transfer parked,
- * reopens every other account once no bait needs it, and stops at `parksWanted` parks.
- *
- * Every 1-2 s the operator lists the transfers in review and resolves each by an Update,
- * alternating: `refundTo` an open account from `status.review.accounts`, or `retryRefund`
- * after reopening the source, the account the first refund failed on.
- */
-function reviewDesk(
-  bankFile: string,
-  plans: readonly Plan[],
-  taskQueue: string,
-  random: () => number,
-  parksWanted: number,
-): { report: DeskReport; alongside: (run: Run) => Promise<void> } {
-  const report: DeskReport = {
-    closings: 0,
-    reopenings: 0,
-    baits: 0,
-    baitsParked: 0,
-    parked: new Set(),
-    sent: { refundTo: 0, retryRefund: 0 },
-    resolved: { refundTo: 0, retryRefund: 0 },
-    parkedAgain: 0,
-    raced: 0,
-    queryFailures: 0,
-    refundedTo: new Map(),
-    endedBy: new Map(),
-  };
-  const closedNow = new Set<string>();
-  /** The accounts the clerk keeps closed for the transfers it is parking. */
-  const baitAccounts = new Set<string>();
-  const setClosed = async (account: string, closed: boolean) => {
-    const store = new SqliteStore(bankFile);
-    try {
-      await store.setClosed(account, closed);
-    } finally {
-      await store.close();
-    }
-    if (closed) closedNow.add(account);
-    else closedNow.delete(account);
-    report[closed ? 'closings' : 'reopenings']++;
-  };
-
-  const clerk = async (run: Run) => {
-    const watcher = new SqliteStore(bankFile);
-    const seen = new Set<string>(); // transfers whose withdrawal the clerk saw posted
-    const baits = new Map<string, { details: PaymentDetails; since: number }>();
-    const mine = new Set<string>(); // accounts the clerk closed and still answers for
-    let hold: { account: string; until: number } | undefined;
-    const close = async (account: string) => {
-      if (closedNow.has(account)) return;
-      await setClosed(account, true);
-      mine.add(account);
-    };
-    try {
-      // At a random moment while the transfers start, one target closes: deposits into it
-      // are refused, so its transfers go on to refund their source. It is the one that
-      // most of the transfers yet to start go to.
-      const moment = Math.floor(plans.length * (0.25 + 0.35 * random()));
-      while (run.started.length < moment && !run.over()) await sleep(20);
-      const waiting = (account: string) =>
-        plans.filter((p, i) => i >= moment && p.kind === 'ok' && p.details.targetAccount === account).length;
-      const most = Math.max(...FUNDED.map(waiting));
-      const targets = FUNDED.filter((a) => waiting(a) === most);
-      const target = targets[Math.floor(random() * targets.length)]!;
-      await close(target);
-      hold = { account: target, until: Date.now() + 30_000 };
-      while (!run.over()) {
-        await sleep(20);
-        const posted = new Set((await watcher.entries()).map((e) => e.reference));
-        const voided = new Set(await voidedReferences(watcher));
-        for (const [referenceId, bait] of baits) {
-          const refs = referencesFor(referenceId);
-          // Only a closed source refuses a refund; otherwise the refund or deposit won the race.
-          const parked = voided.has(refs.refund);
-          const missed = posted.has(refs.deposit) || posted.has(refs.refund);
-          if (!parked && !missed && Date.now() - bait.since < 120_000) continue;
-          baits.delete(referenceId);
-          if (parked) {
-            report.baitsParked++;
-            mine.delete(bait.details.sourceAccount); // the operator decides when to reopen it
-          }
-        }
-        const enough = Math.max(report.baitsParked, report.parked.size) >= parksWanted;
-        if (hold && (enough || report.baitsParked + baits.size >= parksWanted || Date.now() > hold.until)) {
-          hold = undefined; // the baits hold what they need
-        }
-        // Reopen what no bait needs closed any more: a source until its transfer parked,
-        // a target until its deposit was refused.
-        const needed = new Set(hold ? [hold.account] : []);
-        for (const [referenceId, { details }] of baits) {
-          const refs = referencesFor(referenceId);
-          needed.add(details.sourceAccount);
-          if (!voided.has(refs.deposit) && !posted.has(refs.deposit)) needed.add(details.targetAccount);
-        }
-        baitAccounts.clear();
-        for (const account of needed) baitAccounts.add(account);
-        for (const account of mine) {
-          if (needed.has(account)) continue;
-          mine.delete(account);
-          if (closedNow.has(account)) await setClosed(account, false);
-        }
-        // New baits: transfers whose withdrawal just posted, into the closed target first.
-        const fresh = plans.filter(
-          (p) =>
-            p.kind === 'ok' &&
-            !seen.has(p.details.referenceId) &&
-            posted.has(referencesFor(p.details.referenceId).withdrawal),
-        );
-        for (const p of fresh) seen.add(p.details.referenceId);
-        const candidates = fresh
-          .filter(({ details }) => {
-            const refs = referencesFor(details.referenceId);
-            return !posted.has(refs.deposit) && !posted.has(refs.refund);
-          })
-          .sort(
-            (a, b) =>
-              Number(closedNow.has(b.details.targetAccount)) - Number(closedNow.has(a.details.targetAccount)),
-          );
-        for (const { details } of candidates) {
-          if (report.baitsParked + baits.size >= parksWanted) break;
-          await close(details.targetAccount);
-          await close(details.sourceAccount);
-          baits.set(details.referenceId, { details, since: Date.now() });
-          report.baits++;
-        }
-      }
-    } finally {
-      await watcher.close();
-    }
-  };
-
-  /** Resolves one parked transfer; ignores only an Update that came after the review was over. */
-  const resolve = async (
-    handle: WorkflowHandle<typeof moneyTransfer>,
-    { referenceId, sourceAccount }: PaymentDetails,
-    review: NonNullable<TransferStatus['review']>,
-  ) => {
-    report.parked.add(referenceId);
-    const open = review.accounts.filter((a) => !closedNow.has(a));
-    const action =
-      report.sent.refundTo <= report.sent.retryRefund && open.length > 0 ? 'refundTo' : 'retryRefund';
-    // A retry refunds the source, which is the account it failed on unless a refundTo did.
-    const account = action === 'refundTo' ? open[Math.floor(random() * open.length)]! : sourceAccount;
-    let after: TransferStatus;
-    try {
-      if (action === 'refundTo') {
-        // Recorded first: the money may move even if the Update's answer is lost.
-        report.refundedTo.set(referenceId, new Set([...(report.refundedTo.get(referenceId) ?? []), account]));
-        report.sent.refundTo++;
-        after = await handle.executeUpdate(refundTo, { args: [{ account }] });
-      } else {
-        if (closedNow.has(account)) await setClosed(account, false);
-        report.sent.retryRefund++;
-        after = await handle.executeUpdate(retryRefund);
-      }
-    } catch (err) {
-      if (
-        err instanceof WorkflowUpdateFailedError &&
-        err.cause?.message.startsWith('This transfer is not waiting for review')
-      ) {
-        report.raced++;
-        return;
-      }
-      throw err;
-    }
-    if (after.stage === 'needs-review') {
-      report.parkedAgain++;
-      return;
-    }
-    // The review is over: the money went back where the operator said.
-    expect({
-      referenceId,
-      action,
-      stage: after.stage,
-      refundedTo: after.refundedTo ?? sourceAccount,
-    }).toEqual({
-      referenceId,
-      action,
-      stage: expect.stringMatching(/^(failed|cancelled)$/) as unknown,
-      refundedTo: account,
-    });
-    report.resolved[action]++;
-    report.endedBy.set(referenceId, { action, account });
-    // The money is elsewhere now: the account may take transfers again, unless a bait needs it.
-    if (closedNow.has(review.failedAccount) && !baitAccounts.has(review.failedAccount)) {
-      await setClosed(review.failedAccount, false);
-    }
-  };
-
-  const operator = async (run: Run) => {
-    const query = `TransferStatus = 'needs-review' AND TaskQueue = '${taskQueue}'`;
-    const working = new Map<string, Promise<void>>();
-    const failures: unknown[] = [];
-    try {
-      while (!run.over() && failures.length === 0) {
-        await sleep(1000 + random() * 1000);
-        for await (const { workflowId } of run.client.workflow.list({ query })) {
-          if (working.has(workflowId)) continue;
-          const handle = run.client.workflow.getHandle<typeof moneyTransfer>(workflowId);
-          let status: TransferStatus;
-          try {
-            status = await handle.query(getStatus);
-          } catch {
-            report.queryFailures++; // a worker just killed: the next round asks again
-            continue;
-          }
-          const transfer = run.started.find((t) => t.handle.workflowId === workflowId);
-          if (status.stage !== 'needs-review' || !status.review || !transfer) continue; // the list lags behind
-          working.set(
-            workflowId,
-            resolve(handle, transfer.details, status.review)
-              .catch((err: unknown) => void failures.push(err))
-              .finally(() => working.delete(workflowId)),
-          );
-        }
-      }
-    } finally {
-      await Promise.all(working.values());
-    }
-    if (failures.length > 0) throw failures[0];
-  };
-
-  return { report, alongside: async (run) => void (await Promise.all([clerk(run), operator(run)])) };
-}
-
-async function readBank(file: string) {
-  const store = new SqliteStore(file);
-  try {
-    return { entries: await store.entries(), voided: await store.voided(), balances: await store.balances() };
-  } finally {
-    await store.close();
-  }
-}
-
-/** Why a transfer failed: the activity and the failure type, e.g. withdraw TimeoutFailure. */
-function reason(t: Closed): string {
-  if (t.end !== 'failed') return t.end;
-  const failure = (t.error as WorkflowFailedError).cause;
-  const cause = failure?.cause as (Error & { type?: string }) | undefined;
-  const activity = (failure as { activityType?: string } | undefined)?.activityType ?? '?';
-  return `${activity} ${cause?.type ?? cause?.name ?? failure?.name}`;
-}
-
-function count<T extends string>(items: T[]): string {
-  const counts = new Map<T, number>();
-  for (const item of items) counts.set(item, (counts.get(item) ?? 0) + 1);
-  return [...counts].map(([k, n]) => `${n} ${k}`).join(', ');
-}
 
 // The durable store is node:sqlite (Node 22.5+); on older Node, check the worker says so instead.
 if (!HAS_NODE_SQLITE) {
@@ -663,7 +62,7 @@ if (HAS_NODE_SQLITE) {
 
   test(`chaos: ${CHAOS_TRANSFERS} transfers on a bank at the timeout's edge, ${CHAOS_KILLS}+ SIGKILLs, 1 server restart`, async () => {
     const bankFile = path.join(dir, 'bank.sqlite');
-    await new SqliteStore(bankFile, OPENING).close();
+    await createBank(bankFile);
     const serverOptions = {
       ip: '127.0.0.1',
       port: await freePort(),
@@ -681,7 +80,7 @@ if (HAS_NODE_SQLITE) {
       const { closed, kills } = await runScenario({
         plans,
         address: server.address,
-        bankFile,
+        bankDb: bankFile,
         taskQueue,
         workerEnv: { BANK_DELAY_MS: '4000-5600' },
         kills: CHAOS_KILLS,
@@ -689,11 +88,17 @@ if (HAS_NODE_SQLITE) {
         killGapMs: [8000, 14000],
         random: Math.random,
         deadlineMs: 600_000,
-        restartServer: async () => {
-          await server.teardown(); // workers and the client reconnect on their own
-          server = await startDevServer(serverOptions);
-          restarts++;
-        },
+        infrastructure: [
+          {
+            atFraction: 0.5,
+            name: 'server',
+            run: async () => {
+              await server.teardown(); // workers and the client reconnect on their own
+              server = await startDevServer(serverOptions);
+              restarts++;
+            },
+          },
+        ],
       });
       const bank = await readBank(bankFile);
       const okDone = closed.filter((t) => t.kind === 'ok' && t.end === 'completed').length;
@@ -726,32 +131,22 @@ if (HAS_NODE_SQLITE) {
     const started = Date.now();
     const random = prng(`property ${seed}`);
     const bankFile = path.join(dir, 'bank.sqlite');
-    await new SqliteStore(bankFile, OPENING).close();
+    await createBank(bankFile);
     const taskQueue = uniqueId('property');
-    const plans: Plan[] = Array.from({ length: PROPERTY_TRANSFERS }, (_, i) => {
-      const roll = random();
-      const kind: Kind =
-        roll < 0.8 ? 'ok' : roll < 0.87 ? 'insufficient' : roll < 0.94 ? 'invalid-target' : 'invalid-source';
-      const details = planTransfer(kind, i, `p${seed}`, 1 + Math.floor(random() * 500));
-      const cancelAfterMs = random() < 0.1 ? Math.floor(random() * 10_000) : undefined;
-      // Some payments are submitted again under other workflow ids, once or twice, at random moments.
-      const copies = random() < 0.15 ? 1 + Math.floor(random() * 2) : 0;
-      const duplicatesAfterMs = Array.from({ length: copies }, () => Math.floor(random() * 6000));
-      return { kind, details, cancelAfterMs, duplicatesAfterMs };
-    });
+    const plans = randomPlans(random, PROPERTY_TRANSFERS, `p${seed}`);
     // The clerk and the operator draw from a stream of their own, seeded from the same one,
     // so that the killer's draws and theirs do not shift each other.
-    const desk = reviewDesk(
-      bankFile,
+    const desk = reviewDesk({
+      bankDb: bankFile,
       plans,
       taskQueue,
-      prng(`property ${seed} desk ${random()}`),
-      Math.max(2, Math.round(PROPERTY_TRANSFERS / 40)),
-    );
-    const { closed, kills, faults } = await runScenario({
+      random: prng(`property ${seed} desk ${random()}`),
+      parksWanted: Math.max(2, Math.round(PROPERTY_TRANSFERS / 40)),
+    });
+    const result = await runScenario({
       plans,
       address: testServer().address,
-      bankFile,
+      bankDb: bankFile,
       taskQueue,
       workerEnv: { BANK_FAULTS: `random:${seed}` },
       kills: PROPERTY_KILLS,
@@ -761,45 +156,11 @@ if (HAS_NODE_SQLITE) {
       alongside: desk.alongside,
     });
     const bank = await readBank(bankFile);
-    const { report } = desk;
     console.log(
-      `property: seed ${seed}; ${plans.length} payments, ${closed.length} executions ` +
-        `(${closed.length - plans.length} duplicate submissions, ${closed.filter((t) => t.copy > 0 && t.end === 'completed').length} of them completed in place of the first): ` +
-        `${count(closed.map(reason))}; ` +
-        `${faults} faults injected, ${kills} SIGKILLs, ${plans.filter((p) => p.cancelAfterMs !== undefined).length} cancels; ` +
-        `accounts closed ${report.closings} times, reopened ${report.reopenings} (${report.baitsParked} of ${report.baits} baits parked); ` +
-        `${report.parked.size} transfers parked, resolved by refundTo ${report.resolved.refundTo}, retryRefund ${report.resolved.retryRefund}` +
-        ` (${report.parkedAgain} parked again, ${report.raced} updates too late, ${report.queryFailures} queries failed); ` +
-        `money before ${total(OPENING)}, after ${total(bank.balances)}; ${Math.round((Date.now() - started) / 1000)} s. ` +
-        `Repeat with PROPERTY_SEED=${seed}`,
+      `property: seed ${seed}; ${summary(plans, result, desk.report, bank.balances)}; ` +
+        `${Math.round((Date.now() - started) / 1000)} s. Repeat with PROPERTY_SEED=${seed}`,
     );
-    expect(kills).toBeGreaterThanOrEqual(PROPERTY_KILLS);
-    expect(faults).toBeGreaterThan(0);
-    for (const t of closed)
-      if (t.kind !== 'ok' || report.parked.has(t.details.referenceId))
-        expect({ ref: t.details.referenceId, end: t.end }).not.toEqual({
-          ref: t.details.referenceId,
-          end: 'completed',
-        });
-    checkTheMoney(closed, bank.entries, bank.voided, bank.balances, report.refundedTo);
-    // Each review that an Update ended put the money where that Update said: the refund
-    // into the named account, or a new refund round into the source.
-    for (const [referenceId, { action, account }] of report.endedBy) {
-      const refund = bank.entries.find((e) => e.reference.startsWith(`${referenceId}-refund`));
-      expect({ referenceId, action, refund: refund && [refund.reference, refund.account] }).toEqual({
-        referenceId,
-        action,
-        refund: [expect.stringMatching(new RegExp(`^${referenceId}-refund-\\d+$`)), account],
-      });
-    }
-    // The test must be able to fail: at the default size and up, transfers did park, and
-    // both kinds of Update resolved one.
-    if (PROPERTY_TRANSFERS >= 40) {
-      expect({
-        parked: report.parked.size > 0,
-        refundTo: report.resolved.refundTo > 0,
-        retryRefund: report.resolved.retryRefund > 0,
-      }).toEqual({ parked: true, refundTo: true, retryRefund: true });
-    }
+    // At the default size and up, transfers must park and both kinds of Update end a review.
+    checkTheRun(result, desk.report, bank, { kills: PROPERTY_KILLS, mustPark: PROPERTY_TRANSFERS >= 40 });
   });
 }
