@@ -26,7 +26,7 @@ import {
   type moneyTransfer,
   type TransferStatus,
 } from '../../src/workflows';
-import { runScript, ScriptProcess, voidedReferences } from '../helpers';
+import { ScriptProcess, voidedReferences } from '../helpers';
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -448,8 +448,9 @@ export interface DeskReport {
   /** Updates the validator refused because the transfer was no longer in review. */
   raced: number;
   queryFailures: number;
-  /** Rounds of `review list` that failed (a service down on purpose), when the operator uses the CLI. */
+  /** With the review CLI: `list` runs that failed, and decisions whose run failed (a service down on purpose). */
   listFailures: number;
+  lostAnswers: number;
   /** Where operators sent each transfer's refund, and the last decision that ended a review. */
   refundedTo: Map<string, Set<string>>;
   endedBy: Map<string, { action: 'refundTo' | 'retryRefund'; account: string }>;
@@ -469,29 +470,40 @@ export interface DeskOptions {
   reviewCli?: { address: string };
 }
 
-/** An Update's answer, whichever way the operator sent it. */
-type Decision = { stage: string; refundedTo?: string } | 'raced';
+/** An Update's answer, whichever way the operator sent it; 'lost' when the CLI failed to get one. */
+type Decision = { stage: string; refundedTo?: string } | 'raced' | 'lost';
 
-/** `review retry` or `review refund-to`, as a process; its output is the status it left. */
+/**
+ * `npm run review -- <args>` as a process (lib/src/review.js). No time limit of its own:
+ * an Update's answer waits for the refund round, which retries through faults and kills.
+ */
+async function review(address: string, args: string[]) {
+  const cli = new ScriptProcess('src/review.js', args, { TEMPORAL_ADDRESS: address });
+  const { code } = await cli.exited;
+  return { code, stdout: cli.stdout, stderr: cli.stderr };
+}
+
+/** `review retry` or `review refund-to`; its output is the status the Update left. */
 async function decideWithCli(
   address: string,
   workflowId: string,
   action: 'refundTo' | 'retryRefund',
   account: string,
 ): Promise<Decision> {
-  const args = action === 'refundTo' ? ['refund-to', workflowId, account] : ['retry', workflowId];
-  const run = await runScript('src/review.js', args, { TEMPORAL_ADDRESS: address });
+  const run = await review(
+    address,
+    action === 'refundTo' ? ['refund-to', workflowId, account] : ['retry', workflowId],
+  );
   if (run.code === 1 && /^Refused: This transfer is not waiting for review/m.test(run.stderr)) return 'raced';
   const stage = /^Stage: (\S+)$/m.exec(run.stdout)?.[1];
-  if (run.code !== 0 || stage === undefined) {
-    throw new Error(`review ${args.join(' ')} exited ${run.code}:\n${run.stdout}\n${run.stderr}`);
-  }
+  // A service down on purpose can cost the answer; a later round sees whether it is still in review.
+  if (run.code !== 0 || stage === undefined) return 'lost';
   return { stage, refundedTo: /^Refunded to: (\S+)$/m.exec(run.stdout)?.[1] };
 }
 
 /** The workflow ids `review list` prints; undefined if it failed. */
 async function listWithCli(address: string): Promise<string[] | undefined> {
-  const run = await runScript('src/review.js', ['list'], { TEMPORAL_ADDRESS: address });
+  const run = await review(address, ['list']);
   if (run.code !== 0) return undefined;
   return [...run.stdout.matchAll(/^ {2}(\S+) {2}started /gm)].map((m) => m[1]!);
 }
@@ -530,6 +542,7 @@ export function reviewDesk(options: DeskOptions): {
     raced: 0,
     queryFailures: 0,
     listFailures: 0,
+    lostAnswers: 0,
     refundedTo: new Map(),
     endedBy: new Map(),
   };
@@ -682,6 +695,10 @@ export function reviewDesk(options: DeskOptions): {
     }
     if (after === 'raced') {
       report.raced++;
+      return;
+    }
+    if (after === 'lost') {
+      report.lostAnswers++;
       return;
     }
     if (after.stage === 'needs-review') {
