@@ -197,7 +197,8 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
     const killer = (async () => {
       while (starting || kills < s.kills) {
         await sleep(s.killGapMs[0] + s.random() * (s.killGapMs[1] - s.killGapMs[0]));
-        const i = Math.floor(s.random() * workers.length);
+        // One worker draws nothing, so a one-worker run's kill gaps are the draws they always were.
+        const i = workers.length === 1 ? 0 : Math.floor(s.random() * workers.length);
         workers[i]!.child.kill('SIGKILL');
         await workers[i]!.exited;
         kills++;
