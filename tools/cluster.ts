@@ -429,10 +429,14 @@ async function startPostgres(
     ],
     { cwd: pgdata, logFile, pidFile: path.join(runDir, 'postgres.pid'), ...account },
   );
-  // postmaster.pid's eighth line turns to "ready" once it accepts connections.
+  // postmaster.pid's eighth line turns to "ready" once it accepts connections. Its first
+  // line, the pid, tells this run's file from one a killed postmaster left.
   const pidFile = path.join(pgdata, 'postmaster.pid');
   await waitUntil(
-    async () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').split('\n')[7]?.trim() === 'ready',
+    async () => {
+      const lines = existsSync(pidFile) ? readFileSync(pidFile, 'utf8').split('\n') : [];
+      return lines[0]?.trim() === String(postgres.pid) && lines[7]?.trim() === 'ready';
+    },
     postgres,
     'PostgreSQL accepted connections',
   );
