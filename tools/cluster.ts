@@ -29,7 +29,7 @@ import { cliMissingHelp, findOnPath, isExecutable, resolveTemporalCli } from './
 import { resolveTemporalServer, TEMPORAL_SERVER_VERSION, type ServerBinaries } from './temporal-server';
 
 export type ServiceName = 'frontend' | 'history' | 'matching' | 'worker';
-/** The order they start in: the frontend and the worker service need history and matching. */
+/** The four services, each its own process. History starts first (see startCluster). */
 export const SERVICES: readonly ServiceName[] = ['history', 'matching', 'frontend', 'worker'];
 export const CLUSTER_NAMESPACE = 'default';
 
@@ -114,6 +114,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const log = options.log ?? (() => {});
   const dataDir = path.resolve(options.dataDir);
   const historyShards = options.historyShards ?? 4;
+  if (!Number.isInteger(historyShards) || historyShards < 1) {
+    throw new Error(`historyShards must be a whole number of at least 1, got ${historyShards}`);
+  }
   const binaries = await resolveTemporalServer(process.env, log);
   const pg = findPostgres();
 
@@ -180,6 +183,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       log(`Schemas set up (${secondsSince(schemaStarted)} s)`);
     }
 
+    if (!created) await forgetStoppedMembers(pg, state);
     writeServerConfig(dirs.config, state);
     const startService = (name: ServiceName) => {
       const child = new ManagedProcess(
@@ -205,9 +209,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const servicesStarted = Date.now();
     // Each process writes the cluster metadata at start if the config changed it (a new
     // frontend address, say), and two at once fail on the version check: history first.
-    const [first, ...rest] = SERVICES;
-    await waitServiceReady(first!, startService(first!), state);
-    await Promise.all(rest.map((name) => waitServiceReady(name, startService(name), state)));
+    await waitServiceReady('history', startService('history'), state);
+    await Promise.all(
+      SERVICES.filter((name) => name !== 'history').map((name) =>
+        waitServiceReady(name, startService(name), state),
+      ),
+    );
     log(`Services healthy (${secondsSince(servicesStarted)} s)`);
 
     const address = `${HOST}:${state.ports.services.frontend.grpc}`;
@@ -227,6 +234,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         user: PG_USER,
         password: state.password,
         createDatabase: async (name) => {
+          // The SQL tool puts the name into CREATE DATABASE as it is.
+          if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {
+            throw new Error(`createDatabase: '${name}' is not a plain lower-case PostgreSQL name`);
+          }
           await sql.createDatabase(name);
           return postgresUrl(state, name);
         },
@@ -281,6 +292,8 @@ class ManagedProcess {
     } finally {
       closeSync(out);
     }
+    // A failed spawn (ENOENT, EACCES) also emits 'error'; the missing pid reports it.
+    this.child.once('error', () => {});
     if (this.child.pid === undefined) throw new Error(`${name}: could not start ${command}`);
     this.pid = this.child.pid;
     if (options.pidFile) writeFileSync(options.pidFile, String(this.pid));
@@ -297,13 +310,10 @@ class ManagedProcess {
   async stop(signal: NodeJS.Signals, graceMs = STOP_TIMEOUT_MS): Promise<void> {
     if (!this.running) return;
     signalGroup(this.pid, signal);
-    if (signal !== 'SIGKILL') {
-      const timer = setTimeout(() => signalGroup(this.pid, 'SIGKILL'), graceMs);
-      await this.exited;
-      clearTimeout(timer);
-    } else {
-      await this.exited;
-    }
+    const timer =
+      signal === 'SIGKILL' ? undefined : setTimeout(() => signalGroup(this.pid, 'SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
     signalGroup(this.pid, 'SIGKILL'); // anything it left behind in its group
   }
 
@@ -329,13 +339,15 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
 interface PostgresBinaries {
   initdb: string;
   postgres: string;
+  psql: string;
 }
 
 /** The machine's PostgreSQL: on PATH, else Debian's newest under /usr/lib/postgresql. */
 export function findPostgres(env: NodeJS.ProcessEnv = process.env): PostgresBinaries {
   const initdb = findOnPath('initdb', env.PATH);
   const postgres = findOnPath('postgres', env.PATH);
-  if (initdb && postgres) return { initdb, postgres };
+  const psql = findOnPath('psql', env.PATH);
+  if (initdb && postgres && psql) return { initdb, postgres, psql };
   const debian = '/usr/lib/postgresql';
   const versions = existsSync(debian)
     ? readdirSync(debian)
@@ -344,10 +356,14 @@ export function findPostgres(env: NodeJS.ProcessEnv = process.env): PostgresBina
     : [];
   if (versions[0]) {
     const bin = path.join(debian, versions[0], 'bin');
-    return { initdb: path.join(bin, 'initdb'), postgres: path.join(bin, 'postgres') };
+    return {
+      initdb: path.join(bin, 'initdb'),
+      postgres: path.join(bin, 'postgres'),
+      psql: path.join(bin, 'psql'),
+    };
   }
   throw new Error(
-    'PostgreSQL is not installed: neither initdb and postgres on PATH nor /usr/lib/postgresql/*/bin. ' +
+    'PostgreSQL is not installed: neither initdb, postgres and psql on PATH nor /usr/lib/postgresql/*/bin. ' +
       'Install it (Debian: apt-get install postgresql) and try again.',
   );
 }
@@ -457,6 +473,35 @@ function checkReachable(pgdata: string, uid: number): void {
     }
     if (dir === path.dirname(dir)) break;
   }
+}
+
+/**
+ * Deletes the membership rows of the previous run's services, all stopped by now. A
+ * starting service takes every member that heartbeated in the last 20 s as a seed of its
+ * ring, and waits for the dead ones up to maxJoinDuration (30 s): a restart soon after a
+ * stop would take that long.
+ */
+async function forgetStoppedMembers(pg: PostgresBinaries, state: ClusterState): Promise<void> {
+  await new Promise<void>((resolve, reject) =>
+    execFile(
+      pg.psql,
+      [
+        '--no-psqlrc',
+        '--quiet',
+        '--set=ON_ERROR_STOP=1',
+        `--host=${HOST}`,
+        `--port=${state.ports.postgres}`,
+        `--username=${PG_USER}`,
+        `--dbname=${DATABASES.temporal}`,
+        '--command=DELETE FROM cluster_membership',
+      ],
+      { env: { ...process.env, PGPASSWORD: state.password }, timeout: 30_000 },
+      (err, _stdout, stderr) =>
+        err
+          ? reject(new Error(`psql: clearing cluster_membership failed: ${stderr || err.message}`))
+          : resolve(),
+    ),
+  );
 }
 
 function postgresUrl(state: ClusterState, database: string): string {
