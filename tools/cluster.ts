@@ -120,6 +120,14 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const binaries = await resolveTemporalServer(process.env, log);
   const pg = findPostgres();
 
+  const owner = path.join(dataDir, 'run', 'owner.pid');
+  const ownerPid = existsSync(owner) ? Number(readFileSync(owner, 'utf8')) : 0;
+  if (ownerPid > 0 && ownerPid !== process.pid && processAlive(ownerPid)) {
+    throw new Error(
+      `A cluster already runs from ${dataDir}, started by process ${ownerPid}: stop it (Ctrl-C there) first. ` +
+        `(If that process is something else, delete ${owner}.)`,
+    );
+  }
   stopLeftovers(dataDir, log);
   if (options.fresh) rmSync(dataDir, { recursive: true, force: true });
   mkdirSync(dataDir, { recursive: true });
@@ -130,6 +138,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     run: path.join(dataDir, 'run'),
   };
   for (const dir of [dirs.config, dirs.logs, dirs.run]) mkdirSync(dir, { recursive: true });
+  writeFileSync(owner, String(process.pid));
 
   const statePath = path.join(dirs.config, 'state.json');
   const previous = readState(statePath);
@@ -157,6 +166,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const stopAll = async () => {
     await Promise.all(SERVICES.map(async (name) => running.get(name)?.stop('SIGTERM')));
     await running.get('postgres')?.stop('SIGINT'); // PostgreSQL's "fast" shutdown
+    rmSync(owner, { force: true });
   };
 
   try {
@@ -851,7 +861,7 @@ function readState(file: string): ClusterState | undefined {
 function stopLeftovers(dataDir: string, log: (line: string) => void): void {
   const runDir = path.join(dataDir, 'run');
   if (!existsSync(runDir)) return;
-  for (const file of readdirSync(runDir).filter((f) => f.endsWith('.pid'))) {
+  for (const file of readdirSync(runDir).filter((f) => f.endsWith('.pid') && f !== 'owner.pid')) {
     const pid = Number(readFileSync(path.join(runDir, file), 'utf8'));
     let cmdline = '';
     try {
@@ -975,6 +985,15 @@ if (require.main === module) {
     console.error(err instanceof Error ? err.message : err);
     process.exit(1);
   });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Exposed for the test's orphan check: true while any process of group `pid` is alive. */
