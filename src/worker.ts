@@ -40,10 +40,12 @@ async function main(): Promise<void> {
         : 'Bank: in memory, starting from the seed balances (BANK_DB=<file> keeps them in SQLite).',
     );
     const version = worker.options.workerDeploymentOptions?.version;
-    if (version)
+    if (version) {
       console.log(
-        `Worker Deployment ${version.deploymentName}, build id ${version.buildId}: new transfers stay pinned to it.`,
+        `Worker Deployment ${version.deploymentName}, build id ${version.buildId}: a transfer stays on the ` +
+          'build it started on. New transfers come here once this version is current.',
       );
+    }
     const metrics = metricsBindFromEnv();
     if (metrics) console.log(`Metrics: http://${metrics}/metrics`);
     await running;
