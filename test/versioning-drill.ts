@@ -3,6 +3,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
+import type { createActivities } from '../src/activities';
 import { buildIdOf, buildWorkflowBundle } from '../tools/bundle';
 
 const SRC = path.resolve(__dirname, '..', 'src');
@@ -36,13 +37,57 @@ function edit(file: string, text: string, anchor: RegExp, replace: (match: strin
   return text.replace(anchor, replace);
 }
 
-/** src/workflows.ts as v2: the limit check runs before the withdrawal. */
-export function v2Workflows(source = readFileSync(path.join(SRC, 'workflows.ts'), 'utf8')): string {
+/** The same change behind a patch, for workers that move executions forward (docs/versioning.md). */
+export const PATCHED_CALL = `if (patched('daily-limit')) {
+  await checkDailyLimit(details);
+}`;
+/** ... and once no execution from before the patch is open. */
+export const DEPRECATED_CALL = `deprecatePatch('daily-limit');
+await checkDailyLimit(details);`;
+
+/**
+ * src/workflows.ts as v2: the limit check runs before the withdrawal, as it is
+ * (`call` V2_WORKFLOW_CALL) or behind a patch (PATCHED_CALL, DEPRECATED_CALL).
+ */
+export function v2Workflows(
+  source = readFileSync(path.join(SRC, 'workflows.ts'), 'utf8'),
+  call = V2_WORKFLOW_CALL,
+): string {
   const called = edit('workflows.ts', source, /\n( *)setStage\(t, 'withdrawing'\);\n/, (match) => {
     const spaces = /^\n( *)/.exec(match)![1]!;
-    return `\n${spaces}${V2_WORKFLOW_CALL}${match}`;
+    return `\n${indent(call, spaces.length)}${match}`;
   });
-  return `${called.trimEnd()}\n\n${V2_WORKFLOW_PROXY}\n`;
+  const imports =
+    call === V2_WORKFLOW_CALL ? '' : "import { deprecatePatch, patched } from '@temporalio/workflow';\n";
+  return `${imports}${called.trimEnd()}\n\n${V2_WORKFLOW_PROXY}\n`;
+}
+
+/**
+ * The workflow bundle of `source`, a changed src/workflows.ts, built from a copy in
+ * test/.drill whose imports point back at src/.
+ */
+export async function bundleWorkflowSource(source: string, name: string): Promise<string> {
+  mkdirSync(DRILL_DIR, { recursive: true });
+  const file = path.join(DRILL_DIR, `${name}-${process.pid}.ts`);
+  writeFileSync(file, source.replaceAll("from './", "from '../../src/"));
+  try {
+    return await buildWorkflowBundle({ workflowsPath: file });
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+/** createActivities of app v2, loaded from a changed copy of src/activities.ts. */
+export function loadV2Activities(): typeof createActivities {
+  mkdirSync(DRILL_DIR, { recursive: true });
+  const file = path.join(DRILL_DIR, `activities-v2-${process.pid}.ts`);
+  writeFileSync(file, v2Activities().replaceAll("from './", "from '../../src/"));
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require(file) as { createActivities: typeof createActivities }).createActivities;
+  } finally {
+    rmSync(file, { force: true });
+  }
 }
 
 /** src/activities.ts as v2: createActivities also returns checkDailyLimit. */
