@@ -277,7 +277,8 @@ describe('a versioned worker', () => {
   const temporal = useTestTemporal();
 
   test('its executions carry versioning behavior Pinned and the version money-transfer.<build id>', async () => {
-    // The build id `npm run build` would give the workflow code in src/.
+    // The id of the bundle this worker runs, derived as `npm run build` derives it (that
+    // one bundles lib/'s compiled code, so its id differs from this bundle's).
     const buildId = buildIdOf(readFileSync(testServer().bundlePath, 'utf8'));
     const taskQueue = uniqueId('versioned');
     const { address } = testServer();
@@ -325,4 +326,18 @@ describe('a versioned worker', () => {
       await worker.stop();
     }
   }, 60_000);
+
+  test('a bad WORKER_DEPLOYMENT_NAME stops the worker with a message that says why', async () => {
+    const run = await runScript('src/worker.js', [], {
+      TEMPORAL_ADDRESS: testServer().address,
+      TEMPORAL_TASK_QUEUE: uniqueId('unused'),
+      WORKER_BUILD_ID: 'v1',
+      WORKER_DEPLOYMENT_NAME: 'money.transfer',
+      DEV_WORKFLOW_BUNDLE: testServer().bundlePath,
+    });
+    expect(run.stderr.trim()).toBe(
+      "WORKER_DEPLOYMENT_NAME must be 1 to 255 characters without spaces, '.' or ':'; got 'money.transfer'",
+    );
+    expect(run.code).toBe(1);
+  });
 });
