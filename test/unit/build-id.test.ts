@@ -67,15 +67,32 @@ describe('deploymentFromEnv', () => {
 
   test.each([
     [
+      'a deployment name alone',
       { WORKER_DEPLOYMENT_NAME: 'payments' },
       "WORKER_DEPLOYMENT_NAME is set to 'payments', but WORKER_BUILD_ID is not",
     ],
-    [{ WORKER_BUILD_ID: 'v 2' }, 'WORKER_BUILD_ID must be 1 to 255 characters without spaces'],
-    [{ WORKER_BUILD_ID: 'x'.repeat(256) }, 'WORKER_BUILD_ID must be 1 to 255 characters'],
-    [{ WORKER_BUILD_ID: '__unversioned__' }, 'WORKER_BUILD_ID must be'],
-    [{ WORKER_BUILD_ID: 'v2', WORKER_DEPLOYMENT_NAME: 'money.transfer' }, "without spaces, '.' or ':'"],
-    [{ WORKER_BUILD_ID: 'v2', WORKER_DEPLOYMENT_NAME: 'a:b' }, "without spaces, '.' or ':'"],
-  ])('%j is refused with a StartupError', (env, message) => {
+    [
+      'a build id with a space',
+      { WORKER_BUILD_ID: 'v 2' },
+      'WORKER_BUILD_ID must be 1 to 255 characters without spaces',
+    ],
+    [
+      'a build id of 256 characters',
+      { WORKER_BUILD_ID: 'x'.repeat(256) },
+      'WORKER_BUILD_ID must be 1 to 255 characters',
+    ],
+    ["the server's name for unversioned", { WORKER_BUILD_ID: '__unversioned__' }, 'WORKER_BUILD_ID must be'],
+    [
+      "a deployment name with '.'",
+      { WORKER_BUILD_ID: 'v2', WORKER_DEPLOYMENT_NAME: 'money.transfer' },
+      "without spaces, '.' or ':'",
+    ],
+    [
+      "a deployment name with ':'",
+      { WORKER_BUILD_ID: 'v2', WORKER_DEPLOYMENT_NAME: 'a:b' },
+      "without spaces, '.' or ':'",
+    ],
+  ])('%s is refused with a StartupError', (_label, env, message) => {
     const thrown = (() => {
       try {
         deploymentFromEnv(env);
