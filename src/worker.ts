@@ -97,7 +97,8 @@ export const DEFAULT_DEPLOYMENT_NAME = 'money-transfer';
  * (docs/versioning.md), or undefined, for an unversioned worker, when no build id is set.
  */
 export function deploymentFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerDeploymentVersion | undefined {
-  const { WORKER_BUILD_ID: buildId, WORKER_DEPLOYMENT_NAME: name } = env;
+  const buildId = env.WORKER_BUILD_ID;
+  const name = env.WORKER_DEPLOYMENT_NAME;
   if (!buildId) {
     if (name) {
       throw new StartupError(
