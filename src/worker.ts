@@ -20,11 +20,12 @@ async function main(): Promise<void> {
   const settings = loadSettings();
   const bank = bankFromEnv();
   const tuning = tuningFromEnv();
+  const deployment = deploymentFromEnv(); // bad settings stop it before it connects
   const connection = await connectWorker(settings);
   try {
     const registered = await ensureNamespaceReady(connection, settings);
     if (registered) console.log(registered);
-    const worker = await createWorker(connection, settings, bank, tuning);
+    const worker = await createWorker(connection, settings, bank, tuning, deployment);
     // The SDK shuts the worker down on these signals; this only says so.
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       process.once(signal, () =>
