@@ -24,7 +24,9 @@ export function pageOf(name: string): string {
 }
 
 export function sample(name: string): string {
-  const match = new RegExp(`<!-- sample: ${name} -->\\n\\n?\`\`\`text\\n([\\s\\S]*?)\\n\`\`\``).exec(pageOf(name));
+  const match = new RegExp(`<!-- sample: ${name} -->\\n\\n?\`\`\`text\\n([\\s\\S]*?)\\n\`\`\``).exec(
+    pageOf(name),
+  );
   if (!match?.[1]) throw new Error(`the sample named ${name} has no text block after its marker`);
   return match[1];
 }

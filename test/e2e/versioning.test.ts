@@ -208,7 +208,8 @@ describe('the deploy drill (README "Ship a change while transfers wait")', () =>
 /** The variables of the README's `... npm run worker` command for build `buildId`. */
 function workerEnv(buildId: string): Record<string, string> {
   const match = new RegExp(`\`\`\`sh\n(WORKER_BUILD_ID=${buildId}\\b.*) npm run worker\n`).exec(DRILL);
-  if (!match) throw new Error(`docs/versioning.md shows no \`WORKER_BUILD_ID=${buildId} ... npm run worker\``);
+  if (!match)
+    throw new Error(`docs/versioning.md shows no \`WORKER_BUILD_ID=${buildId} ... npm run worker\``);
   return Object.fromEntries(match[1]!.split(' ').map((pair) => pair.split('=') as [string, string]));
 }
 
@@ -217,7 +218,8 @@ function starterArgs(workflowId: string): string[] {
   const match = new RegExp(`\`\`\`sh\nnpm run starter -- (--workflow-id ${workflowId} .*)\n\`\`\``).exec(
     DRILL,
   );
-  if (!match) throw new Error(`docs/versioning.md shows no \`npm run starter -- --workflow-id ${workflowId} ...\``);
+  if (!match)
+    throw new Error(`docs/versioning.md shows no \`npm run starter -- --workflow-id ${workflowId} ...\``);
   return match[1]!.split(' ');
 }
 
