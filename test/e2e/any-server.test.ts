@@ -126,7 +126,7 @@ test('`npm run demo` on a plain start-dev it finds: registers TransferStatus and
   expect(lines.slice(0, 3)).toEqual([
     `Using the Temporal server at ${address}.`,
     `Registered search attribute TransferStatus (Keyword) in namespace demo: ${address} is a local dev server.`,
-    'Started transfer pay-invoice-701: 250 from 85-150 to 43-812, reference 12345',
+    'Started transfer pay-invoice-701: 250 from 85-150 to 43-812 (ref 12345)',
   ]);
   expect(lines.at(-1)).toMatch(/^Result: Transfer complete \(transaction IDs: W-\w+, D-\w+\)$/);
   expect(run.code).toBe(0);
