@@ -20,6 +20,7 @@ import {
   transferDetails,
   uniqueId,
   useTestTemporal,
+  sleep,
 } from '../helpers';
 import { PAGES, sample, samplePattern } from '../readme-samples';
 
@@ -34,7 +35,6 @@ import {
   type Release,
 } from '../versioning-drill';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const { VersionDrainageStatus } = temporal.api.enums.v1;
 
 /** The workflow-task builds and the activities of one execution, in order, from its history. */
