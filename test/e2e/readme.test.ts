@@ -7,7 +7,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/banking-service';
 import { parseFaults } from '../../src/bank-faults';
-import { getStatus } from '../../src/workflows';
+import { getStatus } from '../../src/messages';
 import { ACTIVITIES_FILE, applyDrill, drillLines, loadDrilledActivities } from '../drill';
 import { startDevServer } from '../../tools/dev-server';
 import { resolveTemporalCli } from '../../tools/temporal-cli';
@@ -20,10 +20,10 @@ import {
   testServer,
   testWorker,
   uniqueId,
+  sleep,
 } from '../helpers';
 import { cliPattern, README, sample, samplePattern } from '../readme-samples';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe('README', () => {
   test('`npm run demo` prints the sample, starting and stopping its own dev server', async () => {
     const port = await freeDevServerPort();

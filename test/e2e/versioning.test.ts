@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { isGrpcServiceError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { getStatus, type moneyTransfer } from '../../src/workflows';
+import { type moneyTransfer } from '../../src/workflows';
+import { getStatus } from '../../src/messages';
 import { startDevServer } from '../../tools/dev-server';
 import type { CommandProcess } from '../../tools/processes';
 import { resolveTemporalCli } from '../../tools/temporal-cli';
@@ -20,6 +21,7 @@ import {
   transferDetails,
   uniqueId,
   useTestTemporal,
+  sleep,
 } from '../helpers';
 import { PAGES, sample, samplePattern } from '../readme-samples';
 
@@ -34,7 +36,6 @@ import {
   type Release,
 } from '../versioning-drill';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const { VersionDrainageStatus } = temporal.api.enums.v1;
 
 /** The workflow-task builds and the activities of one execution, in order, from its history. */

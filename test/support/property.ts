@@ -19,16 +19,9 @@ import {
   type VoidRecord,
 } from '../../src/bank-store';
 import { referencesFor, type PaymentDetails } from '../../src/shared';
-import {
-  getStatus,
-  refundTo,
-  retryRefund,
-  type moneyTransfer,
-  type TransferStatus,
-} from '../../src/workflows';
-import { ScriptProcess, voidedReferences } from '../helpers';
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { getStatus, refundTo, retryRefund, type TransferStatus } from '../../src/messages';
+import { type moneyTransfer } from '../../src/workflows';
+import { ScriptProcess, sleep, voidedReferences } from '../helpers';
 
 export type Kind = 'ok' | 'insufficient' | 'invalid-source' | 'invalid-target';
 export interface Plan {

@@ -7,22 +7,20 @@ import { parseFaults } from '../../src/bank-faults';
 import { MemoryStore } from '../../src/bank-store';
 import { BankingService, type CallOptions } from '../../src/banking-service';
 import { AccountClosedError, InvalidAccountError, type PaymentDetails } from '../../src/shared';
+import { type moneyTransfer } from '../../src/workflows';
 import {
   getStatus,
   refundTo,
   resolveManually,
   retryRefund,
-  type moneyTransfer,
   type ReviewPolicy,
   type TransferStatus,
-} from '../../src/workflows';
-import { activityRuns, logs, useTestTemporal, transferDetails, uniqueId } from '../helpers';
+} from '../../src/messages';
+import { activityRuns, logs, useTestTemporal, transferDetails, uniqueId, sleep } from '../helpers';
 
 jest.setTimeout(60_000);
 
 const temporal = useTestTemporal();
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The seed accounts plus a savings account of the same customer. */
 const accounts = () =>

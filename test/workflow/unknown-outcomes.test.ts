@@ -8,14 +8,20 @@ import { createActivities } from '../../src/activities';
 import { parseFaults, type BankOperation, type FaultPlan, type Injection } from '../../src/bank-faults';
 import { BankingService } from '../../src/banking-service';
 import type { PaymentDetails } from '../../src/shared';
-import { getStatus, type moneyTransfer, type TransferStatus } from '../../src/workflows';
-import { activityRuns, type ActivityRun, useTestTemporal, transferDetails, uniqueId } from '../helpers';
+import { type moneyTransfer } from '../../src/workflows';
+import { getStatus, type TransferStatus } from '../../src/messages';
+import {
+  activityRuns,
+  type ActivityRun,
+  useTestTemporal,
+  transferDetails,
+  uniqueId,
+  sleep,
+} from '../helpers';
 
 jest.setTimeout(120_000);
 
 const temporal = useTestTemporal();
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Outcome {
   result?: string;
