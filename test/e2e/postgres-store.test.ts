@@ -1,0 +1,205 @@
+// The PostgreSQL bank store against a real PostgreSQL this file starts in a temp dir:
+// the store contract the other stores pass, two stores (two workers) racing, and a
+// worker process with BANK_DB=postgres://... moving money in the shared ledger.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { PgStore, redactPassword } from '../../src/bank-store';
+import { BankingService } from '../../src/banking-service';
+import { TransferAlreadyOwnedError } from '../../src/shared';
+import { freePort, runScript, startWorkerProcess, testServer, uniqueId } from '../helpers';
+import { storeContract } from '../store-contract';
+
+// TEMPORARY: replaced by tools/postgres.ts once the cluster branch is merged.
+const findOnPath = (name: string, PATH = '') =>
+  PATH.split(':')
+    .map((dir) => path.join(dir, name))
+    .find((file) => existsSync(file));
+async function startPostgres({ dataDir }: { dataDir: string }) {
+  const initdb = findOnPath('initdb', process.env.PATH);
+  const postgresBin = findOnPath('postgres', process.env.PATH);
+  if (!initdb || !postgresBin) {
+    throw new Error(
+      'The PostgreSQL store tests need PostgreSQL: initdb and postgres on PATH. ' +
+        'Install it (Debian: apt-get install postgresql) and add its bin folder to PATH.',
+    );
+  }
+  const found = readFileSync('/etc/passwd', 'utf8').match(/^postgres:[^:]*:(\d+):(\d+):/m);
+  const account = process.getuid?.() === 0 && found ? { uid: Number(found[1]), gid: Number(found[2]) } : {};
+  chmodSync(dataDir, 0o755);
+  const pgdata = path.join(dataDir, 'pgdata');
+  mkdirSync(pgdata, { mode: 0o700 });
+  const password = randomBytes(12).toString('base64url');
+  const pwfile = path.join(dataDir, 'pw');
+  writeFileSync(pwfile, password, { mode: 0o600 });
+  if ('uid' in account) {
+    chownSync(pgdata, account.uid!, account.gid!);
+    chownSync(pwfile, account.uid!, account.gid!);
+  }
+  execFileSync(
+    initdb,
+    ['-D', pgdata, '-U', 'bank', `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--locale=C'],
+    { stdio: 'ignore', ...account },
+  );
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    postgresBin,
+    [
+      '-D',
+      pgdata,
+      '-p',
+      String(port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      `unix_socket_directories=${pgdata}`,
+    ],
+    { stdio: 'ignore', ...account },
+  );
+  const url = (db: string) => `postgres://bank:${password}@127.0.0.1:${port}/${db}`;
+  for (let tries = 0; ; tries++) {
+    const client = new Client(url('postgres'));
+    try {
+      await client.connect();
+      await client.end();
+      break;
+    } catch (err) {
+      if (tries > 100) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  return {
+    url,
+    createDatabase: async (name: string) => {
+      const client = new Client(url('postgres'));
+      await client.connect();
+      await client.query(`CREATE DATABASE ${name}`);
+      await client.end();
+      return url(name);
+    },
+    stop: async () => {
+      child.kill('SIGINT');
+      await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+
+let dataDir: string;
+let postgres: Awaited<ReturnType<typeof startPostgres>>;
+let databases = 0;
+const newDatabase = () => postgres.createDatabase(`bank_${++databases}`);
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(path.join(tmpdir(), 'money-transfer-pg-'));
+  postgres = await startPostgres({ dataDir });
+}, 60_000);
+
+afterAll(async () => {
+  await postgres?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('PgStore', () => {
+  storeContract(async () => new PgStore(await newDatabase()));
+
+  test('two stores on one database (two workers, two pools) racing on the same references and account move money once', async () => {
+    const url = await newDatabase();
+    const stores = [new PgStore(url), new PgStore(url)];
+    const banks = stores.map((store) => new BankingService('bank', { store }));
+    // Both create the schema at once: it is made and seeded once.
+    await Promise.all(stores.map((store) => store.ready()));
+    const ids = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        banks[i % 2]!.withdraw('85-150', 10, 'twin-withdrawal', { owner: 'wf-1' }),
+      ),
+    );
+    expect(new Set(ids).size).toBe(1);
+    // Settle and post racing on other references: each ends posted or voided, never both.
+    const races = await Promise.allSettled(
+      Array.from({ length: 60 }, (_, i) =>
+        i % 2
+          ? banks[0]!.withdraw('85-150', 10, `sp-${i >> 1}`, { owner: 'wf-2' })
+          : banks[1]!.settle(`sp-${i >> 1}`, { owner: 'wf-2' }),
+      ),
+    );
+    expect(races.filter((r) => r.status === 'rejected' && !/voided/.test(String(r.reason)))).toEqual([]);
+    const posted = new Set((await stores[0]!.entries()).map((e) => e.reference));
+    for (const { reference } of await stores[1]!.voided()) expect(posted.has(reference)).toBe(false);
+    // The drain from both: exactly what the account holds goes, and no more.
+    const drain = await Promise.allSettled(
+      Array.from({ length: 250 }, (_, i) =>
+        banks[i % 2]!.withdraw('85-150', 10, `drain-${i}`, { owner: `wf-drain-${i}` }),
+      ),
+    );
+    const before = 2000 - 10 - 10 * (posted.size - 1);
+    expect(drain.filter((r) => r.status === 'fulfilled')).toHaveLength(before / 10);
+    expect((await stores[1]!.balances()).get('85-150')).toBe(0);
+    // Another owner on a reference the other store posted is refused.
+    await expect(
+      banks[1]!.withdraw('85-150', 10, 'twin-withdrawal', { owner: 'wf-9' }),
+    ).rejects.toBeInstanceOf(TransferAlreadyOwnedError);
+    await Promise.all(stores.map((store) => store.close()));
+  }, 60_000);
+
+  test('balances and the ledger outlive the store that wrote them; the seed is not laid twice', async () => {
+    const url = await newDatabase();
+    const first = new BankingService('bank', { store: new PgStore(url) });
+    const id = await first.withdraw('85-150', 300, 'p1-withdrawal');
+    await first.store.close();
+    const second = new BankingService('bank', { store: new PgStore(url) });
+    expect(Object.fromEntries(await second.balances())).toEqual({ '85-150': 1700, '43-812': 0 });
+    await expect(second.withdraw('85-150', 300, 'p1-withdrawal')).resolves.toBe(id);
+    await second.store.close();
+  });
+
+  test('an unreachable database is refused with its URL, without the password', async () => {
+    const url = `postgres://bank:s3cret-pw@127.0.0.1:${await freePort()}/nowhere`;
+    const store = new PgStore(url);
+    const failure = store.balances();
+    await expect(failure).rejects.toThrow(
+      `The PostgreSQL bank ${redactPassword(url)} is unreachable: connect ECONNREFUSED`,
+    );
+    await expect(failure).rejects.not.toThrow(/s3cret/);
+    await store.close();
+  });
+});
+
+describe('a worker with BANK_DB=postgres://...', () => {
+  test('names PostgreSQL without the password, and a transfer through it moves money in the ledger', async () => {
+    const url = await newDatabase();
+    const taskQueue = uniqueId('pg-queue');
+    const env = { BANK_DB: url, TEMPORAL_ADDRESS: testServer().address, TEMPORAL_TASK_QUEUE: taskQueue };
+    const { worker } = await startWorkerProcess(env);
+    try {
+      await worker.waitFor('Bank: ');
+      const password = new URL(url).password;
+      expect(worker.stdout).toContain(`Bank: PostgreSQL ${redactPassword(url)}`);
+      expect(worker.stdout + worker.stderr).not.toContain(password);
+      const reference = uniqueId('pg-ref');
+      const run = await runScript(
+        'src/starter.js',
+        ['--reference', reference, '--workflow-id', uniqueId('pg-transfer')],
+        env,
+      );
+      expect(run.stdout).toMatch(/Result: Transfer complete/);
+      const store = new PgStore(url);
+      expect(Object.fromEntries(await store.balances())).toEqual({ '85-150': 1750, '43-812': 250 });
+      expect((await store.entries()).map((e) => e.amount)).toEqual([-250, 250]);
+      await store.close();
+    } finally {
+      await worker.stop();
+    }
+  }, 60_000);
+});
