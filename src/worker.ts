@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { DefaultLogger, Runtime, Worker, NativeConnection, type LogLevel } from '@temporalio/worker';
 import { createActivities } from './activities';
+import { isPostgresUrl, PgStore, redactPassword } from './bank-store';
 import { bankFromEnv, type BankingService } from './banking-service';
 import {
   connectionError,
@@ -19,6 +20,15 @@ async function main(): Promise<void> {
   const settings = loadSettings();
   const bank = bankFromEnv();
   const tuning = tuningFromEnv();
+  // A database that cannot be used fails the start, not every transfer later.
+  if (bank.store instanceof PgStore) {
+    try {
+      await bank.store.ready();
+    } catch (err) {
+      await bank.store.close();
+      throw new StartupError((err as Error).message);
+    }
+  }
   const connection = await connectWorker(settings);
   try {
     const registered = await ensureNamespaceReady(connection, settings);
@@ -36,11 +46,7 @@ async function main(): Promise<void> {
         `task queue ${settings.taskQueue}: workflow moneyTransfer; activities ${[...worker.options.activities.keys()].join(', ')}. ` +
         'Press Ctrl-C to stop.',
     );
-    console.log(
-      process.env.BANK_DB
-        ? `Bank: SQLite file ${process.env.BANK_DB}.`
-        : 'Bank: in memory, starting from the seed balances (BANK_DB=<file> keeps them in SQLite).',
-    );
+    console.log(bankLine());
     const metrics = metricsBindFromEnv();
     if (metrics) console.log(`Metrics: http://${metrics}/metrics`);
     await running;
@@ -50,6 +56,17 @@ async function main(): Promise<void> {
     await bank.store.close();
     await shutdownTracing(); // sends the spans still buffered
   }
+}
+
+/** Where this worker's bank keeps its balances, and who shares them. */
+export function bankLine(env: NodeJS.ProcessEnv = process.env): string {
+  const db = env.BANK_DB;
+  if (db && isPostgresUrl(db)) return `Bank: PostgreSQL ${redactPassword(db)}`;
+  if (db) return `Bank: SQLite file ${db}.`;
+  return (
+    'Bank: in memory, starting from the seed balances. Each worker process has its own: several workers ' +
+    'do not share them (BANK_DB=<file> or BANK_DB=postgres://... does).'
+  );
 }
 
 /** Builds a worker that runs `moneyTransfer` and the bank activities on the task queue. */
