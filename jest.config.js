@@ -20,5 +20,7 @@ module.exports = {
     project('workflow', 'global-setup.ts'),
     project('e2e', 'global-setup.ts'),
     project('ui', 'global-setup.ts'),
+    // Starts its own Temporal cluster on PostgreSQL (tools/cluster.ts), not the dev server.
+    project('cluster', 'build.ts'),
   ],
 };

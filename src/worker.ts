@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import type { WorkerDeploymentVersion } from '@temporalio/common';
 import { DefaultLogger, Runtime, Worker, NativeConnection, type LogLevel } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { isPostgresUrl, PgStore, redactPassword } from './bank-store';
@@ -20,6 +21,7 @@ async function main(): Promise<void> {
   const settings = loadSettings();
   const bank = bankFromEnv();
   const tuning = tuningFromEnv();
+  const deployment = deploymentFromEnv(); // bad settings stop it before it connects
   // A database that cannot be used fails the start, not every transfer later.
   if (bank.store instanceof PgStore) {
     try {
@@ -33,7 +35,7 @@ async function main(): Promise<void> {
   try {
     const registered = await ensureNamespaceReady(connection, settings);
     if (registered) console.log(registered);
-    const worker = await createWorker(connection, settings, bank, tuning);
+    const worker = await createWorker(connection, settings, bank, tuning, deployment);
     // The SDK shuts the worker down on these signals; this only says so.
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       process.once(signal, () =>
@@ -47,6 +49,13 @@ async function main(): Promise<void> {
         'Press Ctrl-C to stop.',
     );
     console.log(bankLine());
+    const version = worker.options.workerDeploymentOptions?.version;
+    if (version) {
+      console.log(
+        `Worker Deployment ${version.deploymentName}, build id ${version.buildId}: a transfer stays on the ` +
+          'build it started on. New transfers come here once this version is current.',
+      );
+    }
     const metrics = metricsBindFromEnv();
     if (metrics) console.log(`Metrics: http://${metrics}/metrics`);
     await running;
@@ -69,12 +78,16 @@ export function bankLine(env: NodeJS.ProcessEnv = process.env): string {
   );
 }
 
-/** Builds a worker that runs `moneyTransfer` and the bank activities on the task queue. */
+/**
+ * Builds a worker that runs `moneyTransfer` and the bank activities on the task queue;
+ * with a `deployment` version (WORKER_BUILD_ID), as a versioned worker of that deployment.
+ */
 export async function createWorker(
   connection: NativeConnection,
   settings: Settings,
   bank: BankingService,
   tuning: Tuning = {},
+  deployment: WorkerDeploymentVersion | undefined = deploymentFromEnv(),
 ): Promise<Worker> {
   return Worker.create({
     connection,
@@ -86,8 +99,50 @@ export async function createWorker(
       webhookUrl: process.env.REVIEW_WEBHOOK_URL || undefined,
     }),
     dataConverter: settings.dataConverter,
+    // PINNED: a transfer can wait days for an operator; it finishes on the code it started on.
+    ...(deployment && {
+      workerDeploymentOptions: {
+        useWorkerVersioning: true,
+        version: deployment,
+        defaultVersioningBehavior: 'PINNED',
+      },
+    }),
     ...tuning,
   });
+}
+
+export const DEFAULT_DEPLOYMENT_NAME = 'money-transfer';
+
+/**
+ * The Worker Deployment Version from WORKER_BUILD_ID and WORKER_DEPLOYMENT_NAME
+ * (docs/versioning.md), or undefined, for an unversioned worker, when no build id is set.
+ */
+export function deploymentFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerDeploymentVersion | undefined {
+  const buildId = env.WORKER_BUILD_ID;
+  const name = env.WORKER_DEPLOYMENT_NAME;
+  if (!buildId) {
+    if (name) {
+      throw new StartupError(
+        `WORKER_DEPLOYMENT_NAME is set to '${name}', but WORKER_BUILD_ID is not: a worker joins a ` +
+          'Worker Deployment only with a build id, such as WORKER_BUILD_ID=$(cat lib/src/workflow-bundle.build-id).',
+      );
+    }
+    return undefined;
+  }
+  // The server joins them as <name>.<build id>, and keeps build ids to 255 bytes.
+  if (!/^[^\s]{1,255}$/.test(buildId) || buildId === '__unversioned__') {
+    throw new StartupError(
+      `WORKER_BUILD_ID must be 1 to 255 characters without spaces, such as the one \`npm run build\` ` +
+        `writes to lib/src/workflow-bundle.build-id; got '${buildId}'`,
+    );
+  }
+  const deploymentName = name || DEFAULT_DEPLOYMENT_NAME;
+  if (!/^[^\s.:]{1,255}$/.test(deploymentName)) {
+    throw new StartupError(
+      `WORKER_DEPLOYMENT_NAME must be 1 to 255 characters without spaces, '.' or ':'; got '${deploymentName}'`,
+    );
+  }
+  return { deploymentName, buildId };
 }
 
 export async function connectWorker(settings: Settings): Promise<NativeConnection> {

@@ -21,8 +21,8 @@ export interface ResolvedCli {
   path?: string;
 }
 
-/** The per-user cache that holds a CLI built from source, outside the repo. */
-export function cliCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+/** `name` in the project's per-user cache, outside the repo: tools built from source live there. */
+export function userCacheDir(name: string, env: NodeJS.ProcessEnv = process.env): string {
   const base =
     env.XDG_CACHE_HOME ||
     (process.platform === 'win32'
@@ -30,7 +30,12 @@ export function cliCacheDir(env: NodeJS.ProcessEnv = process.env): string {
       : process.platform === 'darwin'
         ? path.join(homedir(), 'Library', 'Caches')
         : path.join(homedir(), '.cache'));
-  return path.join(base, 'money-transfer', `temporal-cli-${TEMPORAL_CLI_VERSION}`);
+  return path.join(base, 'money-transfer', name);
+}
+
+/** The per-user cache that holds a CLI built from source, outside the repo. */
+export function cliCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return userCacheDir(`temporal-cli-${TEMPORAL_CLI_VERSION}`, env);
 }
 
 /**
@@ -67,7 +72,17 @@ export async function resolveTemporalCli(
   if (downloaded && isExecutable(cached)) return existing('download', cached);
 
   if (findOnPath(process.platform === 'win32' ? 'go.exe' : 'go', env.PATH)) {
-    if (await goInstall(cacheDir, env, report)) return existing('go', cached);
+    const built = await goInstall(
+      {
+        what: `the Temporal CLI ${TEMPORAL_CLI_VERSION}`,
+        packages: [`${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`],
+        gobin: cacheDir,
+        produces: [EXE],
+      },
+      env,
+      report,
+    );
+    if (built) return existing('go', cached);
     report('The Go build of the Temporal CLI failed; the SDK will try its own download.');
   }
 
@@ -106,23 +121,32 @@ async function download(cacheDir: string, report: (line: string) => void): Promi
   }
 }
 
+/** What `goInstall` builds: Go packages at pinned versions, into `gobin`. */
+export interface GoInstallTarget {
+  /** For the progress lines, e.g. "the Temporal CLI v1.5.1". */
+  what: string;
+  /** `module/path@version` arguments to `go install`. */
+  packages: string[];
+  gobin: string;
+  /** Executables `gobin` must hold afterwards for the build to count. */
+  produces: string[];
+}
+
 /**
- * Builds the pinned CLI with `go install` into `cacheDir`. Go prints every package it
- * builds (about 1,400); this shows them as one line that counts up instead.
+ * Runs `go install` of the target. Go prints every package it builds (over a
+ * thousand); this shows them as one line that counts up instead.
  */
-async function goInstall(
-  cacheDir: string,
+export async function goInstall(
+  target: GoInstallTarget,
   env: NodeJS.ProcessEnv,
   report: (line: string) => void,
 ): Promise<boolean> {
-  report(
-    `Building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go into ${cacheDir}. ` +
-      'This happens once and takes a few minutes.',
-  );
-  mkdirSync(cacheDir, { recursive: true });
+  const { gobin } = target;
+  report(`Building ${target.what} with Go into ${gobin}. This happens once and takes a few minutes.`);
+  mkdirSync(gobin, { recursive: true });
   const started = Date.now();
-  const go = spawn('go', ['install', '-v', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
-    env: { ...env, GOBIN: cacheDir },
+  const go = spawn('go', ['install', '-v', ...target.packages], {
+    env: { ...env, GOBIN: gobin },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const tty = process.stderr.isTTY;
@@ -147,9 +171,10 @@ async function goInstall(
   });
   const code = await new Promise<number | null>((resolve) => go.once('close', resolve));
   if (tty) process.stderr.write('\n');
-  if (code === 0 && isExecutable(path.join(cacheDir, EXE))) {
+  if (code === 0 && target.produces.every((exe) => isExecutable(path.join(gobin, exe)))) {
     report(
-      `Built the Temporal CLI (${packages} packages) in ${Math.round((Date.now() - started) / 1000)} s: ${path.join(cacheDir, EXE)}`,
+      `Built ${target.what} (${packages} packages) in ${Math.round((Date.now() - started) / 1000)} s: ` +
+        target.produces.map((exe) => path.join(gobin, exe)).join(', '),
     );
     return true;
   }
@@ -167,7 +192,7 @@ export function cliMissingHelp(): string {
   );
 }
 
-function findOnPath(name: string, searchPath = ''): string | undefined {
+export function findOnPath(name: string, searchPath = ''): string | undefined {
   for (const dir of searchPath.split(path.delimiter)) {
     if (!dir) continue;
     const candidate = path.join(dir, name);
@@ -176,7 +201,7 @@ function findOnPath(name: string, searchPath = ''): string | undefined {
   return undefined;
 }
 
-function isExecutable(file: string): boolean {
+export function isExecutable(file: string): boolean {
   try {
     accessSync(file, constants.X_OK);
     return statSync(file).isFile();

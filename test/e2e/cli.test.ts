@@ -1,7 +1,7 @@
 // The starter and the worker as people run them: separate processes, real flags,
 // real exit codes, against the shared test server.
 import { NativeConnection } from '@temporalio/worker';
-import { parseStarterArgs, UsageError } from '../../src/starter';
+import { DEFAULT_TRANSFER, parseStarterArgs, UsageError } from '../../src/starter';
 import { moneyTransfer } from '../../src/workflows';
 import {
   freePort,
@@ -98,8 +98,8 @@ describe('starter against a server', () => {
   test('attaches to a run already going under the same id and waits for its result', async () => {
     const taskQueue = uniqueId('queue');
     const workflowId = uniqueId('running');
-    // No worker yet, so this run stays Running.
-    await temporal.client.workflow.start(moneyTransfer, { taskQueue, workflowId, args: [transferDetails()] });
+    // No worker yet, so this run stays Running. It is the payment the starter sends by default.
+    await temporal.client.workflow.start(moneyTransfer, { taskQueue, workflowId, args: [DEFAULT_TRANSFER] });
     const starter = new ScriptProcess('src/starter.js', ['--workflow-id', workflowId], childEnv(taskQueue));
     await starter.waitFor("is already running; waiting for that run's result instead.");
     const worker = await newWorker(taskQueue);
@@ -109,6 +109,29 @@ describe('starter against a server', () => {
       /^Workflow running-\S+ is already running; waiting for that run's result instead\.\n/,
     );
     expect(starter.stdout).toMatch(/\nResult: Transfer complete \(transaction IDs: W-\w+, D-\w+\)\n$/);
+  });
+
+  test('another payment under an id that is running is refused: nothing started, exit 1', async () => {
+    const taskQueue = uniqueId('queue');
+    const workflowId = uniqueId('taken');
+    const running = transferDetails();
+    await temporal.client.workflow.start(moneyTransfer, { taskQueue, workflowId, args: [running] });
+    const starter = await runScript(
+      'src/starter.js',
+      ['--workflow-id', workflowId, '--amount', '7'],
+      childEnv(taskQueue),
+    );
+    expect(starter.code).toBe(1);
+    expect(starter.stdout).toBe(
+      `Workflow ${workflowId} is already taken by another transfer (250 from 85-150 to 43-812, reference ${running.referenceId}); ` +
+        'nothing was started. Give this transfer its own --workflow-id.\n',
+    );
+    // Still the one run, of the first payment.
+    const runs = [];
+    for await (const run of temporal.client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
+      runs.push(run);
+    expect(runs).toHaveLength(1);
+    await temporal.client.workflow.getHandle(workflowId).terminate('test over');
   });
 
   test('a closed id gets a new run, and the starter says so', async () => {

@@ -2,7 +2,6 @@
 // really prints and holds. Runs the compiled scripts in lib/, which `npm test` builds.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
@@ -15,7 +14,6 @@ import { resolveTemporalCli } from '../../tools/temporal-cli';
 import {
   freeDevServerPort,
   freePort,
-  ROOT,
   runScript,
   ScriptProcess,
   startWorkerProcess,
@@ -23,45 +21,9 @@ import {
   testWorker,
   uniqueId,
 } from '../helpers';
+import { cliPattern, README, sample, samplePattern } from '../readme-samples';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-
-function sample(name: string): string {
-  const match = new RegExp(`<!-- sample: ${name} -->\\n\\n?\`\`\`text\\n([\\s\\S]*?)\\n\`\`\``).exec(README);
-  if (!match?.[1]) throw new Error(`README.md has no sample named ${name}`);
-  return match[1];
-}
-
-/**
- * Turns a sample into a pattern: ids, ports and the CLI's version line vary from run
- * to run; everything else must match exactly, line for line.
- */
-function samplePattern(text: string, replace: Array<[string, string]> = []): RegExp {
-  let pattern = text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  for (const [from, to] of replace) pattern = pattern.replaceAll(from, to);
-  pattern = pattern
-    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '[0-9a-f-]{36}')
-    .replace(/\b([WD])-[A-Z0-9]{10}\b/g, '$1-[A-Z0-9]{10}')
-    .replace(/^CLI .*$/m, 'CLI .*')
-    .replace(/localhost:\d+/g, 'localhost:\\d+');
-  return new RegExp(`^${pattern}$`);
-}
-
-/**
- * The same for the `temporal` CLI's output: its times, sizes and build ids vary too, the
- * test's task queue stands in for the default one, and trailing blanks do not count.
- */
-function cliPattern(text: string, taskQueue: string): RegExp {
-  const source = samplePattern(text.replace(/[ \t]+$/gm, ''), [['TRANSFER_MONEY_TASK_QUEUE', taskQueue]])
-    .source.replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/g, String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
-    .replace(/((?:StartTime|CloseTime|ExecutionTime) +)now/g, '$1.+')
-    .replace(/(RunTime +)\d+ms/g, String.raw`$1[\d.]+m?s`)
-    .replace(/((?:HistorySize|StateTransitionCount) +)\d+/g, String.raw`$1\d+`)
-    .replace(/[0-9a-f]{64}/g, '[0-9a-f]{64}');
-  return new RegExp(source);
-}
-
 describe('README', () => {
   test('`npm run demo` prints the sample, starting and stopping its own dev server', async () => {
     const port = await freeDevServerPort();

@@ -1,0 +1,347 @@
+// Worker Versioning: the README's deploy drill with two worker processes of different
+// workflow code, and the version a versioned worker's executions carry. v1 is the
+// compiled app in lib/; v2 is a changed copy of src/ (test/versioning-drill.ts).
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { isGrpcServiceError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { getStatus, type moneyTransfer } from '../../src/workflows';
+import { startDevServer } from '../../tools/dev-server';
+import type { CommandProcess } from '../../tools/processes';
+import { resolveTemporalCli } from '../../tools/temporal-cli';
+import { buildIdOf } from '../../tools/bundle';
+import {
+  freeDevServerPort,
+  runScript,
+  ScriptProcess,
+  startWorkerProcess,
+  testServer,
+  transferDetails,
+  uniqueId,
+  useTestTemporal,
+} from '../helpers';
+import { README, sample, samplePattern } from '../readme-samples';
+import {
+  buildV2Release,
+  V2_ACTIVITY,
+  V2_ACTIVITY_IMPORT,
+  V2_WORKFLOW_CALL,
+  V2_WORKFLOW_PROXY,
+  type Release,
+} from '../versioning-drill';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const { VersionDrainageStatus } = temporal.api.enums.v1;
+
+/** The workflow-task builds and the activities of one execution, in order, from its history. */
+async function executionTrace(handle: WorkflowHandle): Promise<{ builds: string[]; activities: string[] }> {
+  const { events } = await handle.fetchHistory();
+  const builds: string[] = [];
+  const activities: string[] = [];
+  for (const event of events ?? []) {
+    const completed = event.workflowTaskCompletedEventAttributes;
+    if (completed) {
+      const version = completed.deploymentVersion;
+      builds.push(version ? `${version.deploymentName}.${version.buildId}` : 'unversioned');
+    }
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled) activities.push(scheduled.activityType?.name ?? '?');
+  }
+  return { builds, activities };
+}
+
+/** The `sh` command shown just before a README sample. */
+function commandBefore(name: string): string {
+  const before = README.slice(0, README.indexOf(`<!-- sample: ${name} -->`));
+  const command = [...before.matchAll(/```sh\n(.*)\n```/g)].at(-1)?.[1];
+  if (!command) throw new Error(`README.md shows no command before sample ${name}`);
+  return command;
+}
+
+/** The README's worker deployment describe output, with times, identities and column widths let vary. */
+function normalizeDescribe(text: string): string {
+  return text
+    .replace(/\b(\d+ (seconds?|minutes?|hours?) ago|now)\b/g, '<time>')
+    .replace(/temporal-cli:\S+/g, '<identity>')
+    .replace(/[ \t]+/g, ' ')
+    .replace(/ $/gm, '')
+    .trim();
+}
+
+describe('the deploy drill (README "Ship a change while transfers wait")', () => {
+  let v2: Release | undefined;
+  afterAll(() => v2?.remove());
+
+  test('the README shows the v2 change the drill applies', () => {
+    expect(README).toContain(`\`\`\`ts\n${V2_ACTIVITY_IMPORT}\n\`\`\``);
+    expect(README).toContain(`\`\`\`ts\n${V2_ACTIVITY}\n\`\`\``);
+    expect(README).toContain(`add \`${V2_WORKFLOW_CALL}\` before \`setStage(t, 'withdrawing');\``);
+    expect(README).toContain(`\`\`\`ts\n${V2_WORKFLOW_PROXY}\n\`\`\``);
+  });
+
+  test('v1 keeps its parked transfer to the end while v2 runs new ones with the new activity; v1 drains', async () => {
+    // A server of its own: the drill uses the default task queue and deployment name,
+    // and drainage is checked every second here, not every 3 minutes.
+    const port = await freeDevServerPort();
+    const [server, release, cli] = await Promise.all([
+      startDevServer({
+        ip: '127.0.0.1',
+        port,
+        dynamicConfig: {
+          'matching.wv.VersionDrainageStatusVisibilityGracePeriod': '"1s"',
+          'matching.wv.VersionDrainageStatusRefreshInterval': '"1s"',
+        },
+      }),
+      buildV2Release(),
+      resolveTemporalCli(process.env, () => {}),
+    ]);
+    v2 = release;
+    const env = { TEMPORAL_ADDRESS: `localhost:${port}`, TEMPORAL_UI_URL: 'http://localhost:8233' };
+    /** Runs a README command as a reader would, with `temporal` being the CLI the tests use. */
+    const shell = async (command: string) => {
+      const { stdout } = await promisify(execFile)(
+        'sh',
+        ['-c', command.replace(/^temporal /, `'${cli.path}' `)],
+        {
+          env: { ...process.env, ...env },
+        },
+      );
+      return stdout.replace(/[ \t]+$/gm, '').trimEnd();
+    };
+    const running: CommandProcess[] = [];
+    try {
+      // 1. Worker v1, the compiled app, with the bank that parks a transfer in review.
+      const { worker: v1 } = await startWorkerProcess({
+        ...env,
+        ...workerEnv('v1'),
+        DEV_WORKFLOW_BUNDLE: testServer().bundlePath,
+      });
+      running.push(v1);
+      await v1.waitFor('once this version is current.');
+      // The start lines before it are the tutorial's, which readme.test.ts checks.
+      expect(v1.stdout.split('\n')).toContain(sample('versioning-worker-v1'));
+      expect(await shell(commandBefore('versioning-set-current-v1'))).toBe(
+        sample('versioning-set-current-v1'),
+      );
+
+      const parked = new ScriptProcess('src/starter.js', starterArgs('pay-invoice-706'), env);
+      running.push(parked);
+      await parked.waitFor('Web UI: ');
+      const parkedHandle = server.client.workflow.getHandle<typeof moneyTransfer>('pay-invoice-706');
+      await waitForStage(parkedHandle, 'needs-review');
+
+      // 2-3. Worker v2, a process of the changed code, made current.
+      const { worker: w2 } = await startWorkerProcess(
+        { ...env, ...workerEnv('v2'), DEV_WORKFLOW_BUNDLE: release.bundlePath },
+        [process.execPath, release.worker],
+      );
+      running.push(w2);
+      await w2.waitFor('build id v2');
+      expect(w2.stdout.split('\n')).toContain(
+        sample('versioning-worker-v1').replace('build id v1', 'build id v2'),
+      );
+      // The server refuses a current version that does not poll every task queue v1 does.
+      await waitForTaskQueues(server.client, 'v2');
+      expect(await shell(commandBefore('versioning-set-current-v2'))).toBe(
+        sample('versioning-set-current-v2'),
+      );
+
+      // 4. A new transfer runs on v2, the limit check first.
+      const fresh = await runScript('src/starter.js', starterArgs('pay-invoice-707'), env);
+      expect(fresh.stdout.trimEnd()).toMatch(samplePattern(sample('versioning-starter-v2')));
+      expect(fresh.code).toBe(0);
+      expect(await shell(commandBefore('versioning-history-v2'))).toBe(sample('versioning-history-v2'));
+      const freshHandle = server.client.workflow.getHandle<typeof moneyTransfer>('pay-invoice-707');
+      const freshTrace = await executionTrace(freshHandle);
+      expect(freshTrace.activities).toEqual(['checkDailyLimit', 'withdraw', 'deposit']);
+      expect(new Set(freshTrace.builds)).toEqual(new Set(['money-transfer.v2']));
+
+      // 5. v1 drains: no new transfers, but pay-invoice-706 is pinned to it.
+      expect(await waitForDescribe(shell, 'versioning-draining')).toBe(
+        normalizeDescribe(sample('versioning-draining')),
+      );
+      expect(await drainage(server.client, 'v1')).toBe(
+        VersionDrainageStatus.VERSION_DRAINAGE_STATUS_DRAINING,
+      );
+
+      // The operator resolves it; v1 runs the update and the end of the workflow.
+      const resolve = await runScript('src/review.js', reviewArgs(), env);
+      expect(resolve.stdout).toContain('Resolution: {"action":"resolveManually"');
+      expect(resolve.code).toBe(0);
+      expect((await parked.exited).code).toBe(1);
+      expect(parked.stdout.trimEnd()).toMatch(samplePattern(sample('versioning-starter-v1')));
+      expect(await shell(commandBefore('versioning-history-v1'))).toBe(sample('versioning-history-v1'));
+      const parkedTrace = await executionTrace(parkedHandle);
+      expect(parkedTrace.activities).not.toContain('checkDailyLimit');
+      expect(parkedTrace.activities.slice(0, 3)).toEqual(['withdraw', 'deposit', 'refund']);
+      expect(new Set(parkedTrace.builds)).toEqual(new Set(['money-transfer.v1']));
+
+      // The ledger of both: v2's moved the money; v1's withdrew, and the operator settled it outside.
+      const freshStatus = await freshHandle.query(getStatus);
+      expect(freshStatus).toMatchObject({ stage: 'completed' });
+      expect(fresh.stdout).toContain(
+        `Result: Transfer complete (transaction IDs: ${freshStatus.withdrawId}, ${freshStatus.depositId})`,
+      );
+      const parkedStatus = await parkedHandle.query(getStatus);
+      expect(parkedStatus).toMatchObject({ stage: 'failed', resolution: { action: 'resolveManually' } });
+      expect(parkedStatus.withdrawId).toMatch(/^W-/);
+      expect(parkedStatus.depositId).toBeUndefined();
+      expect(parkedStatus.refundId).toBeUndefined();
+
+      expect(await waitForDescribe(shell, 'versioning-drained')).toBe(
+        normalizeDescribe(sample('versioning-drained')),
+      );
+      expect(await drainage(server.client, 'v1')).toBe(VersionDrainageStatus.VERSION_DRAINAGE_STATUS_DRAINED);
+      expect(await v1.stop()).toEqual({ code: 0, signal: null });
+    } finally {
+      const alive = running.filter((p) => p.child.exitCode === null && p.child.signalCode === null);
+      await Promise.all(alive.map((p) => p.stop()));
+      await server.teardown();
+    }
+  }, 120_000);
+});
+
+/** The variables of the README's `... npm run worker` command for build `buildId`. */
+function workerEnv(buildId: string): Record<string, string> {
+  const match = new RegExp(`\`\`\`sh\n(WORKER_BUILD_ID=${buildId}\\b.*) npm run worker\n`).exec(README);
+  if (!match) throw new Error(`README.md shows no \`WORKER_BUILD_ID=${buildId} ... npm run worker\``);
+  return Object.fromEntries(match[1]!.split(' ').map((pair) => pair.split('=') as [string, string]));
+}
+
+/** The arguments of the README's `npm run starter -- --workflow-id <workflowId> ...` command. */
+function starterArgs(workflowId: string): string[] {
+  const match = new RegExp(`\`\`\`sh\nnpm run starter -- (--workflow-id ${workflowId} .*)\n\`\`\``).exec(
+    README,
+  );
+  if (!match) throw new Error(`README.md shows no \`npm run starter -- --workflow-id ${workflowId} ...\``);
+  return match[1]!.split(' ');
+}
+
+/** The README's `npm run review -- resolve ...` command of the drill, as arguments. */
+function reviewArgs(): string[] {
+  const section = README.slice(README.indexOf('<!-- sample: versioning-draining -->'));
+  const match = /```sh\nnpm run review -- (resolve pay-invoice-706 .*)\n```/.exec(section);
+  if (!match)
+    throw new Error('the drill shows no `npm run review -- resolve pay-invoice-706` after v1 drains');
+  return [...match[1]!.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+}
+
+async function waitForStage(handle: WorkflowHandle<typeof moneyTransfer>, stage: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while ((await handle.query(getStatus)).stage !== stage) {
+    if (Date.now() > deadline) throw new Error(`${handle.workflowId} did not reach ${stage} within 30 s`);
+    await sleep(100);
+  }
+}
+
+/** Runs the README's `worker deployment describe` until its output matches the sample, or 20 s pass. */
+async function waitForDescribe(shell: (command: string) => Promise<string>, name: string): Promise<string> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const output = normalizeDescribe(await shell(commandBefore('versioning-draining')));
+    if (output === normalizeDescribe(sample(name)) || Date.now() > deadline) return output;
+    await sleep(250);
+  }
+}
+
+/** Waits until the workers of a money-transfer version poll its workflow and activity task queues. */
+async function waitForTaskQueues(client: Client, buildId: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const { workerDeploymentVersionInfo } = await client.workflowService
+      .describeWorkerDeploymentVersion({
+        namespace: client.options.namespace,
+        deploymentVersion: { deploymentName: 'money-transfer', buildId },
+      })
+      .catch((err: unknown) => {
+        // NOT_FOUND (gRPC code 5) until the version's first poll reaches the server.
+        if (isGrpcServiceError(err) && Number(err.code) === 5)
+          return { workerDeploymentVersionInfo: undefined };
+        throw err;
+      });
+    if ((workerDeploymentVersionInfo?.taskQueueInfos?.length ?? 0) >= 2) return;
+    if (Date.now() > deadline)
+      throw new Error(`money-transfer.${buildId} polls no workflow and activity queue`);
+    await sleep(100);
+  }
+}
+
+/** The drainage status of a money-transfer version, from the server's API rather than the CLI. */
+async function drainage(client: Client, buildId: string) {
+  const { workerDeploymentInfo } = await client.workflowService.describeWorkerDeployment({
+    namespace: client.options.namespace,
+    deploymentName: 'money-transfer',
+  });
+  return workerDeploymentInfo?.versionSummaries?.find((s) => s.deploymentVersion?.buildId === buildId)
+    ?.drainageStatus;
+}
+
+describe('a versioned worker', () => {
+  const temporal = useTestTemporal();
+
+  test('its executions carry versioning behavior Pinned and the version money-transfer.<build id>', async () => {
+    // The id of the bundle this worker runs, derived as `npm run build` derives it (that
+    // one bundles lib/'s compiled code, so its id differs from this bundle's).
+    const buildId = buildIdOf(readFileSync(testServer().bundlePath, 'utf8'));
+    const taskQueue = uniqueId('versioned');
+    const { address } = testServer();
+    const { path: cli } = await resolveTemporalCli(process.env, () => {});
+    const run = async (...args: string[]) =>
+      (await promisify(execFile)(cli!, [...args, '--address', address, '--color', 'never'])).stdout;
+    const { worker } = await startWorkerProcess({
+      TEMPORAL_ADDRESS: address,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      WORKER_BUILD_ID: buildId,
+      DEV_WORKFLOW_BUNDLE: testServer().bundlePath,
+    });
+    try {
+      await worker.waitFor(`Worker Deployment money-transfer, build id ${buildId}:`);
+      await run(
+        'worker',
+        'deployment',
+        'set-current-version',
+        '--deployment-name',
+        'money-transfer',
+        '--build-id',
+        buildId,
+        '--yes',
+      );
+      const handle = await temporal().start(taskQueue, transferDetails());
+      await expect(handle.result()).resolves.toMatch(/^Transfer complete/);
+
+      const text = await run('workflow', 'describe', '--workflow-id', handle.workflowId);
+      expect(text).toMatch(
+        new RegExp(
+          `Versioning Info:\\s+Behavior +Pinned\\s+DeploymentName +money-transfer\\s+BuildId +${buildId}\\n`,
+        ),
+      );
+      const json = JSON.parse(
+        await run('workflow', 'describe', '--workflow-id', handle.workflowId, '--output', 'json'),
+      ) as {
+        workflowExecutionInfo: { versioningInfo?: { behavior?: string; version?: string } };
+      };
+      expect(json.workflowExecutionInfo.versioningInfo).toMatchObject({
+        behavior: 'VERSIONING_BEHAVIOR_PINNED',
+        version: `money-transfer.${buildId}`,
+      });
+      expect(new Set((await executionTrace(handle)).builds)).toEqual(new Set([`money-transfer.${buildId}`]));
+    } finally {
+      await worker.stop();
+    }
+  }, 60_000);
+
+  test('a bad WORKER_DEPLOYMENT_NAME stops the worker with a message that says why', async () => {
+    const run = await runScript('src/worker.js', [], {
+      TEMPORAL_ADDRESS: testServer().address,
+      TEMPORAL_TASK_QUEUE: uniqueId('unused'),
+      WORKER_BUILD_ID: 'v1',
+      WORKER_DEPLOYMENT_NAME: 'money.transfer',
+      DEV_WORKFLOW_BUNDLE: testServer().bundlePath,
+    });
+    expect(run.stderr.trim()).toBe(
+      "WORKER_DEPLOYMENT_NAME must be 1 to 255 characters without spaces, '.' or ':'; got 'money.transfer'",
+    );
+    expect(run.code).toBe(1);
+  });
+});
