@@ -1,106 +1,22 @@
 // The PostgreSQL bank store against a real PostgreSQL this file starts in a temp dir:
 // the store contract the other stores pass, two stores (two workers) racing, and a
 // worker process with BANK_DB=postgres://... moving money in the shared ledger.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Client } from 'pg';
 import { PgStore, redactPassword } from '../../src/bank-store';
 import { BankingService } from '../../src/banking-service';
 import { InsufficientFundsError, TransferAlreadyOwnedError } from '../../src/shared';
+import { startPostgres, type Postgres } from '../../tools/postgres';
 import { freePort, runScript, startWorkerProcess, testServer, uniqueId } from '../helpers';
 import { storeContract } from '../store-contract';
 
-// TEMPORARY: replaced by tools/postgres.ts once the cluster branch is merged.
-const findOnPath = (name: string, PATH = '') =>
-  PATH.split(':')
-    .map((dir) => path.join(dir, name))
-    .find((file) => existsSync(file));
-async function startPostgres({ dataDir }: { dataDir: string }) {
-  const initdb = findOnPath('initdb', process.env.PATH);
-  const postgresBin = findOnPath('postgres', process.env.PATH);
-  if (!initdb || !postgresBin) {
-    throw new Error(
-      'The PostgreSQL store tests need PostgreSQL: initdb and postgres on PATH. ' +
-        'Install it (Debian: apt-get install postgresql) and add its bin folder to PATH.',
-    );
-  }
-  const found = readFileSync('/etc/passwd', 'utf8').match(/^postgres:[^:]*:(\d+):(\d+):/m);
-  const account = process.getuid?.() === 0 && found ? { uid: Number(found[1]), gid: Number(found[2]) } : {};
-  chmodSync(dataDir, 0o755);
-  const pgdata = path.join(dataDir, 'pgdata');
-  mkdirSync(pgdata, { mode: 0o700 });
-  const password = randomBytes(12).toString('base64url');
-  const pwfile = path.join(dataDir, 'pw');
-  writeFileSync(pwfile, password, { mode: 0o600 });
-  if ('uid' in account) {
-    chownSync(pgdata, account.uid!, account.gid!);
-    chownSync(pwfile, account.uid!, account.gid!);
-  }
-  execFileSync(
-    initdb,
-    ['-D', pgdata, '-U', 'bank', `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--locale=C'],
-    { stdio: 'ignore', ...account },
-  );
-  const port = await freePort();
-  const child: ChildProcess = spawn(
-    postgresBin,
-    [
-      '-D',
-      pgdata,
-      '-p',
-      String(port),
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      `unix_socket_directories=${pgdata}`,
-    ],
-    { stdio: 'ignore', ...account },
-  );
-  const url = (db: string) => `postgres://bank:${password}@127.0.0.1:${port}/${db}`;
-  for (let tries = 0; ; tries++) {
-    const client = new Client(url('postgres'));
-    try {
-      await client.connect();
-      await client.end();
-      break;
-    } catch (err) {
-      if (tries > 100) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  return {
-    url,
-    createDatabase: async (name: string) => {
-      const client = new Client(url('postgres'));
-      await client.connect();
-      await client.query(`CREATE DATABASE ${name}`);
-      await client.end();
-      return url(name);
-    },
-    stop: async () => {
-      child.kill('SIGINT');
-      await new Promise((resolve) => child.once('exit', resolve));
-    },
-  };
-}
-
 let dataDir: string;
-let postgres: Awaited<ReturnType<typeof startPostgres>>;
+let postgres: Postgres;
 let databases = 0;
 const newDatabase = () => postgres.createDatabase(`bank_${++databases}`);
 
+// No PostgreSQL on this machine fails every test here, with findPostgres's how-to-install.
 beforeAll(async () => {
   dataDir = mkdtempSync(path.join(tmpdir(), 'money-transfer-pg-'));
   postgres = await startPostgres({ dataDir });
