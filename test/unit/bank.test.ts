@@ -1,8 +1,8 @@
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { MemoryStore, SEED_ACCOUNTS, SqliteStore } from '../../src/bank-store';
+import { isPostgresUrl, MemoryStore, redactPassword, SEED_ACCOUNTS, SqliteStore } from '../../src/bank-store';
 import { BankFaultsError, parseFaults, randomFaults } from '../../src/bank-faults';
 import { bankFromEnv, BankingService } from '../../src/banking-service';
 import {
@@ -466,4 +466,55 @@ if (HAS_NODE_SQLITE) {
 
 test('SEED_ACCOUNTS holds the seed balances', () => {
   expect(Object.fromEntries(SEED_ACCOUNTS)).toEqual({ '85-150': 2000, '43-812': 0 });
+});
+
+describe('BANK_DB', () => {
+  test('a postgres:// or postgresql:// URL selects PostgreSQL; anything else is a SQLite file', () => {
+    expect(isPostgresUrl('postgres://bank:pw@db:5432/bank')).toBe(true);
+    expect(isPostgresUrl('postgresql://db/bank')).toBe(true);
+    expect(isPostgresUrl('.temporal/bank.sqlite')).toBe(false);
+    expect(isPostgresUrl('postgres.sqlite')).toBe(false);
+  });
+
+  test('redactPassword drops the password, in the user info or a parameter, and keeps the rest', () => {
+    expect(redactPassword('postgres://bank:s3cret@db:5432/bank?sslmode=require&password=s3cret')).toBe(
+      'postgres://bank@db:5432/bank?sslmode=require',
+    );
+    expect(redactPassword('postgresql://db/bank')).toBe('postgresql://db/bank');
+    expect(redactPassword('postgres://bank:s3cret@[bad')).toBe('postgres://(a URL that does not parse)');
+  });
+
+  test('openStore loads pg only for PostgreSQL, so memory and SQLite need no PostgreSQL client', () => {
+    // A child process of its own: its require cache shows what the store loaded.
+    const loads = (bankDb: string | undefined) =>
+      execFileSync(
+        process.execPath,
+        [
+          '-e',
+          `const { openStore } = require(${JSON.stringify(path.join(ROOT, 'lib', 'src', 'bank-store.js'))});
+           const pgLoaded = () => Object.keys(require.cache).some((file) => file.includes('/node_modules/pg/'));
+           (async () => {
+             try {
+               const store = openStore(process.env);
+               await store.close();
+               console.log(store.constructor.name, pgLoaded());
+             } catch (err) {
+               console.log(err.message, pgLoaded()); // SQLite on a Node without node:sqlite
+             }
+           })();`,
+        ],
+        { env: { ...process.env, BANK_DB: bankDb }, encoding: 'utf8' },
+      ).trim();
+    expect(loads(undefined)).toBe('MemoryStore false');
+    // Port 1 refuses at once; the store reports that on use, and still closes.
+    expect(loads('postgres://bank:pw@127.0.0.1:1/bank')).toBe('PgStore true');
+    const dir = mkdtempSync(path.join(tmpdir(), 'money-transfer-bank-'));
+    try {
+      expect(loads(path.join(dir, 'bank.sqlite'))).toMatch(
+        HAS_NODE_SQLITE ? /^SqliteStore false$/ : /needs Node\.js 22\.5 or newer.* false$/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
