@@ -357,7 +357,8 @@ export class PgStore implements BankStore {
     readonly url: string,
     seed: ReadonlyMap<string, number> = SEED_ACCOUNTS,
   ) {
-    this.pool = new (loadPg().Pool)({ connectionString: url, max: 10 });
+    // A connect that hangs (a host that drops packets) fails after 10 s instead of never.
+    this.pool = new (loadPg().Pool)({ connectionString: url, max: 10, connectionTimeoutMillis: 10_000 });
     // An idle client whose server went away emits 'error'; unhandled, it would end the process.
     this.pool.on('error', (err) =>
       console.warn(`PostgreSQL bank ${redactPassword(url)}: idle connection lost: ${err.message}`),
@@ -377,7 +378,7 @@ export class PgStore implements BankStore {
       client = await this.pool.connect();
     } catch (cause) {
       throw new Error(
-        `The PostgreSQL bank ${redactPassword(this.url)} is unreachable: ${(cause as Error).message}`,
+        `Cannot connect to the PostgreSQL bank ${redactPassword(this.url)}: ${(cause as Error).message}`,
         { cause },
       );
     }

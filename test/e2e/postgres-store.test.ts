@@ -81,15 +81,28 @@ describe('PgStore', () => {
     await Promise.all(stores.map((store) => store.close()));
   }, 60_000);
 
-  test('balances and the ledger outlive the store that wrote them; the seed is not laid twice', async () => {
+  test('balances and the ledger outlive the store that wrote them; a seed goes only into a new bank', async () => {
     const url = await newDatabase();
     const first = new BankingService('bank', { store: new PgStore(url) });
     const id = await first.withdraw('85-150', 300, 'p1-withdrawal');
     await first.store.close();
-    const second = new BankingService('bank', { store: new PgStore(url) });
+    const second = new BankingService('bank', { store: new PgStore(url, new Map([['99-999', 5]])) });
     expect(Object.fromEntries(await second.balances())).toEqual({ '85-150': 1700, '43-812': 0 });
     await expect(second.withdraw('85-150', 300, 'p1-withdrawal')).resolves.toBe(id);
     await second.store.close();
+  });
+
+  test('a wrong password is refused with the URL, and neither password is shown', async () => {
+    const url = postgres.url('postgres').replace(`:${encodeURIComponent(postgres.password)}@`, ':wr0ng-pw@');
+    const store = new PgStore(url);
+    const failure = store.ready();
+    await expect(failure).rejects.toThrow(
+      `Cannot connect to the PostgreSQL bank ${redactPassword(url)}: password authentication failed`,
+    );
+    const message = await failure.catch((err: Error) => err.message);
+    expect(message).not.toContain('wr0ng');
+    expect(message).not.toContain(postgres.password);
+    await store.close();
   });
 
   test('an unreachable database is refused with its URL, without the password', async () => {
@@ -97,7 +110,7 @@ describe('PgStore', () => {
     const store = new PgStore(url);
     const failure = store.balances();
     await expect(failure).rejects.toThrow(
-      `The PostgreSQL bank ${redactPassword(url)} is unreachable: connect ECONNREFUSED`,
+      `Cannot connect to the PostgreSQL bank ${redactPassword(url)}: connect ECONNREFUSED`,
     );
     await expect(failure).rejects.not.toThrow(/s3cret/);
     await store.close();
@@ -111,7 +124,7 @@ describe('a worker with BANK_DB=postgres://...', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
       new RegExp(
-        `^The PostgreSQL bank postgres://bank@127\\.0\\.0\\.1:\\d+/bank is unreachable: connect ECONNREFUSED`,
+        `^Cannot connect to the PostgreSQL bank postgres://bank@127\\.0\\.0\\.1:\\d+/bank: connect ECONNREFUSED`,
       ),
     );
     expect(run.stdout + run.stderr).not.toContain('s3cret');
