@@ -9,6 +9,7 @@ import {
   InsufficientFundsError,
   InvalidAccountError,
   InvalidPaymentDetailsError,
+  isValidAmount,
   ReferenceVoidedError,
   TransferAlreadyOwnedError,
 } from './shared';
@@ -253,8 +254,10 @@ function ownedBy(reference: string, owner: string, caller: string): TransferAlre
 }
 
 function checkAmount(amount: number): number {
-  if (!Number.isSafeInteger(amount) || amount <= 0) {
-    throw new InvalidPaymentDetailsError(`amount must be a whole number greater than 0 (got ${amount})`);
+  if (!isValidAmount(amount)) {
+    throw new InvalidPaymentDetailsError(
+      `amount must be a whole number greater than 0 (got ${String(amount)})`,
+    );
   }
   return amount;
 }

@@ -5,7 +5,7 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { DataConverter } from '@temporalio/common';
 import { codecFromEnv } from './codec';
-import { DEFAULT_TASK_QUEUE } from './shared';
+import { chainMessages, DEFAULT_TASK_QUEUE } from './shared';
 import { tracesExporterFromEnv, tracingClientInterceptors, type TracesExporter } from './telemetry';
 
 export const DEFAULT_ADDRESS = 'localhost:7233';
@@ -72,11 +72,15 @@ function codecPayloads(env: NodeJS.ProcessEnv): DataConverter | undefined {
   return codec && { payloadCodecs: [codec] };
 }
 
-// A dev server serves its Web UI on its gRPC port + 1000 (7233 -> 8233).
+/** The port of a dev server's Web UI: its gRPC port + 1000 (7233 -> 8233), as `start-dev` picks it. */
+export function webUiPort(grpcPort: number): number {
+  return grpcPort + 1000;
+}
+
 function defaultWebUiUrl(address: string): string {
   const [host, port] = splitAddress(address);
   if (host.endsWith('.tmprl.cloud') || host.endsWith('.api.temporal.io')) return 'https://cloud.temporal.io';
-  return `http://${host}:${port + 1000}`;
+  return `http://${host}:${webUiPort(port)}`;
 }
 
 export function splitAddress(address: string): [string, number] {
@@ -88,6 +92,11 @@ export function splitAddress(address: string): [string, number] {
 export function webUiLink(settings: Settings, workflowId: string, runId: string): string {
   const ns = encodeURIComponent(settings.namespace);
   return `${settings.webUiUrl}/namespaces/${ns}/workflows/${encodeURIComponent(workflowId)}/${runId}/history`;
+}
+
+/** A command line that makes no sense: the command prints the message and exits with 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
 }
 
 /** An error whose message says what happened and what to do; `main` prints it alone. */
@@ -122,7 +131,7 @@ export async function connectionError(settings: Settings, cause: unknown): Promi
   if (refused) return new ServerUnreachableError(settings.address, refused, { cause });
   return new ConnectionFailedError(
     `A server answers at ${settings.address}, but the Temporal connection failed: ` +
-      `${redact(errorMessages(cause))}. Check that TLS and the credentials (TEMPORAL_TLS*, ` +
+      `${redact(chainMessages(cause))}. Check that TLS and the credentials (TEMPORAL_TLS*, ` +
       'TEMPORAL_API_KEY or the profile) match what that server expects.',
     { cause },
   );
@@ -152,12 +161,6 @@ function redact(text: string): string {
   let out = text;
   for (const secret of secrets) out = out.replaceAll(secret, '<API key>');
   return out;
-}
-
-function errorMessages(err: unknown): string {
-  const messages: string[] = [];
-  for (let current = err; current instanceof Error; current = current.cause) messages.push(current.message);
-  return messages.join(': ') || String(err);
 }
 
 /** One line per link of the cause chain, with each ApplicationFailure's type. */

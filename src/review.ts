@@ -3,7 +3,7 @@
 // through the workflow's Updates, whose validators reject what makes no sense.
 import { parseArgs } from 'node:util';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { connectClient, describeError, loadSettings, webUiLink, type Settings } from './config';
+import { connectClient, describeError, loadSettings, UsageError, webUiLink, type Settings } from './config';
 import { TRANSFER_STATUS } from './shared';
 import {
   getStatus,
@@ -29,7 +29,6 @@ Exit codes: 0 done, 1 refused or failed (unknown id, not in review, rejected), 2
 /** The visibility query behind `list`: running transfers parked for an operator. */
 export const NEEDS_REVIEW_QUERY = `WorkflowType = 'moneyTransfer' AND ExecutionStatus = 'Running' AND ${TRANSFER_STATUS.name} = 'needs-review'`;
 
-class UsageError extends Error {}
 /** A refusal the operator should read: exit code 1, no stack. */
 class ReviewError extends Error {}
 

@@ -91,6 +91,23 @@ export const TRANSFER_STATUS = defineSearchAttributeKey('TransferStatus', Search
 
 const FIELDS = ['sourceAccount', 'targetAccount', 'amount', 'referenceId'] as const;
 
+/** The amount rule, for the workflow and the bank alike: a whole number of units above 0. */
+export function isValidAmount(amount: unknown): amount is number {
+  return typeof amount === 'number' && Number.isSafeInteger(amount) && amount > 0;
+}
+
+/** An error and its causes in one line: "Activity task failed: This deposit has failed." */
+export function chainMessages(err: unknown): string {
+  const messages: string[] = [];
+  for (let e: unknown = err; e instanceof Error; e = e.cause) messages.push(e.message);
+  return messages.join(': ') || String(err);
+}
+
+/** A transfer in one line, as the logs, the Web UI and the starter show it. */
+export function describeTransfer(d: PaymentDetails): string {
+  return `${d.amount} from ${d.sourceAccount} to ${d.targetAccount} (ref ${d.referenceId})`;
+}
+
 /**
  * The longest account number (an IBAN has at most 34 characters) and reference a
  * transfer takes. Every step copies them into history, logs and the Web UI, so a
@@ -126,7 +143,7 @@ export function validatePaymentDetails(input: unknown): asserts input is Payment
     }
   }
   const amount = details.amount;
-  if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0) {
+  if (!isValidAmount(amount)) {
     problems.push(`amount must be a whole number greater than 0 (got ${describe(amount)})`);
   }
   if (typeof details.sourceAccount === 'string' && details.sourceAccount === details.targetAccount) {

@@ -13,11 +13,17 @@ import {
   describeError,
   formatErrorChain,
   loadSettings,
+  UsageError,
   webUiLink,
   type Settings,
 } from './config';
 import { watchProgress } from './progress-watch';
-import { InvalidPaymentDetailsError, validatePaymentDetails, type PaymentDetails } from './shared';
+import {
+  describeTransfer,
+  InvalidPaymentDetailsError,
+  validatePaymentDetails,
+  type PaymentDetails,
+} from './shared';
 import { shutdownTracing } from './telemetry';
 // Only the type: the starter names the workflow, and never loads workflow code.
 import type { moneyTransfer } from './workflows';
@@ -67,10 +73,6 @@ Options:
   --help                show this help
 
 Exit codes: 0 transfer completed, 1 transfer failed, 2 usage error.`;
-
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 export type StarterArgs = { help: true } | { help: false; details: PaymentDetails; workflowId: string };
 
@@ -152,7 +154,7 @@ export async function runTransfer(
       workflowId,
       args: [details],
       // What the Web UI shows for this execution (its User Metadata).
-      staticSummary: `${details.amount} from ${details.sourceAccount} to ${details.targetAccount} (ref ${details.referenceId})`,
+      staticSummary: describeTransfer(details),
       staticDetails:
         `Money transfer of **${details.amount}** from \`${details.sourceAccount}\` to \`${details.targetAccount}\`, ` +
         `reference \`${details.referenceId}\`, started by \`npm run starter\`. ` +
@@ -165,7 +167,7 @@ export async function runTransfer(
         `Workflow ${workflowId} ran before (${earlier}); the id reuse policy allows another run, so this is a new one.`,
       );
     }
-    print(`Started transfer ${workflowId}: ${formatDetails(details)}`);
+    print(`Started transfer ${workflowId}: ${describeTransfer(details)}`);
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     handle = client.workflow.getHandle<typeof moneyTransfer>(workflowId);
@@ -175,7 +177,7 @@ export async function runTransfer(
     const running = await runInput(client, workflowId, runId);
     if (!samePayment(running, details)) {
       print(
-        `Workflow ${workflowId} is already taken by another transfer (${running ? formatDetails(running) : 'input unreadable'}); ` +
+        `Workflow ${workflowId} is already taken by another transfer (${running ? describeTransfer(running) : 'input unreadable'}); ` +
           'nothing was started. Give this transfer its own --workflow-id.',
       );
       return false;
@@ -234,10 +236,6 @@ function samePayment(a: PaymentDetails | undefined, b: PaymentDetails): boolean 
     a.amount === b.amount &&
     a.referenceId === b.referenceId
   );
-}
-
-function formatDetails(d: PaymentDetails): string {
-  return `${d.amount} from ${d.sourceAccount} to ${d.targetAccount}, reference ${d.referenceId}`;
 }
 
 if (require.main === module) {

@@ -17,7 +17,9 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from './activities';
 import {
+  chainMessages,
   DEFINITE_FAILURES,
+  describeTransfer,
   InvalidPaymentDetailsError,
   referencesFor,
   refundReference,
@@ -148,7 +150,7 @@ export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolic
     return result;
   } catch (err) {
     setStage(t, isCancellation(err) ? 'cancelled' : 'failed');
-    if (err instanceof Error) t.status.lastFailure = describe(err);
+    if (err instanceof Error) t.status.lastFailure = chainMessages(err);
     countTransfer(endOutcome(t));
     throw err;
   } finally {
@@ -187,7 +189,7 @@ async function transfer(t: Transfer): Promise<string> {
     // The bank said no: nothing moved, so the failure ends the transfer.
     if (isDefinite(err)) throw err;
     // A timeout, a lost reply or a cancel: the withdrawal may have posted, or may still.
-    log.warn(`Withdrawal outcome unknown, settling it: ${describe(err)}`, meta);
+    log.warn(`Withdrawal outcome unknown, settling it: ${chainMessages(err)}`, meta);
     await compensate(t, 'withdraw', err);
     throw err;
   }
@@ -199,7 +201,7 @@ async function transfer(t: Transfer): Promise<string> {
       [details],
     );
   } catch (err) {
-    log.error(`Deposit failed: ${describe(err)}`, meta);
+    log.error(`Deposit failed: ${chainMessages(err)}`, meta);
     const settled = await compensate(t, 'deposit', err);
     if (settled.outcome !== 'deposit-posted') throw err;
     // The deposit's reply was lost, but the bank has it: the money arrived.
@@ -265,11 +267,11 @@ async function compensate(
         if (failedStep === 'withdraw' && failureType(err) === TransferAlreadyOwnedError.name) {
           status.owed = undefined;
           status.settlement = 'nothing-to-refund';
-          log.warn(`Another transfer owns this payment; this one moved nothing: ${describe(err)}`, meta);
+          log.warn(`Another transfer owns this payment; this one moved nothing: ${chainMessages(err)}`, meta);
           throw err;
         }
         // A definite failure, or unknown ones past the review deadline.
-        status.lastFailure = describe(err);
+        status.lastFailure = chainMessages(err);
         log.error(`Refund failed: ${status.lastFailure}`, meta);
         const decision = await waitForOperator(t, account, err);
         if (decision.action === 'resolveManually') {
@@ -292,8 +294,8 @@ async function compensate(
 async function waitForOperator(t: Transfer, failedAccount: string, failure: unknown): Promise<Decision> {
   const { details, status } = t;
   const reason = isDefinite(failure)
-    ? `The refund to ${failedAccount} was refused: ${describe(failure)}`
-    : `The refund kept failing for ${String(t.policy.reviewAfter)}: ${describe(failure)}`;
+    ? `The refund to ${failedAccount} was refused: ${chainMessages(failure)}`
+    : `The refund kept failing for ${String(t.policy.reviewAfter)}: ${chainMessages(failure)}`;
   const accounts = (await refundAccounts(details)).filter((account) => account !== failedAccount);
   status.review = { reason, failedAccount, accounts, reminders: 0 };
   setStage(t, 'needs-review');
@@ -378,7 +380,7 @@ function setStage(t: Transfer, stage: TransferStage): void {
   upsertSearchAttributes([{ key: TRANSFER_STATUS, value: stage }]);
   // Before validation passed, the details may be anything.
   if (!status.references) return setCurrentDetails(`**${stage}**: the payment details were refused.`);
-  const what = `${details.amount} from ${details.sourceAccount} to ${details.targetAccount} (ref ${details.referenceId})`;
+  const what = describeTransfer(details);
   const next: Partial<Record<TransferStage, string>> = {
     withdrawing: 'Waiting for the bank to withdraw the money.',
     depositing: 'Waiting for the bank to deposit the money.',
@@ -442,11 +444,4 @@ function failureType(err: unknown): string | undefined {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure
     ? (err.cause.type ?? undefined)
     : undefined;
-}
-
-// "Activity task failed: This deposit has failed." — the failure and its causes.
-function describe(err: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = err; e instanceof Error; e = e.cause) parts.push(e.message);
-  return parts.join(': ') || String(err);
 }

@@ -46,6 +46,8 @@ export async function voidedReferences(store: BankStore): Promise<string[]> {
   return (await store.voided()).map((record) => record.reference);
 }
 
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export function uniqueId(prefix: string): string {
   return `${prefix}-${nanoid(10)}`;
 }

@@ -1,14 +1,33 @@
 // The README's sample outputs, read by name (`<!-- sample: name -->`), and turned into
 // patterns that let the parts that vary from run to run vary.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from '../tools/processes';
 
 export const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 
+/** The README and the pages of docs/, by path: samples live in both. */
+export const PAGES: ReadonlyMap<string, string> = new Map([
+  ['README.md', README],
+  ...readdirSync(path.join(ROOT, 'docs'))
+    .filter((file) => file.endsWith('.md'))
+    .map((file): [string, string] => [`docs/${file}`, readFileSync(path.join(ROOT, 'docs', file), 'utf8')]),
+]);
+
+/** The page that shows the sample `name`; there must be exactly one. */
+export function pageOf(name: string): string {
+  const pages = [...PAGES].filter(([, text]) => text.includes(`<!-- sample: ${name} -->`));
+  if (pages.length !== 1) {
+    throw new Error(`${pages.length} pages show a sample named ${name}: ${pages.map(([p]) => p).join(', ')}`);
+  }
+  return pages[0]![1];
+}
+
 export function sample(name: string): string {
-  const match = new RegExp(`<!-- sample: ${name} -->\\n\\n?\`\`\`text\\n([\\s\\S]*?)\\n\`\`\``).exec(README);
-  if (!match?.[1]) throw new Error(`README.md has no sample named ${name}`);
+  const match = new RegExp(`<!-- sample: ${name} -->\\n\\n?\`\`\`text\\n([\\s\\S]*?)\\n\`\`\``).exec(
+    pageOf(name),
+  );
+  if (!match?.[1]) throw new Error(`the sample named ${name} has no text block after its marker`);
   return match[1];
 }
 

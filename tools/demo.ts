@@ -4,7 +4,7 @@
 // it started.
 import { Connection } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { connectClient, loadSettings, splitAddress, type Settings } from '../src/config';
+import { connectClient, loadSettings, splitAddress, webUiPort, type Settings } from '../src/config';
 import { startDevServer } from './dev-server';
 import { ensureNamespaceReady } from '../src/namespace-check';
 import { DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID, runTransfer } from '../src/starter';
@@ -39,7 +39,7 @@ async function main(): Promise<number> {
       ip: '127.0.0.1',
       port,
       ui: true,
-      uiPort: port + 1000,
+      uiPort: webUiPort(port),
       namespace: settings.namespace,
     });
   }

@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { codecServerUrl } from '../src/codec';
-import { loadSettings, splitAddress } from '../src/config';
+import { loadSettings, splitAddress, webUiPort } from '../src/config';
 import { startDevServer } from './dev-server';
 
 const DB_FILE = path.resolve(__dirname, '..', '..', '.temporal', 'dev-server.sqlite');
@@ -16,7 +16,7 @@ async function main(): Promise<void> {
     ip: host === 'localhost' ? '127.0.0.1' : host,
     port,
     ui: true,
-    uiPort: port + 1000,
+    uiPort: webUiPort(port),
     namespace: settings.namespace,
     dbFilename: DB_FILE,
     // With a key ring (PAYLOAD_KEYS_FILE), the Web UI decodes payloads through `npm run codec-server`.

@@ -1,8 +1,6 @@
 // A server the project did not start: a plain `temporal server start-dev`, with none of
 // the project's tuning and no search attribute registered, as the Python tutorial's
 // reader runs it. Each case has a namespace of its own on that one server.
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -11,9 +9,9 @@ import { BankingService } from '../../src/banking-service';
 import { ensureNamespaceReady, SearchAttributeMissingError } from '../../src/namespace-check';
 import { CommandProcess } from '../../tools/processes';
 import { resolveTemporalCli } from '../../tools/temporal-cli';
+import { sample } from '../readme-samples';
 import {
   freeDevServerPort,
-  ROOT,
   runScript,
   ScriptProcess,
   startWorkerProcess,
@@ -27,13 +25,9 @@ const { IndexedValueType, WorkflowTaskFailedCause } = temporal.api.enums.v1;
 // The cases' namespaces; `default` is the tutorial's.
 const NAMESPACES = ['demo', 'stuck', 'full', 'texttype', 'cluster', 'idle'];
 
-const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-
-/** A README sample as this server prints it: each `from` of the tutorial's setup replaced by `to`. */
+/** A sample as this server prints it: each `from` of the tutorial's setup replaced by `to`. */
 function readmeSample(name: string, replace: Array<[string, string]>): string {
-  const match = new RegExp(`<!-- sample: ${name} -->\\n\\n\`\`\`text\\n([\\s\\S]*?)\\n\`\`\``).exec(README);
-  if (!match?.[1]) throw new Error(`README.md has no sample named ${name}`);
-  return replace.reduce((text, [from, to]) => text.replaceAll(from, to), match[1]);
+  return replace.reduce((text, [from, to]) => text.replaceAll(from, to), sample(name));
 }
 
 let server: CommandProcess;
@@ -132,7 +126,7 @@ test('`npm run demo` on a plain start-dev it finds: registers TransferStatus and
   expect(lines.slice(0, 3)).toEqual([
     `Using the Temporal server at ${address}.`,
     `Registered search attribute TransferStatus (Keyword) in namespace demo: ${address} is a local dev server.`,
-    'Started transfer pay-invoice-701: 250 from 85-150 to 43-812, reference 12345',
+    'Started transfer pay-invoice-701: 250 from 85-150 to 43-812 (ref 12345)',
   ]);
   expect(lines.at(-1)).toMatch(/^Result: Transfer complete \(transaction IDs: W-\w+, D-\w+\)$/);
   expect(run.code).toBe(0);

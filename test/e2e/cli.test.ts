@@ -1,7 +1,8 @@
 // The starter and the worker as people run them: separate processes, real flags,
 // real exit codes, against the shared test server.
 import { NativeConnection } from '@temporalio/worker';
-import { DEFAULT_TRANSFER, parseStarterArgs, UsageError } from '../../src/starter';
+import { UsageError } from '../../src/config';
+import { DEFAULT_TRANSFER, parseStarterArgs } from '../../src/starter';
 import { moneyTransfer } from '../../src/workflows';
 import {
   freePort,
@@ -123,7 +124,7 @@ describe('starter against a server', () => {
     );
     expect(starter.code).toBe(1);
     expect(starter.stdout).toBe(
-      `Workflow ${workflowId} is already taken by another transfer (250 from 85-150 to 43-812, reference ${running.referenceId}); ` +
+      `Workflow ${workflowId} is already taken by another transfer (250 from 85-150 to 43-812 (ref ${running.referenceId})); ` +
         'nothing was started. Give this transfer its own --workflow-id.\n',
     );
     // Still the one run, of the first payment.

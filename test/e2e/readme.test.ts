@@ -20,10 +20,10 @@ import {
   testServer,
   testWorker,
   uniqueId,
+  sleep,
 } from '../helpers';
 import { cliPattern, README, sample, samplePattern } from '../readme-samples';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe('README', () => {
   test('`npm run demo` prints the sample, starting and stopping its own dev server', async () => {
     const port = await freeDevServerPort();

@@ -5,11 +5,17 @@ import { createActivities } from '../../src/activities';
 import { parseFaults } from '../../src/bank-faults';
 import { BankingService } from '../../src/banking-service';
 import { getStatus, type moneyTransfer } from '../../src/workflows';
-import { runScript, useTestTemporal, testServer, testWorker, transferDetails, uniqueId } from '../helpers';
+import {
+  runScript,
+  useTestTemporal,
+  testServer,
+  testWorker,
+  transferDetails,
+  uniqueId,
+  sleep,
+} from '../helpers';
 
 jest.setTimeout(90_000);
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const temporal = useTestTemporal();
 

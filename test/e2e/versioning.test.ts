@@ -20,8 +20,12 @@ import {
   transferDetails,
   uniqueId,
   useTestTemporal,
+  sleep,
 } from '../helpers';
-import { README, sample, samplePattern } from '../readme-samples';
+import { PAGES, sample, samplePattern } from '../readme-samples';
+
+/** The page with the whole drill; the README has its short form. */
+const DRILL = PAGES.get('docs/versioning.md')!;
 import {
   buildV2Release,
   V2_ACTIVITY,
@@ -31,7 +35,6 @@ import {
   type Release,
 } from '../versioning-drill';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const { VersionDrainageStatus } = temporal.api.enums.v1;
 
 /** The workflow-task builds and the activities of one execution, in order, from its history. */
@@ -53,9 +56,9 @@ async function executionTrace(handle: WorkflowHandle): Promise<{ builds: string[
 
 /** The `sh` command shown just before a README sample. */
 function commandBefore(name: string): string {
-  const before = README.slice(0, README.indexOf(`<!-- sample: ${name} -->`));
+  const before = DRILL.slice(0, DRILL.indexOf(`<!-- sample: ${name} -->`));
   const command = [...before.matchAll(/```sh\n(.*)\n```/g)].at(-1)?.[1];
-  if (!command) throw new Error(`README.md shows no command before sample ${name}`);
+  if (!command) throw new Error(`docs/versioning.md shows no command before sample ${name}`);
   return command;
 }
 
@@ -74,10 +77,10 @@ describe('the deploy drill (README "Ship a change while transfers wait")', () =>
   afterAll(() => v2?.remove());
 
   test('the README shows the v2 change the drill applies', () => {
-    expect(README).toContain(`\`\`\`ts\n${V2_ACTIVITY_IMPORT}\n\`\`\``);
-    expect(README).toContain(`\`\`\`ts\n${V2_ACTIVITY}\n\`\`\``);
-    expect(README).toContain(`add \`${V2_WORKFLOW_CALL}\` before \`setStage(t, 'withdrawing');\``);
-    expect(README).toContain(`\`\`\`ts\n${V2_WORKFLOW_PROXY}\n\`\`\``);
+    expect(DRILL).toContain(`\`\`\`ts\n${V2_ACTIVITY_IMPORT}\n\`\`\``);
+    expect(DRILL).toContain(`\`\`\`ts\n${V2_ACTIVITY}\n\`\`\``);
+    expect(DRILL).toContain(`add \`${V2_WORKFLOW_CALL}\` before \`setStage(t, 'withdrawing');\``);
+    expect(DRILL).toContain(`\`\`\`ts\n${V2_WORKFLOW_PROXY}\n\`\`\``);
   });
 
   test('v1 keeps its parked transfer to the end while v2 runs new ones with the new activity; v1 drains', async () => {
@@ -204,23 +207,25 @@ describe('the deploy drill (README "Ship a change while transfers wait")', () =>
 
 /** The variables of the README's `... npm run worker` command for build `buildId`. */
 function workerEnv(buildId: string): Record<string, string> {
-  const match = new RegExp(`\`\`\`sh\n(WORKER_BUILD_ID=${buildId}\\b.*) npm run worker\n`).exec(README);
-  if (!match) throw new Error(`README.md shows no \`WORKER_BUILD_ID=${buildId} ... npm run worker\``);
+  const match = new RegExp(`\`\`\`sh\n(WORKER_BUILD_ID=${buildId}\\b.*) npm run worker\n`).exec(DRILL);
+  if (!match)
+    throw new Error(`docs/versioning.md shows no \`WORKER_BUILD_ID=${buildId} ... npm run worker\``);
   return Object.fromEntries(match[1]!.split(' ').map((pair) => pair.split('=') as [string, string]));
 }
 
 /** The arguments of the README's `npm run starter -- --workflow-id <workflowId> ...` command. */
 function starterArgs(workflowId: string): string[] {
   const match = new RegExp(`\`\`\`sh\nnpm run starter -- (--workflow-id ${workflowId} .*)\n\`\`\``).exec(
-    README,
+    DRILL,
   );
-  if (!match) throw new Error(`README.md shows no \`npm run starter -- --workflow-id ${workflowId} ...\``);
+  if (!match)
+    throw new Error(`docs/versioning.md shows no \`npm run starter -- --workflow-id ${workflowId} ...\``);
   return match[1]!.split(' ');
 }
 
 /** The README's `npm run review -- resolve ...` command of the drill, as arguments. */
 function reviewArgs(): string[] {
-  const section = README.slice(README.indexOf('<!-- sample: versioning-draining -->'));
+  const section = DRILL.slice(DRILL.indexOf('<!-- sample: versioning-draining -->'));
   const match = /```sh\nnpm run review -- (resolve pay-invoice-706 .*)\n```/.exec(section);
   if (!match)
     throw new Error('the drill shows no `npm run review -- resolve pay-invoice-706` after v1 drains');

@@ -34,3 +34,45 @@ test('docs/replay.md names every recorded history in test/histories/', () => {
   const replay = read('docs/replay.md');
   expect(histories.filter((file) => !replay.includes(file.replace(/\.json$/, '')))).toEqual([]);
 });
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens. */
+function anchor(heading: string): string {
+  return heading
+    .toLowerCase()
+    .replace(/[`*]/g, '')
+    .replace(/[^\p{L}\p{N} _-]/gu, '')
+    .replace(/ /g, '-');
+}
+
+test('every relative link in the README and docs/ reaches a file, and an anchor there if it names one', () => {
+  const pages = [
+    'README.md',
+    ...readdirSync(path.join(ROOT, 'docs'))
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => `docs/${f}`),
+  ];
+  const broken: string[] = [];
+  let links = 0;
+  for (const page of pages) {
+    const text = read(page).replace(/```[\s\S]*?```/g, '');
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/.test(target!)) continue; // https:, mailto:
+      links++;
+      const [file, hash] = target!.split('#') as [string, string | undefined];
+      const resolved = file ? path.posix.join(path.posix.dirname(page), file) : page;
+      let body: string;
+      try {
+        body = read(resolved);
+      } catch {
+        broken.push(`${page}: ${target} (no file ${resolved})`);
+        continue;
+      }
+      if (hash && !/\.md$/.test(resolved)) continue;
+      if (hash && ![...body.matchAll(/^#+ (.+)$/gm)].some(([, h]) => anchor(h!) === hash)) {
+        broken.push(`${page}: ${target} (no heading #${hash} in ${resolved})`);
+      }
+    }
+  }
+  expect(links).toBeGreaterThan(20);
+  expect(broken).toEqual([]);
+});

@@ -16,13 +16,11 @@ import {
   type ReviewPolicy,
   type TransferStatus,
 } from '../../src/workflows';
-import { activityRuns, logs, useTestTemporal, transferDetails, uniqueId } from '../helpers';
+import { activityRuns, logs, useTestTemporal, transferDetails, uniqueId, sleep } from '../helpers';
 
 jest.setTimeout(60_000);
 
 const temporal = useTestTemporal();
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The seed accounts plus a savings account of the same customer. */
 const accounts = () =>

@@ -9,13 +9,18 @@ import { parseFaults, type BankOperation, type FaultPlan, type Injection } from 
 import { BankingService } from '../../src/banking-service';
 import type { PaymentDetails } from '../../src/shared';
 import { getStatus, type moneyTransfer, type TransferStatus } from '../../src/workflows';
-import { activityRuns, type ActivityRun, useTestTemporal, transferDetails, uniqueId } from '../helpers';
+import {
+  activityRuns,
+  type ActivityRun,
+  useTestTemporal,
+  transferDetails,
+  uniqueId,
+  sleep,
+} from '../helpers';
 
 jest.setTimeout(120_000);
 
 const temporal = useTestTemporal();
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Outcome {
   result?: string;
