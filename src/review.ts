@@ -5,14 +5,8 @@ import { parseArgs } from 'node:util';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { connectClient, describeError, loadSettings, UsageError, webUiLink, type Settings } from './config';
 import { TRANSFER_STATUS } from './shared';
-import {
-  getStatus,
-  refundTo,
-  resolveManually,
-  retryRefund,
-  type moneyTransfer,
-  type TransferStatus,
-} from './workflows';
+import { type moneyTransfer } from './workflows';
+import { getStatus, refundTo, resolveManually, retryRefund, type TransferStatus } from './messages';
 
 const USAGE = `Usage: npm run review -- <command>
 

@@ -1,12 +1,19 @@
 import {
+  getStatus,
+  refundTo,
+  resolveManually,
+  retryRefund,
+  type OperatorDecision,
+  type TransferStage,
+  type TransferStatus,
+} from './messages';
+import {
   ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
   condition,
-  defineQuery,
-  defineUpdate,
   isCancellation,
   log,
   metricMeter,
@@ -50,77 +57,24 @@ const { refundAccounts, notifyOperator } = proxyActivities<Activities>({
   retry: { maximumInterval: '1 minute' },
 });
 
-export type { ReviewPolicy } from './shared';
-
-export type TransferStage =
-  | 'validating'
-  | 'withdrawing'
-  | 'depositing'
-  | 'refunding'
-  | 'needs-review'
-  | 'completed'
-  | 'failed'
-  | 'cancelled';
-
-export interface TransferStatus {
-  stage: TransferStage;
-  /** The bank reference of each step. */
-  references?: { withdrawal: string; deposit: string; refund: string };
-  withdrawId?: string;
-  depositId?: string;
-  refundId?: string;
-  /** Where the refund went, when an operator sent it somewhere other than the source. */
-  refundedTo?: string;
-  /** Money that left (or may have left) the source account and is not back yet. */
-  owed?: number;
-  /** How a step with an unknown outcome was settled, once it was. */
-  settlement?: RefundResult['outcome'];
-  /** The failure that stopped the transfer, or that keeps the refund from completing. */
-  lastFailure?: string;
-  cancelRequested?: boolean;
-  /** While the transfer waits for an operator: why, and what they can do. */
-  review?: {
-    reason: string;
-    /** The account the refund failed on. */
-    failedAccount: string;
-    /** Where `refundTo` may send the money instead. */
-    accounts: string[];
-    reminders: number;
-  };
-  /** An operator's decision, once made. */
-  resolution?: { action: 'retryRefund' } | { action: 'refundTo'; account: string } | ManualResolution;
+/**
+ * An operator's decision and how far it got: `pending` from its update until the workflow
+ * takes it up, `taken` while the workflow carries it out, `done` once it has (the refund
+ * made, or failed again, or the transfer ended). The update returns at `done`.
+ */
+interface Decision {
+  what: OperatorDecision;
+  state: 'pending' | 'taken' | 'done';
 }
 
-interface ManualResolution {
-  action: 'resolveManually';
-  note: string;
-  operator: string;
-}
-
-/** Where the transfer is, and the bank's transaction ids so far. */
-export const getStatus = defineQuery<TransferStatus>('getStatus');
-
-/** Operator actions for a transfer in `needs-review`. Each returns the new status. */
-export const retryRefund = defineUpdate<TransferStatus>('retryRefund');
-export const refundTo = defineUpdate<TransferStatus, [{ account: string }]>('refundTo');
-export const resolveManually = defineUpdate<TransferStatus, [{ note: string; operator: string }]>(
-  'resolveManually',
-);
-
-type Decision = NonNullable<TransferStatus['resolution']>;
-
-/** The workflow's own state: the status it reports and an operator's pending decision. */
+/** The workflow's own state: the status it reports and an operator's latest decision. */
 interface Transfer {
   details: PaymentDetails;
   status: TransferStatus;
   /** The policy as the caller sent it, checked with the details; `policy` fills in the defaults. */
   policyGiven: unknown;
   policy: Required<ReviewPolicy>;
-  /** An operator's decision, from its update until the workflow takes it up. */
   decision?: Decision;
-  /** The decision the workflow took up last, and the last one fully carried out. */
-  taken?: Decision;
-  done?: Decision;
 }
 
 export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolicy = {}): Promise<string> {
@@ -154,7 +108,7 @@ export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolic
     countTransfer(endOutcome(t));
     throw err;
   } finally {
-    t.done = t.taken;
+    decisionCarriedOut(t);
     // Let an operator's update return the final status before the workflow closes.
     await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
   }
@@ -291,7 +245,11 @@ async function compensate(
 }
 
 /** Parks the transfer in `needs-review`, tells an operator, reminds them, and returns their decision. */
-async function waitForOperator(t: Transfer, failedAccount: string, failure: unknown): Promise<Decision> {
+async function waitForOperator(
+  t: Transfer,
+  failedAccount: string,
+  failure: unknown,
+): Promise<OperatorDecision> {
   const { details, status } = t;
   const reason = isDefinite(failure)
     ? `The refund to ${failedAccount} was refused: ${chainMessages(failure)}`
@@ -299,16 +257,15 @@ async function waitForOperator(t: Transfer, failedAccount: string, failure: unkn
   const accounts = (await refundAccounts(details)).filter((account) => account !== failedAccount);
   status.review = { reason, failedAccount, accounts, reminders: 0 };
   setStage(t, 'needs-review');
-  t.done = t.taken; // an operator's retry that failed again is carried out too
+  decisionCarriedOut(t); // an operator's retry that failed again is carried out too
   countReview();
   await notifyOperator({ details, reason, reminder: 0 });
-  while (!(await condition(() => t.decision !== undefined, t.policy.remindEvery))) {
+  while (!(await condition(() => t.decision?.state === 'pending', t.policy.remindEvery))) {
     status.review.reminders++;
     await notifyOperator({ details, reason, reminder: status.review.reminders });
   }
-  const decision = t.decision!;
-  t.decision = undefined;
-  t.taken = decision;
+  t.decision!.state = 'taken';
+  const decision = t.decision!.what;
   status.resolution = decision;
   status.review = undefined;
   log.info(`Operator decision: ${JSON.stringify(decision)}`, { referenceId: details.referenceId });
@@ -320,7 +277,7 @@ function setHandlers(t: Transfer): void {
   setHandler(getStatus, () => status);
   /** An update's validator: only a transfer waiting for review, with no decision under way. */
   const inReview = () => {
-    if (status.stage !== 'needs-review' || t.decision !== undefined) {
+    if (status.stage !== 'needs-review' || (t.decision && t.decision.state !== 'done')) {
       throw new Error(`This transfer is not waiting for review (stage: ${status.stage}).`);
     }
   };
@@ -328,10 +285,11 @@ function setHandlers(t: Transfer): void {
    * Records the decision, then returns the status once it was carried out: the refund
    * done, or failed again. A cancel of the workflow does not cut the wait short.
    */
-  const decide = (decision: Decision): Promise<TransferStatus> =>
+  const decide = (what: OperatorDecision): Promise<TransferStatus> =>
     CancellationScope.nonCancellable(async () => {
+      const decision: Decision = { what, state: 'pending' };
       t.decision = decision;
-      await condition(() => t.done === decision);
+      await condition(() => decision.state === 'done');
       return status;
     });
   setHandler(retryRefund, () => decide({ action: 'retryRefund' }), { validator: inReview });
@@ -368,6 +326,11 @@ function setHandlers(t: Transfer): void {
       },
     },
   );
+}
+
+/** The one place a decision is marked carried out: when the transfer parks again, or ends. */
+function decisionCarriedOut(t: Transfer): void {
+  if (t.decision?.state === 'taken') t.decision.state = 'done';
 }
 
 /**

@@ -16,7 +16,8 @@ import { AccountClosedError, type PaymentDetails } from '../src/shared';
 import { parseFaults } from '../src/bank-faults';
 import { DEFAULT_TRANSFER } from '../src/starter';
 import { resolveTemporalCli } from './temporal-cli';
-import { getStatus, retryRefund, type moneyTransfer } from '../src/workflows';
+import { type moneyTransfer } from '../src/workflows';
+import { getStatus, retryRefund } from '../src/messages';
 
 const OUT_DIR = path.resolve(__dirname, '..', '..', 'test', 'histories');
 const TASK_QUEUE = 'export-histories';

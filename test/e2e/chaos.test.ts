@@ -27,13 +27,8 @@ import { CancelledFailure } from '@temporalio/common';
 import { prng } from '../../src/bank-faults';
 import { SqliteStore, type LedgerEntry, type VoidRecord } from '../../src/bank-store';
 import { referencesFor, type PaymentDetails } from '../../src/shared';
-import {
-  getStatus,
-  refundTo,
-  retryRefund,
-  type moneyTransfer,
-  type TransferStatus,
-} from '../../src/workflows';
+import { type moneyTransfer } from '../../src/workflows';
+import { getStatus, refundTo, retryRefund, type TransferStatus } from '../../src/messages';
 import { startDevServer } from '../../tools/dev-server';
 import {
   freePort,

@@ -7,7 +7,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/banking-service';
 import { parseFaults } from '../../src/bank-faults';
-import { getStatus } from '../../src/workflows';
+import { getStatus } from '../../src/messages';
 import { ACTIVITIES_FILE, applyDrill, drillLines, loadDrilledActivities } from '../drill';
 import { startDevServer } from '../../tools/dev-server';
 import { resolveTemporalCli } from '../../tools/temporal-cli';

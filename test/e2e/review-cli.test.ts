@@ -4,7 +4,8 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { createActivities } from '../../src/activities';
 import { parseFaults } from '../../src/bank-faults';
 import { BankingService } from '../../src/banking-service';
-import { getStatus, type moneyTransfer } from '../../src/workflows';
+import { type moneyTransfer } from '../../src/workflows';
+import { getStatus } from '../../src/messages';
 import {
   runScript,
   useTestTemporal,

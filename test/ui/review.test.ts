@@ -10,7 +10,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { createActivities } from '../../src/activities';
 import { parseFaults } from '../../src/bank-faults';
 import { BankingService } from '../../src/banking-service';
-import { getStatus } from '../../src/workflows';
+import { getStatus } from '../../src/messages';
 import { startDevServer } from '../../tools/dev-server';
 import { freeDevServerPort, ROOT, runScript, ScriptProcess, testWorker } from '../helpers';
 import { launchChromium } from './browser';

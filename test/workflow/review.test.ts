@@ -7,15 +7,15 @@ import { parseFaults } from '../../src/bank-faults';
 import { MemoryStore } from '../../src/bank-store';
 import { BankingService, type CallOptions } from '../../src/banking-service';
 import { AccountClosedError, InvalidAccountError, type PaymentDetails } from '../../src/shared';
+import { type moneyTransfer } from '../../src/workflows';
 import {
   getStatus,
   refundTo,
   resolveManually,
   retryRefund,
-  type moneyTransfer,
   type ReviewPolicy,
   type TransferStatus,
-} from '../../src/workflows';
+} from '../../src/messages';
 import { activityRuns, logs, useTestTemporal, transferDetails, uniqueId, sleep } from '../helpers';
 
 jest.setTimeout(60_000);

@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
 import { MemoryStore } from '../../src/bank-store';
 import { BankingService, type CallOptions } from '../../src/banking-service';
-import { getStatus, type TransferStatus } from '../../src/workflows';
+import { getStatus, type TransferStatus } from '../../src/messages';
 import { useTestTemporal, transferDetails } from '../helpers';
 
 jest.setTimeout(60_000);

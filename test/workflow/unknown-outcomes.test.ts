@@ -8,7 +8,8 @@ import { createActivities } from '../../src/activities';
 import { parseFaults, type BankOperation, type FaultPlan, type Injection } from '../../src/bank-faults';
 import { BankingService } from '../../src/banking-service';
 import type { PaymentDetails } from '../../src/shared';
-import { getStatus, type moneyTransfer, type TransferStatus } from '../../src/workflows';
+import { type moneyTransfer } from '../../src/workflows';
+import { getStatus, type TransferStatus } from '../../src/messages';
 import {
   activityRuns,
   type ActivityRun,
