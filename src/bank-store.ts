@@ -1,7 +1,9 @@
-// Where the mock bank keeps its money: in memory (the default), or in a SQLite file
-// that outlives the worker process.
+// Where the mock bank keeps its money: in memory (the default), in a SQLite file that
+// outlives the worker process, or in PostgreSQL, which workers on many machines share.
 import { existsSync } from 'node:fs';
 import type * as sqlite from 'node:sqlite';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type * as pg from 'pg';
 
 /** One movement of money. `amount` is signed: negative for a withdrawal. */
 export interface LedgerEntry {
@@ -329,7 +331,298 @@ function loadSqlite(): typeof sqlite {
   }
 }
 
-/** The store BANK_DB names: a SQLite file, or memory when it is unset. */
+/**
+ * A PostgreSQL database, through node-postgres. Workers on several machines can share it.
+ *
+ * Isolation: READ COMMITTED with strict two-phase locking on what a transaction touches,
+ * every lock held until COMMIT or ROLLBACK:
+ * - a reference is locked (pg_advisory_xact_lock on its hash) before it is read or
+ *   voided, so two transactions on one reference run one after the other, even while
+ *   it has no row yet;
+ * - an account row is locked (SELECT ... FOR UPDATE) before its balance or closed flag
+ *   is read, and before money moves on it.
+ * Each read comes after its lock, so it sees the latest commit; no transaction acts on
+ * a value another may change before it commits: as strict as SQLite's one writer at a
+ * time, but transactions on other references and accounts run side by side. Waiting on
+ * a lock queues instead of failing, which SERIALIZABLE would do (40001) to all but one
+ * of the withdrawals racing on a busy account. Deadlocks (40P01) cannot arise from the
+ * bank's order (reference, then account), but a transaction that meets one, or a
+ * serialization failure, runs again, a few times, after a random pause.
+ */
+export class PgStore implements BankStore {
+  private readonly pool: pg.Pool;
+  private readonly schema: Promise<void>;
+
+  constructor(
+    readonly url: string,
+    seed: ReadonlyMap<string, number> = SEED_ACCOUNTS,
+  ) {
+    // A connect that hangs (a host that drops packets) fails after 10 s instead of never.
+    this.pool = new (loadPg().Pool)({ connectionString: url, max: 10, connectionTimeoutMillis: 10_000 });
+    // An idle client whose server went away emits 'error'; unhandled, it would end the process.
+    this.pool.on('error', (err) =>
+      console.warn(`PostgreSQL bank ${redactPassword(url)}: idle connection lost: ${err.message}`),
+    );
+    this.schema = this.createSchema(seed);
+    this.schema.catch(() => undefined); // reported by the first call that needs it
+  }
+
+  /** Resolves once the schema exists, or rejects saying why the database cannot be used. */
+  ready(): Promise<void> {
+    return this.schema;
+  }
+
+  private async createSchema(seed: ReadonlyMap<string, number>): Promise<void> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (cause) {
+      throw new Error(
+        `Cannot connect to the PostgreSQL bank ${redactPassword(this.url)}: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+    try {
+      await client.query('BEGIN');
+      // Workers starting at once take turns here, so one creates and seeds, the others find it done.
+      await client.query('SELECT pg_advisory_xact_lock($1, 0)', [SCHEMA_LOCK]);
+      const found = await client.query<{ exists: boolean }>(
+        "SELECT to_regclass('accounts') IS NOT NULL AS exists",
+      );
+      await client.query(`
+        CREATE TABLE IF NOT EXISTS accounts (
+          id TEXT PRIMARY KEY,
+          balance BIGINT NOT NULL CHECK (balance >= 0)
+        );
+        CREATE TABLE IF NOT EXISTS ledger (
+          id BIGSERIAL NOT NULL UNIQUE,
+          reference TEXT PRIMARY KEY,
+          transaction_id TEXT NOT NULL,
+          account TEXT NOT NULL REFERENCES accounts (id),
+          amount BIGINT NOT NULL,
+          owner TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS voided (
+          id BIGSERIAL NOT NULL UNIQUE,
+          reference TEXT PRIMARY KEY,
+          owner TEXT NOT NULL,
+          refusal_type TEXT,
+          refusal_message TEXT
+        );
+        CREATE TABLE IF NOT EXISTS closed_accounts (id TEXT PRIMARY KEY REFERENCES accounts (id));
+      `);
+      if (!found.rows[0]!.exists) {
+        for (const [id, balance] of seed)
+          await client.query('INSERT INTO accounts (id, balance) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
+            id,
+            balance,
+          ]);
+      }
+      await client.query('COMMIT');
+      client.release();
+    } catch (cause) {
+      client.release(true); // its transaction may still be open: do not reuse it
+      throw new Error(
+        `The PostgreSQL bank ${redactPassword(this.url)} could not set up its tables: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+  }
+
+  async transaction<T>(fn: (tx: LedgerTransaction) => Promise<T>): Promise<T> {
+    await this.schema;
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      let broken = false;
+      try {
+        await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
+        const result = await fn(lockingTransaction(client));
+        // A statement that failed inside fn, caught there, aborts the transaction: COMMIT then rolls back.
+        const commit = await client.query('COMMIT');
+        if (commit.command === 'ROLLBACK')
+          throw new Error('The bank transaction was rolled back by an error.');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        const code = (err as { code?: string }).code;
+        if ((code === '40001' || code === '40P01') && attempt < MAX_ATTEMPTS) {
+          await sleep(Math.random() * 20 * attempt);
+          continue;
+        }
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+
+  async balances(): Promise<Map<string, number>> {
+    await this.schema;
+    const { rows } = await this.pool.query<{ id: string; balance: string }>(
+      'SELECT id, balance FROM accounts ORDER BY id',
+    );
+    return new Map(rows.map((row) => [row.id, Number(row.balance)]));
+  }
+
+  async entries(): Promise<LedgerEntry[]> {
+    await this.schema;
+    const { rows } = await this.pool.query<PgLedgerRow>(
+      'SELECT reference, transaction_id, account, amount, owner FROM ledger ORDER BY id',
+    );
+    return rows.map(fromPgRow);
+  }
+
+  async voided(): Promise<VoidRecord[]> {
+    await this.schema;
+    const { rows } = await this.pool.query<VoidRow>(
+      'SELECT reference, owner, refusal_type, refusal_message FROM voided ORDER BY id',
+    );
+    return rows.map(fromVoidRow);
+  }
+
+  async setClosed(account: string, closed: boolean): Promise<void> {
+    await this.transaction(async (tx) => {
+      if ((await tx.balance(account)) === undefined) throw new Error(`No account ${account} in this bank.`);
+      await (tx as PgLedgerTransaction).client.query(
+        closed
+          ? 'INSERT INTO closed_accounts (id) VALUES ($1) ON CONFLICT DO NOTHING'
+          : 'DELETE FROM closed_accounts WHERE id = $1',
+        [account],
+      );
+    });
+  }
+
+  async closedAccounts(): Promise<string[]> {
+    await this.schema;
+    const { rows } = await this.pool.query<{ id: string }>('SELECT id FROM closed_accounts ORDER BY id');
+    return rows.map((row) => row.id);
+  }
+
+  async close(): Promise<void> {
+    await this.schema.catch(() => undefined);
+    await this.pool.end();
+  }
+}
+
+/** Advisory lock key spaces (the first of two int4 keys), so the bank's locks meet no one else's. */
+const SCHEMA_LOCK = 0x62616e6b; // "bank"
+const REFERENCE_LOCK = 0x62616e72; // "banr"
+/** Tries of one transaction that meets a deadlock or serialization failure. */
+const MAX_ATTEMPTS = 5;
+
+interface PgLedgerTransaction extends LedgerTransaction {
+  readonly client: pg.PoolClient;
+}
+
+/** The ledger operations on one client in a transaction, each taking its lock before it reads. */
+function lockingTransaction(client: pg.PoolClient): PgLedgerTransaction {
+  const lockedReferences = new Set<string>();
+  const lockReference = async (reference: string) => {
+    if (lockedReferences.has(reference)) return;
+    await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [REFERENCE_LOCK, reference]);
+    lockedReferences.add(reference);
+  };
+  // FOR UPDATE waits for the row and returns its latest committed balance, or ours.
+  const lockAccount = async (account: string) => {
+    const { rows } = await client.query<{ balance: string }>(
+      'SELECT balance FROM accounts WHERE id = $1 FOR UPDATE',
+      [account],
+    );
+    return rows[0] && Number(rows[0].balance);
+  };
+  return {
+    client,
+    entryFor: async (reference) => {
+      await lockReference(reference);
+      const { rows } = await client.query<PgLedgerRow>(
+        'SELECT reference, transaction_id, account, amount, owner FROM ledger WHERE reference = $1',
+        [reference],
+      );
+      return rows[0] && fromPgRow(rows[0]);
+    },
+    voidFor: async (reference) => {
+      await lockReference(reference);
+      const { rows } = await client.query<VoidRow>(
+        'SELECT reference, owner, refusal_type, refusal_message FROM voided WHERE reference = $1',
+        [reference],
+      );
+      return rows[0] && fromVoidRow(rows[0]);
+    },
+    markVoided: async ({ reference, owner, refusal }) => {
+      await lockReference(reference);
+      await client.query(
+        'INSERT INTO voided (reference, owner, refusal_type, refusal_message) VALUES ($1, $2, $3, $4) ' +
+          'ON CONFLICT (reference) DO NOTHING',
+        [reference, owner, refusal?.type ?? null, refusal?.message ?? null],
+      );
+    },
+    balance: lockAccount,
+    isClosed: async (account) => {
+      await lockAccount(account);
+      const { rowCount } = await client.query('SELECT 1 FROM closed_accounts WHERE id = $1', [account]);
+      return (rowCount ?? 0) > 0;
+    },
+    post: async (entry) => {
+      await lockReference(entry.reference);
+      // The account first: the insert's foreign key check alone would take a weaker lock,
+      // and two of those upgraded at once deadlock.
+      await lockAccount(entry.account);
+      await client.query(
+        'INSERT INTO ledger (reference, transaction_id, account, amount, owner) VALUES ($1, $2, $3, $4, $5)',
+        [entry.reference, entry.transactionId, entry.account, entry.amount, entry.owner],
+      );
+      await client.query('UPDATE accounts SET balance = balance + $1 WHERE id = $2', [
+        entry.amount,
+        entry.account,
+      ]);
+    },
+  };
+}
+
+/** BIGINT columns come back as strings, so no large value is silently rounded. */
+interface PgLedgerRow extends Omit<LedgerRow, 'amount'> {
+  amount: string;
+}
+
+function fromPgRow(row: PgLedgerRow): LedgerEntry {
+  return fromRow({ ...row, amount: Number(row.amount) });
+}
+
+function loadPg(): typeof pg {
+  try {
+    // Loaded on demand: the memory and SQLite stores need no PostgreSQL client.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('pg') as typeof pg;
+  } catch (cause) {
+    throw new Error(
+      'The PostgreSQL bank store needs the `pg` package: run `npm install` (it is a dependency of this project).',
+      { cause },
+    );
+  }
+}
+
+/** A postgres:// or postgresql:// URL, which BANK_DB gives to select PostgreSQL. */
+export function isPostgresUrl(value: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(value);
+}
+
+/** The URL without its password (in the user info or a `password` parameter), fit for logs. */
+export function redactPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.password = '';
+    parsed.searchParams.delete('password');
+    return parsed.toString();
+  } catch {
+    return `${url.split('://')[0]}://(a URL that does not parse)`;
+  }
+}
+
+/** The store BANK_DB names: a postgres:// URL, a SQLite file, or memory when it is unset. */
 export function openStore(env: NodeJS.ProcessEnv = process.env): BankStore {
-  return env.BANK_DB ? new SqliteStore(env.BANK_DB) : new MemoryStore();
+  const db = env.BANK_DB;
+  if (!db) return new MemoryStore();
+  return isPostgresUrl(db) ? new PgStore(db) : new SqliteStore(db);
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { WorkerDeploymentVersion } from '@temporalio/common';
 import { DefaultLogger, Runtime, Worker, NativeConnection, type LogLevel } from '@temporalio/worker';
 import { createActivities } from './activities';
+import { isPostgresUrl, PgStore, redactPassword } from './bank-store';
 import { bankFromEnv, type BankingService } from './banking-service';
 import {
   connectionError,
@@ -21,6 +22,15 @@ async function main(): Promise<void> {
   const bank = bankFromEnv();
   const tuning = tuningFromEnv();
   const deployment = deploymentFromEnv(); // bad settings stop it before it connects
+  // A database that cannot be used fails the start, not every transfer later.
+  if (bank.store instanceof PgStore) {
+    try {
+      await bank.store.ready();
+    } catch (err) {
+      await bank.store.close();
+      throw new StartupError((err as Error).message);
+    }
+  }
   const connection = await connectWorker(settings);
   try {
     const registered = await ensureNamespaceReady(connection, settings);
@@ -38,11 +48,7 @@ async function main(): Promise<void> {
         `task queue ${settings.taskQueue}: workflow moneyTransfer; activities ${[...worker.options.activities.keys()].join(', ')}. ` +
         'Press Ctrl-C to stop.',
     );
-    console.log(
-      process.env.BANK_DB
-        ? `Bank: SQLite file ${process.env.BANK_DB}.`
-        : 'Bank: in memory, starting from the seed balances (BANK_DB=<file> keeps them in SQLite).',
-    );
+    console.log(bankLine());
     const version = worker.options.workerDeploymentOptions?.version;
     if (version) {
       console.log(
@@ -59,6 +65,17 @@ async function main(): Promise<void> {
     await bank.store.close();
     await shutdownTracing(); // sends the spans still buffered
   }
+}
+
+/** Where this worker's bank keeps its balances, and who shares them. */
+export function bankLine(env: NodeJS.ProcessEnv = process.env): string {
+  const db = env.BANK_DB;
+  if (db && isPostgresUrl(db)) return `Bank: PostgreSQL ${redactPassword(db)}`;
+  if (db) return `Bank: SQLite file ${db}.`;
+  return (
+    'Bank: in memory, starting from the seed balances. Each worker process has its own: several workers ' +
+    'do not share them (BANK_DB=<file> or BANK_DB=postgres://... does).'
+  );
 }
 
 /**

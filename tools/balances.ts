@@ -1,13 +1,15 @@
 // `npm run balances`: the accounts and balances of the bank store BANK_DB names.
-import { openStore } from '../src/bank-store';
+import { isPostgresUrl, openStore, redactPassword } from '../src/bank-store';
 
 async function main(): Promise<void> {
+  const db = process.env.BANK_DB;
   const store = openStore();
   try {
     console.log(
-      process.env.BANK_DB
-        ? `Bank store: ${process.env.BANK_DB}`
-        : 'Bank store: memory. Each worker process starts from these balances; set BANK_DB=<file> to keep them.',
+      !db
+        ? 'Bank store: memory. Each worker process starts from these balances and keeps its own; ' +
+            'set BANK_DB=<file> or BANK_DB=postgres://... to keep and share them.'
+        : `Bank store: ${isPostgresUrl(db) ? redactPassword(db) : db}`,
     );
     const balances = await store.balances();
     const width = Math.max(7, ...[...balances.keys()].map((id) => id.length));

@@ -1,11 +1,12 @@
-// `npm run bank -- close <account>` and `reopen <account>`: break the SQLite bank that
-// BANK_DB names on purpose, so a refund into a closed account is refused for good.
+// `npm run bank -- close <account>` and `reopen <account>`: break the SQLite or
+// PostgreSQL bank that BANK_DB names on purpose, so a refund into a closed account is
+// refused for good.
 import { openStore } from '../src/bank-store';
 
-const USAGE = `Usage: BANK_DB=<file> npm run bank -- close <account> | reopen <account>
+const USAGE = `Usage: BANK_DB=<file or postgres:// URL> npm run bank -- close <account> | reopen <account>
 
 A closed account takes no money in or out: the bank refuses with AccountClosedError.
-The worker must use the same BANK_DB file.`;
+The worker must use the same BANK_DB.`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, account, ...extra] = argv;
@@ -19,7 +20,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (!process.env.BANK_DB) {
     console.error(
-      'bank: set BANK_DB to the SQLite file the worker uses; the memory bank lives inside the worker.',
+      'bank: set BANK_DB to the SQLite file or postgres:// URL the worker uses; the memory bank lives inside the worker.',
     );
     return 2;
   }

@@ -2,30 +2,19 @@
 // cluster on this machine. PostgreSQL holds persistence and visibility; frontend, history,
 // matching and worker run as separate `temporal-server` processes with the server's own
 // defaults. docs/cluster.md describes it.
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  chownSync,
-  closeSync,
-  existsSync,
-  writeSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { grpc } from '@temporalio/proto';
 import { TRANSFER_STATUS } from '../src/shared';
+import { ManagedProcess, signalGroup, waitUntil } from './managed-process';
+import { findPostgres, startPostgres, type PostgresBinaries } from './postgres';
 import { ROOT } from './processes';
-import { cliMissingHelp, findOnPath, isExecutable, resolveTemporalCli } from './temporal-cli';
+import { cliMissingHelp, resolveTemporalCli } from './temporal-cli';
 import { resolveTemporalServer, TEMPORAL_SERVER_VERSION, type ServerBinaries } from './temporal-server';
 
 export type ServiceName = 'frontend' | 'history' | 'matching' | 'worker';
@@ -103,11 +92,7 @@ const HEALTH_SERVICE: Partial<Record<ServiceName, string>> = {
   history: 'temporal.api.workflowservice.v1.HistoryService', // SERVING once it owns its first shards
   matching: 'temporal.api.workflowservice.v1.MatchingService',
 };
-const READY_TIMEOUT_MS = 90_000;
 const MAX_PORT = 32_767;
-/** Heads each start's part of a log file, so an error quotes only the latest run. */
-const START_MARK = '=== tools/cluster.ts started';
-const STOP_TIMEOUT_MS = 30_000;
 
 /** Starts (or resumes) a cluster in `options.dataDir` and resolves once every service is healthy. */
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
@@ -171,8 +156,18 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 
   try {
     const pgStarted = Date.now();
-    const postgres = await startPostgres(pg, dirs.pgdata, dirs.run, state, created, logFile('postgres'), log);
-    running.set('postgres', postgres);
+    const postgres = await startPostgres({
+      dataDir,
+      port: state.ports.postgres,
+      user: PG_USER,
+      password: state.password,
+      // Four services with two pools of up to 20 connections each, plus the schema tool
+      // and the bank ledger: more than the default 100.
+      maxConnections: 200,
+      binaries: pg,
+      log,
+    });
+    running.set('postgres', postgres.process);
     log(`PostgreSQL ready on ${HOST}:${state.ports.postgres} (${secondsSince(pgStarted)} s)`);
 
     const sql = sqlTool(binaries, state);
@@ -249,7 +244,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
             throw new Error(`createDatabase: '${name}' is not a plain lower-case PostgreSQL name`);
           }
           await sql.createDatabase(name);
-          return postgresUrl(state, name);
+          return postgres.url(name);
         },
       },
       pids: () =>
@@ -274,216 +269,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   }
 }
 
-/** A long-running child in its own process group, with its output appended to a log file. */
-class ManagedProcess {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  running = true;
-
-  constructor(
-    readonly name: string,
-    command: string,
-    args: string[],
-    readonly options: { cwd: string; logFile: string; pidFile?: string; uid?: number; gid?: number },
-  ) {
-    const out = openSync(options.logFile, 'a');
-    writeSync(out, `${START_MARK} ${new Date().toISOString()}: ${path.basename(command)}\n`);
-    try {
-      this.child = spawn(command, args, {
-        cwd: options.cwd,
-        stdio: ['ignore', out, out],
-        // Its own group: Ctrl-C on `npm run cluster` reaches only node, which stops the
-        // services first and PostgreSQL last, instead of everything at once.
-        detached: true,
-        uid: options.uid,
-        gid: options.gid,
-      });
-    } finally {
-      closeSync(out);
-    }
-    // A failed spawn (ENOENT, EACCES) also emits 'error'; the missing pid reports it.
-    this.child.once('error', () => {});
-    if (this.child.pid === undefined) throw new Error(`${name}: could not start ${command}`);
-    this.pid = this.child.pid;
-    if (options.pidFile) writeFileSync(options.pidFile, String(this.pid));
-    this.exited = new Promise((resolve) =>
-      this.child.once('exit', (code, signal) => {
-        this.running = false;
-        if (options.pidFile) rmSync(options.pidFile, { force: true });
-        resolve({ code, signal });
-      }),
-    );
-  }
-
-  /** Sends `signal` to the process group, then SIGKILL if it has not exited after `graceMs`. */
-  async stop(signal: NodeJS.Signals, graceMs = STOP_TIMEOUT_MS): Promise<void> {
-    if (!this.running) return;
-    signalGroup(this.pid, signal);
-    const timer =
-      signal === 'SIGKILL' ? undefined : setTimeout(() => signalGroup(this.pid, 'SIGKILL'), graceMs);
-    await this.exited;
-    clearTimeout(timer);
-    signalGroup(this.pid, 'SIGKILL'); // anything it left behind in its group
-  }
-
-  /** An error that names the log file, with its last lines. */
-  exitError(exit: { code: number | null; signal: NodeJS.Signals | null }, before: string): Error {
-    const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
-    return new Error(
-      `${this.name} exited (${how}) before ${before}. Its log: ${this.options.logFile}\n${tail(this.options.logFile, 15)}`,
-    );
-  }
-}
-
-function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-  }
-}
-
 // --- PostgreSQL ---
-
-interface PostgresBinaries {
-  initdb: string;
-  postgres: string;
-  psql: string;
-}
-
-/** The machine's PostgreSQL: on PATH, else Debian's newest under /usr/lib/postgresql. */
-export function findPostgres(env: NodeJS.ProcessEnv = process.env): PostgresBinaries {
-  const initdb = findOnPath('initdb', env.PATH);
-  const postgres = findOnPath('postgres', env.PATH);
-  const psql = findOnPath('psql', env.PATH);
-  if (initdb && postgres && psql) return { initdb, postgres, psql };
-  const debian = '/usr/lib/postgresql';
-  const versions = existsSync(debian)
-    ? readdirSync(debian)
-        .filter((v) => isExecutable(path.join(debian, v, 'bin', 'postgres')))
-        .sort((a, b) => Number(b) - Number(a))
-    : [];
-  if (versions[0]) {
-    const bin = path.join(debian, versions[0], 'bin');
-    return {
-      initdb: path.join(bin, 'initdb'),
-      postgres: path.join(bin, 'postgres'),
-      psql: path.join(bin, 'psql'),
-    };
-  }
-  throw new Error(
-    'PostgreSQL is not installed: neither initdb, postgres and psql on PATH nor /usr/lib/postgresql/*/bin. ' +
-      'Install it (Debian: apt-get install postgresql) and try again.',
-  );
-}
-
-/**
- * PostgreSQL refuses to run as root, and CI and containers run as root. Then it runs as
- * the `postgres` account (Debian's package creates it; else it is created here), and owns
- * only its own data directory.
- */
-function postgresAccount(log: (line: string) => void): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const lookup = () => readFileSync('/etc/passwd', 'utf8').match(/^postgres:[^:]*:(\d+):(\d+):/m);
-  if (!lookup()) {
-    log('Creating the system account `postgres` to run PostgreSQL, which refuses to run as root');
-    execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']);
-  }
-  const found = lookup();
-  if (!found) throw new Error('useradd postgres ran, but /etc/passwd has no postgres account');
-  return { uid: Number(found[1]), gid: Number(found[2]) };
-}
-
-async function startPostgres(
-  pg: PostgresBinaries,
-  pgdata: string,
-  runDir: string,
-  state: ClusterState,
-  create: boolean,
-  logFile: string,
-  log: (line: string) => void,
-): Promise<ManagedProcess> {
-  const account = postgresAccount(log);
-  if (account) checkReachable(pgdata, account.uid);
-  if (create) {
-    mkdirSync(pgdata, { recursive: true, mode: 0o700 });
-    const pwfile = path.join(path.dirname(pgdata), 'run', 'initdb-password');
-    writeFileSync(pwfile, state.password, { mode: 0o600 });
-    try {
-      if (account) {
-        chownSync(pgdata, account.uid, account.gid);
-        chownSync(pwfile, account.uid, account.gid);
-      }
-      const initdb = new ManagedProcess(
-        'initdb',
-        pg.initdb,
-        [
-          '--pgdata',
-          pgdata,
-          '--username',
-          PG_USER,
-          `--pwfile=${pwfile}`,
-          '--auth=scram-sha-256',
-          '--encoding=UTF8',
-          '--locale=C',
-        ],
-        { cwd: pgdata, logFile, ...account },
-      );
-      const exit = await initdb.exited;
-      if (exit.code !== 0) throw initdb.exitError(exit, 'it set up the data directory');
-    } finally {
-      rmSync(pwfile, { force: true });
-    }
-  }
-  const postgres = new ManagedProcess(
-    'postgres',
-    pg.postgres,
-    [
-      '-D',
-      pgdata,
-      '-c',
-      `listen_addresses=${HOST}`,
-      '-p',
-      String(state.ports.postgres),
-      '-c',
-      `unix_socket_directories=${pgdata}`,
-      // Four services with two pools of up to 20 connections each, plus the schema tool
-      // and the bank ledger: more than the default 100.
-      '-c',
-      'max_connections=200',
-    ],
-    { cwd: pgdata, logFile, pidFile: path.join(runDir, 'postgres.pid'), ...account },
-  );
-  // postmaster.pid's eighth line turns to "ready" once it accepts connections. Its first
-  // line, the pid, tells this run's file from one a killed postmaster left.
-  const pidFile = path.join(pgdata, 'postmaster.pid');
-  await waitUntil(
-    async () => {
-      const lines = existsSync(pidFile) ? readFileSync(pidFile, 'utf8').split('\n') : [];
-      return lines[0]?.trim() === String(postgres.pid) && lines[7]?.trim() === 'ready';
-    },
-    postgres,
-    'PostgreSQL accepted connections',
-  );
-  return postgres;
-}
-
-/** The postgres account needs to pass through every folder above its data directory. */
-function checkReachable(pgdata: string, uid: number): void {
-  const parent = path.dirname(pgdata);
-  if (statSync(parent).uid === 0) chmodSync(parent, statSync(parent).mode | 0o005); // mkdtemp makes it 0700
-  for (let dir = path.dirname(parent); ; dir = path.dirname(dir)) {
-    const { mode, uid: owner } = statSync(dir);
-    if (owner !== uid && (mode & 0o001) === 0) {
-      throw new Error(
-        `PostgreSQL runs as the postgres account here, which cannot enter ${dir} (mode ${(mode & 0o777).toString(8)}). ` +
-          'Put the data directory elsewhere, or allow it with `chmod o+x`.',
-      );
-    }
-    if (dir === path.dirname(dir)) break;
-  }
-}
 
 /**
  * Deletes the membership rows of the previous run's services, all stopped by now. A
@@ -512,10 +298,6 @@ async function forgetStoppedMembers(pg: PostgresBinaries, state: ClusterState): 
           : resolve(),
     ),
   );
-}
-
-function postgresUrl(state: ClusterState, database: string): string {
-  return `postgres://${PG_USER}:${encodeURIComponent(state.password)}@${HOST}:${state.ports.postgres}/${database}`;
 }
 
 /** temporal-sql-tool against this PostgreSQL; the password goes through its environment, not argv. */
@@ -879,45 +661,6 @@ function stopLeftovers(dataDir: string, log: (line: string) => void): void {
     rmSync(path.join(runDir, file), { force: true });
   }
   // A SIGKILLed postmaster leaves its pid file; PostgreSQL itself checks that the pid is gone.
-}
-
-/** Polls `check` until true; fails early if `child` exits, and after READY_TIMEOUT_MS. */
-async function waitUntil(
-  check: () => Promise<boolean>,
-  child: ManagedProcess | undefined,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  let lastError: unknown;
-  for (;;) {
-    if (child && !child.running) throw child.exitError(await child.exited, what);
-    try {
-      if (await check()) return;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      const reason = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      const where = child ? ` See ${child.options.logFile}` : '';
-      throw new Error(`Timed out after ${READY_TIMEOUT_MS / 1000} s waiting until ${what}${reason}.${where}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-function tail(file: string, lines: number): string {
-  try {
-    const text = readFileSync(file, 'utf8');
-    return text
-      .slice(Math.max(0, text.lastIndexOf(START_MARK)))
-      .trimEnd()
-      .split('\n')
-      .slice(-lines)
-      .map((line) => (line.length > 400 ? `${line.slice(0, 400)}…` : line)) // stack traces run long
-      .join('\n');
-  } catch {
-    return '(no log)';
-  }
 }
 
 function secondsSince(start: number): string {

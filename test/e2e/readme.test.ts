@@ -22,7 +22,7 @@ import {
   uniqueId,
   sleep,
 } from '../helpers';
-import { cliPattern, README, sample, samplePattern } from '../readme-samples';
+import { cliPattern, pageOf, README, sample, samplePattern } from '../readme-samples';
 
 describe('README', () => {
   test('`npm run demo` prints the sample, starting and stopping its own dev server', async () => {
@@ -106,7 +106,9 @@ describe('README', () => {
       const { path: cli } = await resolveTemporalCli(process.env, () => {});
       expect(cli).toBeDefined(); // the test server came from it
       for (const name of ['cli-show', 'cli-query', 'cli-describe']) {
-        const before = README.slice(0, README.indexOf(`<!-- sample: ${name} -->`));
+        // The command shown last before the sample, on the page that shows it (cli-show is in docs/cli.md).
+        const page = pageOf(name);
+        const before = page.slice(0, page.indexOf(`<!-- sample: ${name} -->`));
         const command = [...before.matchAll(/```sh\ntemporal (workflow .*)\n```/g)].at(-1)![1]!;
         const args = [...command.split(' '), '--address', testServer().address, '--color', 'never'];
         const { stdout } = await promisify(execFile)(cli!, args, {

@@ -1,8 +1,8 @@
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { MemoryStore, SEED_ACCOUNTS, SqliteStore, type BankStore } from '../../src/bank-store';
+import { isPostgresUrl, MemoryStore, redactPassword, SEED_ACCOUNTS, SqliteStore } from '../../src/bank-store';
 import { BankFaultsError, parseFaults, randomFaults } from '../../src/bank-faults';
 import { bankFromEnv, BankingService } from '../../src/banking-service';
 import {
@@ -15,6 +15,7 @@ import {
   TransferAlreadyOwnedError,
 } from '../../src/shared';
 import { HAS_NODE_SQLITE, ROOT, voidedReferences } from '../helpers';
+import { storeContract } from '../store-contract';
 
 const balances = async (bank: BankingService) => Object.fromEntries(await bank.balances());
 
@@ -385,97 +386,6 @@ describe('BANK_FAULTS', () => {
   });
 });
 
-/** The checks every store must pass, whatever keeps its state. */
-export function storeContract(open: () => Promise<BankStore> | BankStore) {
-  const entry = (reference: string, amount: number) => ({
-    reference,
-    transactionId: `W-${reference}`,
-    account: '85-150',
-    amount,
-    owner: 'wf-1',
-  });
-
-  test('a transaction that throws keeps none of its writes', async () => {
-    const store = await open();
-    await expect(
-      store.transaction(async (tx) => {
-        await tx.post(entry('x1', -100));
-        await tx.markVoided({ reference: 'x1-void', owner: 'wf-1' });
-        throw new Error('changed my mind');
-      }),
-    ).rejects.toThrow('changed my mind');
-    expect((await store.balances()).get('85-150')).toBe(2000);
-    expect(await store.entries()).toEqual([]);
-    expect(await store.voided()).toEqual([]);
-    await store.close();
-  });
-
-  test('a transaction sees its own writes, and the entry keeps its owner', async () => {
-    const store = await open();
-    await store.transaction(async (tx) => {
-      await tx.post(entry('x2', -100));
-      expect(await tx.balance('85-150')).toBe(1900);
-      expect(await tx.entryFor('x2')).toEqual(entry('x2', -100));
-    });
-    expect((await store.balances()).get('85-150')).toBe(1900);
-    expect(await store.entries()).toEqual([entry('x2', -100)]);
-    await store.close();
-  });
-
-  test('a void keeps its owner and the refusal, and is kept only if the transaction commits', async () => {
-    const store = await open();
-    await expect(
-      store.transaction(async (tx) => {
-        await tx.markVoided({ reference: 'v1', owner: 'wf-1' });
-        expect(await tx.voidFor('v1')).toEqual({ reference: 'v1', owner: 'wf-1' });
-        throw new Error('rolled back');
-      }),
-    ).rejects.toThrow('rolled back');
-    expect(await store.voided()).toEqual([]);
-    const refusal = { type: 'InsufficientFundsError', message: 'no money' };
-    await store.transaction((tx) => tx.markVoided({ reference: 'v2', owner: 'wf-2', refusal }));
-    await store.transaction((tx) => tx.markVoided({ reference: 'v3', owner: 'wf-3' }));
-    expect(await store.voided()).toEqual([
-      { reference: 'v2', owner: 'wf-2', refusal },
-      { reference: 'v3', owner: 'wf-3' },
-    ]);
-    expect(await store.transaction((tx) => tx.voidFor('v2'))).toEqual({
-      reference: 'v2',
-      owner: 'wf-2',
-      refusal,
-    });
-    expect(await store.transaction((tx) => tx.voidFor('v4'))).toBeUndefined();
-    await store.close();
-  });
-
-  test('closing and reopening an account is kept; an unknown account is refused', async () => {
-    const store = await open();
-    await store.setClosed('43-812', true);
-    expect(await store.closedAccounts()).toEqual(['43-812']);
-    expect(await store.transaction((tx) => tx.isClosed('43-812'))).toBe(true);
-    await store.setClosed('43-812', false);
-    expect(await store.closedAccounts()).toEqual([]);
-    await expect(store.setClosed('99-999', true)).rejects.toThrow('No account 99-999 in this bank.');
-    await store.close();
-  });
-
-  test('concurrent transactions do not interleave: 50 racing posts of one reference move money once', async () => {
-    const store = await open();
-    const bank = new BankingService('bank', { store });
-    const ids = await Promise.all(
-      Array.from({ length: 50 }, () => bank.withdraw('85-150', 10, 'race-withdrawal', { owner: 'wf-1' })),
-    );
-    expect(new Set(ids).size).toBe(1);
-    // And 50 different references from one account, more than it holds: exactly what it holds goes.
-    const results = await Promise.allSettled(
-      Array.from({ length: 250 }, (_, i) => bank.withdraw('85-150', 10, `drain-${i}`, { owner: `wf-${i}` })),
-    );
-    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(199);
-    expect((await store.balances()).get('85-150')).toBe(0);
-    await store.close();
-  });
-}
-
 describe('MemoryStore', () => {
   storeContract(() => new MemoryStore());
 });
@@ -556,4 +466,55 @@ if (HAS_NODE_SQLITE) {
 
 test('SEED_ACCOUNTS holds the seed balances', () => {
   expect(Object.fromEntries(SEED_ACCOUNTS)).toEqual({ '85-150': 2000, '43-812': 0 });
+});
+
+describe('BANK_DB', () => {
+  test('a postgres:// or postgresql:// URL selects PostgreSQL; anything else is a SQLite file', () => {
+    expect(isPostgresUrl('postgres://bank:pw@db:5432/bank')).toBe(true);
+    expect(isPostgresUrl('postgresql://db/bank')).toBe(true);
+    expect(isPostgresUrl('.temporal/bank.sqlite')).toBe(false);
+    expect(isPostgresUrl('postgres.sqlite')).toBe(false);
+  });
+
+  test('redactPassword drops the password, in the user info or a parameter, and keeps the rest', () => {
+    expect(redactPassword('postgres://bank:s3cret@db:5432/bank?sslmode=require&password=s3cret')).toBe(
+      'postgres://bank@db:5432/bank?sslmode=require',
+    );
+    expect(redactPassword('postgresql://db/bank')).toBe('postgresql://db/bank');
+    expect(redactPassword('postgres://bank:s3cret@[bad')).toBe('postgres://(a URL that does not parse)');
+  });
+
+  test('openStore loads pg only for PostgreSQL, so memory and SQLite need no PostgreSQL client', () => {
+    // A child process of its own: its require cache shows what the store loaded.
+    const loads = (bankDb: string | undefined) =>
+      execFileSync(
+        process.execPath,
+        [
+          '-e',
+          `const { openStore } = require(${JSON.stringify(path.join(ROOT, 'lib', 'src', 'bank-store.js'))});
+           const pgLoaded = () => Object.keys(require.cache).some((file) => file.includes('/node_modules/pg/'));
+           (async () => {
+             try {
+               const store = openStore(process.env);
+               await store.close();
+               console.log(store.constructor.name, pgLoaded());
+             } catch (err) {
+               console.log(err.message, pgLoaded()); // SQLite on a Node without node:sqlite
+             }
+           })();`,
+        ],
+        { env: { ...process.env, BANK_DB: bankDb }, encoding: 'utf8' },
+      ).trim();
+    expect(loads(undefined)).toBe('MemoryStore false');
+    // Port 1 refuses at once; the store reports that on use, and still closes.
+    expect(loads('postgres://bank:pw@127.0.0.1:1/bank')).toBe('PgStore true');
+    const dir = mkdtempSync(path.join(tmpdir(), 'money-transfer-bank-'));
+    try {
+      expect(loads(path.join(dir, 'bank.sqlite'))).toMatch(
+        HAS_NODE_SQLITE ? /^SqliteStore false$/ : /needs Node\.js 22\.5 or newer.* false$/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
