@@ -12,7 +12,9 @@ import {
 } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import {
+  isPostgresUrl,
   openStore,
+  PgStore,
   SqliteStore,
   type BankStore,
   type LedgerEntry,
@@ -772,10 +774,16 @@ export function reviewDesk(options: DeskOptions): {
   };
 }
 
-/** Creates the bank at `bankDb` with the OPENING accounts. */
+/** Creates the bank at `bankDb` (a SQLite file or a PostgreSQL url) with the OPENING accounts. */
 export async function createBank(bankDb: string): Promise<void> {
-  if (/^postgres(ql)?:\/\//.test(bankDb)) {
-    throw new Error('createBank: no PostgreSQL store in this tree yet');
+  if (isPostgresUrl(bankDb)) {
+    const store = new PgStore(bankDb, OPENING);
+    try {
+      await store.ready(); // the schema and the seed are laid once the store is ready
+    } finally {
+      await store.close();
+    }
+    return;
   }
   await new SqliteStore(bankDb, OPENING).close();
 }
