@@ -1,5 +1,9 @@
-// Faults the mock bank can inject on purpose, to see what the workflow does when a
-// real bank is slow, loses a reply, or says no. Set with BANK_FAULTS; off by default.
+// A bank that is slow, loses replies, or says no on purpose, to see what the workflow does
+// when a real bank does: `UnreliableBank` wraps the plain mock bank's calls with latency
+// (BANK_DELAY_MS) and faults (BANK_FAULTS). Off by default.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BankingService, type BankOptions, type CallOptions, type Settlement } from './banking-service';
+import { type BankError, InvalidAccountError } from './shared';
 
 /** The bank calls a fault can hit. `lookup` is the settle step inside a refund. */
 export const BANK_OPERATIONS = ['withdraw', 'deposit', 'refund', 'lookup'] as const;
@@ -130,4 +134,101 @@ export function prng(text: string): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+export interface UnreliableBankOptions extends BankOptions {
+  /** Each call waits this long first, like a slow bank: a number, or [min, max] drawn per call. */
+  delayMs?: number | readonly [number, number];
+  /** Faults to inject on purpose (BANK_FAULTS). None by default. */
+  faults?: FaultPlan;
+  /** Told of every injected fault, to log it. */
+  onFault?: (op: BankOperation, reference: string, injection: Injection) => void;
+}
+
+/**
+ * The mock bank with latency and faults around each call. A call waits, honouring its
+ * AbortSignal (a `late` one does not, like a request already in the bank's queue), then
+ * fails before posting, posts and loses the reply, or is refused as a real bank refuses,
+ * voiding its reference; with no fault it is the plain bank's call.
+ */
+export class UnreliableBank extends BankingService {
+  /** The calls the plan says to refuse, by identity: concurrent calls of one reference differ. */
+  private readonly refusals = new WeakMap<CallOptions, BankError>();
+
+  constructor(
+    hostname: string,
+    private readonly unreliable: UnreliableBankOptions = {},
+  ) {
+    super(hostname, unreliable);
+  }
+
+  override withdraw(
+    account: string,
+    amount: number,
+    reference: string,
+    call: CallOptions = {},
+  ): Promise<string> {
+    return this.inject('withdraw', reference, call, (c) => super.withdraw(account, amount, reference, c));
+  }
+
+  override deposit(
+    account: string,
+    amount: number,
+    reference: string,
+    call: CallOptions = {},
+  ): Promise<string> {
+    return this.inject('deposit', reference, call, (c) => super.deposit(account, amount, reference, c));
+  }
+
+  override refund(
+    account: string,
+    amount: number,
+    reference: string,
+    call: CallOptions = {},
+  ): Promise<string> {
+    return this.inject('refund', reference, call, (c) => super.refund(account, amount, reference, c));
+  }
+
+  override settle(reference: string, call: CallOptions = {}): Promise<Settlement> {
+    return this.inject('lookup', reference, call, (c) => super.settle(reference, c));
+  }
+
+  protected override refusalFor(_reference: string, call: CallOptions): BankError | undefined {
+    return this.refusals.get(call);
+  }
+
+  private async inject<T>(
+    op: BankOperation,
+    reference: string,
+    call: CallOptions,
+    action: (call: CallOptions) => Promise<T>,
+  ): Promise<T> {
+    const injection = this.unreliable.faults?.next(op, reference);
+    if (injection?.fault) this.unreliable.onFault?.(op, reference, injection);
+    const delayMs = injection?.delayMs || this.latency();
+    const late = injection?.fault === 'late';
+    if (late) await sleep(delayMs);
+    else if (delayMs > 0) await sleep(delayMs, undefined, { signal: call.signal });
+    if (injection?.fault === 'fail')
+      throw new Error(`Injected fault: ${op} ${reference} failed before posting.`);
+    // A late call posts whatever its caller did meanwhile: it no longer listens.
+    const sent: CallOptions = late ? { owner: call.owner } : { ...call };
+    if (injection?.fault === 'reject') {
+      this.refusals.set(
+        sent,
+        new InvalidAccountError(`The account for ${reference} is invalid (injected fault).`),
+      );
+    }
+    const result = await action(sent);
+    if (injection?.fault === 'post-then-fail') {
+      throw new Error(`Injected fault: ${op} ${reference} posted, then its reply was lost.`);
+    }
+    return result;
+  }
+
+  private latency(): number {
+    const delay = this.unreliable.delayMs ?? 0;
+    if (typeof delay === 'number') return delay;
+    return Math.round(delay[0] + Math.random() * (delay[1] - delay[0]));
+  }
 }

@@ -1,7 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { customAlphabet } from 'nanoid';
-import { MemoryStore, openStore, type BankStore } from './bank-store';
-import { parseFaults, type BankOperation, type FaultPlan, type Injection } from './bank-faults';
+import { MemoryStore, type BankStore } from './bank-store';
 import {
   AccountClosedError,
   type BankError,
@@ -22,12 +20,6 @@ const newId = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ', 10);
 export interface BankOptions {
   /** Where balances and the ledger live. Default: memory, with the seed's accounts. */
   store?: BankStore;
-  /** Each call waits this long first, like a slow bank: a number, or [min, max] drawn per call. */
-  delayMs?: number | readonly [number, number];
-  /** Faults to inject on purpose (BANK_FAULTS). None by default. */
-  faults?: FaultPlan;
-  /** Told of every injected fault, to log it. */
-  onFault?: (op: BankOperation, reference: string, injection: Injection) => void;
 }
 
 /** What a settle found: the transaction posted under the reference, or a void. */
@@ -61,19 +53,17 @@ const REFUSALS: Record<string, new (message: string) => BankError> = {
  * returns the first transaction id and moves nothing, which makes Temporal's
  * at-least-once activity retries safe. A reference belongs to the execution that first
  * used it, so a duplicate submission of a payment under another workflow id moves
- * nothing. Each call takes an optional AbortSignal: a caller that gave up stops the call
- * before it posts (unless a `late` fault says otherwise).
+ * nothing. A call whose AbortSignal has fired is refused before it posts. Latency and
+ * faults on purpose are not here: bank-faults.ts adds them around this bank.
  */
 export class BankingService {
   readonly store: BankStore;
-  private readonly options: BankOptions;
 
   constructor(
     readonly hostname: string,
     options: BankOptions = {},
   ) {
     this.store = options.store ?? new MemoryStore();
-    this.options = options;
   }
 
   async withdraw(
@@ -82,9 +72,7 @@ export class BankingService {
     referenceId: string,
     call: CallOptions = {},
   ): Promise<string> {
-    return this.call('withdraw', referenceId, call.signal, (rejection) =>
-      this.post('W', account, -checkAmount(amount), referenceId, call.owner ?? NO_OWNER, rejection),
-    );
+    return this.post('W', account, -checkAmount(amount), referenceId, call);
   }
 
   async deposit(
@@ -93,9 +81,7 @@ export class BankingService {
     referenceId: string,
     call: CallOptions = {},
   ): Promise<string> {
-    return this.call('deposit', referenceId, call.signal, (rejection) =>
-      this.post('D', account, checkAmount(amount), referenceId, call.owner ?? NO_OWNER, rejection),
-    );
+    return this.post('D', account, checkAmount(amount), referenceId, call);
   }
 
   /** A deposit back into the account money came from. */
@@ -105,9 +91,7 @@ export class BankingService {
     referenceId: string,
     call: CallOptions = {},
   ): Promise<string> {
-    return this.call('refund', referenceId, call.signal, (rejection) =>
-      this.post('D', account, checkAmount(amount), referenceId, call.owner ?? NO_OWNER, rejection),
-    );
+    return this.post('D', account, checkAmount(amount), referenceId, call);
   }
 
   /** Always fails with a plain Error, which Temporal treats as retryable. */
@@ -122,17 +106,16 @@ export class BankingService {
    */
   async settle(referenceId: string, call: CallOptions = {}): Promise<Settlement> {
     const owner = call.owner ?? NO_OWNER;
-    return this.call('lookup', referenceId, call.signal, () =>
-      this.store.transaction(async (tx): Promise<Settlement> => {
-        const entry = await tx.entryFor(referenceId);
-        const voided = entry ? undefined : await tx.voidFor(referenceId);
-        const holder = entry?.owner ?? voided?.owner;
-        if (holder !== undefined && holder !== owner) throw ownedBy(referenceId, holder, owner);
-        if (entry) return { posted: true, transactionId: entry.transactionId, account: entry.account };
-        if (!voided) await tx.markVoided({ reference: referenceId, owner });
-        return { posted: false };
-      }),
-    );
+    call.signal?.throwIfAborted();
+    return this.store.transaction(async (tx): Promise<Settlement> => {
+      const entry = await tx.entryFor(referenceId);
+      const voided = entry ? undefined : await tx.voidFor(referenceId);
+      const holder = entry?.owner ?? voided?.owner;
+      if (holder !== undefined && holder !== owner) throw ownedBy(referenceId, holder, owner);
+      if (entry) return { posted: true, transactionId: entry.transactionId, account: entry.account };
+      if (!voided) await tx.markVoided({ reference: referenceId, owner });
+      return { posted: false };
+    });
   }
 
   balances(): Promise<Map<string, number>> {
@@ -145,39 +128,12 @@ export class BankingService {
     return [...(await this.store.balances()).keys()].filter((account) => !closed.has(account));
   }
 
-  /** Waits, injects the planned fault if any, and runs `action` unless the caller gave up. */
-  private async call<T>(
-    op: BankOperation,
-    reference: string,
-    signal: AbortSignal | undefined,
-    action: (rejection?: BankError) => Promise<T>,
-  ): Promise<T> {
-    const injection = this.options.faults?.next(op, reference);
-    if (injection?.fault) this.options.onFault?.(op, reference, injection);
-    const delayMs = injection?.delayMs || this.latency();
-    if (injection?.fault === 'late') {
-      await sleep(delayMs); // deaf to cancellation, like a request already in the bank's queue
-    } else {
-      if (delayMs > 0) await sleep(delayMs, undefined, { signal });
-      signal?.throwIfAborted();
-    }
-    if (injection?.fault === 'fail')
-      throw new Error(`Injected fault: ${op} ${reference} failed before posting.`);
-    const result = await action(
-      injection?.fault === 'reject'
-        ? new InvalidAccountError(`The account for ${reference} is invalid (injected fault).`)
-        : undefined,
-    );
-    if (injection?.fault === 'post-then-fail') {
-      throw new Error(`Injected fault: ${op} ${reference} posted, then its reply was lost.`);
-    }
-    return result;
-  }
-
-  private latency(): number {
-    const delay = this.options.delayMs ?? 0;
-    if (typeof delay === 'number') return delay;
-    return Math.round(delay[0] + Math.random() * (delay[1] - delay[0]));
+  /**
+   * A definite "no" to give this call before the bank's own checks; none here. A bank with
+   * faults on purpose (bank-faults.ts) overrides it to refuse a call as a real bank would.
+   */
+  protected refusalFor(_reference: string, _call: CallOptions): BankError | undefined {
+    return undefined;
   }
 
   /**
@@ -194,9 +150,10 @@ export class BankingService {
     account: string,
     amount: number,
     reference: string,
-    owner: string,
-    rejection?: BankError,
+    call: CallOptions,
   ): Promise<string> {
+    const owner = call.owner ?? NO_OWNER;
+    call.signal?.throwIfAborted(); // a caller that gave up before the bank took the call
     const outcome = await this.store.transaction(
       async (tx): Promise<{ id: string } | { error: BankError }> => {
         const earlier = await tx.entryFor(reference);
@@ -223,7 +180,7 @@ export class BankingService {
         }
         const balance = await tx.balance(account);
         const no =
-          rejection ??
+          this.refusalFor(reference, call) ??
           (balance === undefined
             ? new InvalidAccountError(`The account number ${account} is invalid.`)
             : (await tx.isClosed(account))
@@ -260,34 +217,4 @@ function checkAmount(amount: number): number {
     );
   }
   return amount;
-}
-
-/**
- * The bank the environment asks for: BANK_DB names a SQLite file to keep balances in
- * (memory otherwise), BANK_DELAY_MS slows every call (N, or MIN-MAX drawn per call),
- * and BANK_FAULTS injects faults (see bank-faults.ts). Injected faults are logged.
- */
-export function bankFromEnv(
-  env: NodeJS.ProcessEnv = process.env,
-  log: (line: string) => void = (line) => console.warn(line),
-): BankingService {
-  return new BankingService(BANK_HOSTNAME, {
-    delayMs: parseDelay(env.BANK_DELAY_MS),
-    faults: parseFaults(env.BANK_FAULTS),
-    onFault: (op, reference, { fault, delayMs }) =>
-      log(
-        `Bank fault injected: ${fault} on ${op} ${reference}${fault === 'late' ? ` after ${delayMs} ms` : ''}`,
-      ),
-    store: openStore(env),
-  });
-}
-
-function parseDelay(text: string | undefined): number | [number, number] {
-  const match = /^\s*(\d+)(?:\s*-\s*(\d+))?\s*$/.exec(text ?? '0');
-  if (!match || (match[2] !== undefined && Number(match[2]) < Number(match[1]))) {
-    throw new Error(
-      `BANK_DELAY_MS must be a whole number of milliseconds, or a range like 4000-6000, got '${text}'`,
-    );
-  }
-  return match[2] === undefined ? Number(match[1]) : [Number(match[1]), Number(match[2])];
 }

@@ -4,7 +4,8 @@ import type { WorkerDeploymentVersion } from '@temporalio/common';
 import { DefaultLogger, Runtime, Worker, NativeConnection, type LogLevel } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { isPostgresUrl, PgStore, redactPassword } from './bank-store';
-import { bankFromEnv, type BankingService } from './banking-service';
+import { bankFromEnv } from './bank-from-env';
+import type { BankingService } from './banking-service';
 import {
   connectionError,
   describeError,

@@ -9,7 +9,7 @@ import { startDevServer } from './dev-server';
 import { ensureNamespaceReady } from '../src/namespace-check';
 import { DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID, runTransfer } from '../src/starter';
 import { shutdownTracing } from '../src/telemetry';
-import { bankFromEnv } from '../src/banking-service';
+import { bankFromEnv } from '../src/bank-from-env';
 import { connectWorker, createWorker, installLogger } from '../src/worker';
 
 async function serverAnswers(settings: Settings): Promise<boolean> {

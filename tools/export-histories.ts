@@ -8,12 +8,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
-import { BankingService } from '../src/banking-service';
+import { BankingService, type CallOptions } from '../src/banking-service';
 import { startDevServer } from './dev-server';
 import { installLogger } from '../src/worker';
 import { buildWorkflowBundle } from './bundle';
 import { AccountClosedError, type PaymentDetails } from '../src/shared';
-import { parseFaults } from '../src/bank-faults';
+import { parseFaults, UnreliableBank } from '../src/bank-faults';
 import { DEFAULT_TRANSFER } from '../src/starter';
 import { resolveTemporalCli } from './temporal-cli';
 import { type moneyTransfer } from '../src/workflows';
@@ -24,23 +24,33 @@ const TASK_QUEUE = 'export-histories';
 
 /** The tutorial's failure drill: every deposit into the target fails with a plain Error. */
 class FailingDepositBank extends BankingService {
-  override async deposit(account: string, amount: number, referenceId: string): Promise<string> {
+  override async deposit(
+    account: string,
+    amount: number,
+    referenceId: string,
+    call?: CallOptions,
+  ): Promise<string> {
     if (referenceId.endsWith('-deposit')) return this.depositThatFails(account, amount, referenceId);
-    return super.deposit(account, amount, referenceId);
+    return super.deposit(account, amount, referenceId, call);
   }
 }
 
 /** The refund is refused once, as if the source account were briefly frozen: the transfer waits for review. */
-class RefuseFirstRefundBank extends BankingService {
+class RefuseFirstRefundBank extends UnreliableBank {
   private refused = false;
-  override async refund(account: string, amount: number, referenceId: string): Promise<string> {
-    if (this.refused) return super.refund(account, amount, referenceId);
+  override async refund(
+    account: string,
+    amount: number,
+    referenceId: string,
+    call?: CallOptions,
+  ): Promise<string> {
+    if (this.refused) return super.refund(account, amount, referenceId, call);
     this.refused = true;
     throw new AccountClosedError(`The account ${account} is closed.`);
   }
 }
 
-const faulty = (spec: string) => new BankingService('bank', { faults: parseFaults(spec) });
+const faulty = (spec: string) => new UnreliableBank('bank', { faults: parseFaults(spec) });
 
 type Handle = WorkflowHandle<typeof moneyTransfer>;
 const details = DEFAULT_TRANSFER;

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/banking-service';
-import { parseFaults } from '../../src/bank-faults';
+import { parseFaults, UnreliableBank } from '../../src/bank-faults';
 import { getStatus } from '../../src/messages';
 import { ACTIVITIES_FILE, applyDrill, drillLines, loadDrilledActivities } from '../drill';
 import { startDevServer } from '../../tools/dev-server';
@@ -146,7 +146,7 @@ describe('README', () => {
     const env = { TEMPORAL_ADDRESS: `localhost:${port}` };
     const connection = await NativeConnection.connect({ address: server.address });
     try {
-      const bank = new BankingService('bank', { faults: parseFaults('deposit:fail,refund:reject') });
+      const bank = new UnreliableBank('bank', { faults: parseFaults('deposit:fail,refund:reject') });
       const worker = await testWorker(connection, 'TRANSFER_MONEY_TASK_QUEUE', createActivities(bank));
       await worker.runUntil(async () => {
         const starter = new ScriptProcess(

@@ -2,7 +2,7 @@
 // with transfers parked in needs-review by a worker in this process.
 import type { WorkflowHandle } from '@temporalio/client';
 import { createActivities } from '../../src/activities';
-import { parseFaults } from '../../src/bank-faults';
+import { parseFaults, UnreliableBank } from '../../src/bank-faults';
 import { BankingService } from '../../src/banking-service';
 import { type moneyTransfer } from '../../src/workflows';
 import { getStatus } from '../../src/messages';
@@ -38,7 +38,7 @@ test('usage: help exits 0, a bad command exits 2 with a hint', async () => {
 
 test('list finds exactly the parked transfers; show, retry, refund-to and resolve act on one', async () => {
   // Every refund is refused: the transfers that reach a refund park for review.
-  const bank = new BankingService('bank', { faults: parseFaults('deposit:reject,refund:reject') });
+  const bank = new UnreliableBank('bank', { faults: parseFaults('deposit:reject,refund:reject') });
   const ok = new BankingService('bank');
   const prefix = uniqueId('review-cli');
   const taskQueue = uniqueId('queue');

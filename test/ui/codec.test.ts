@@ -11,7 +11,7 @@ import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/banking-service';
 import { EncryptionCodec, newKey, readKeyRing } from '../../src/codec';
 import { startDevServer } from '../../tools/dev-server';
-import { startCodecServer, uiOrigins, type RunningCodecServer } from '../../tools/codec-server';
+import { startCodecServer, uiOrigins, type RunningCodecServer } from '../../src/codec-server';
 import { freeDevServerPort, freePort, ROOT, testServer, transferDetails } from '../helpers';
 import { launchChromium } from './browser';
 

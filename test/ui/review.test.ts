@@ -8,8 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type { BrowserContext, Page } from 'playwright-core';
 import { createActivities } from '../../src/activities';
-import { parseFaults } from '../../src/bank-faults';
-import { BankingService } from '../../src/banking-service';
+import { parseFaults, UnreliableBank } from '../../src/bank-faults';
 import { getStatus } from '../../src/messages';
 import { startDevServer } from '../../tools/dev-server';
 import { freeDevServerPort, ROOT, runScript, ScriptProcess, testWorker } from '../helpers';
@@ -65,7 +64,7 @@ test('a parked transfer: found by TransferStatus in the list, its metadata shown
   const connection = await NativeConnection.connect({ address: server.address });
   const client = new Client({ connection: await Connection.connect({ address: server.address }) });
   // The deposit fails and the bank refuses every refund: the transfer parks for review.
-  const bank = new BankingService('bank', { faults: parseFaults('deposit:reject,refund:reject') });
+  const bank = new UnreliableBank('bank', { faults: parseFaults('deposit:reject,refund:reject') });
   const worker = await testWorker(connection, 'review-ui', createActivities(bank));
   const starter = new ScriptProcess('src/starter.js', ['--workflow-id', WORKFLOW_ID], env);
   try {

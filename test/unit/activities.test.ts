@@ -4,6 +4,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/banking-service';
+import { UnreliableBank } from '../../src/bank-faults';
 import { InsufficientFundsError, InvalidAccountError } from '../../src/shared';
 import { transferDetails, voidedReferences } from '../helpers';
 
@@ -215,7 +216,7 @@ describe('activities', () => {
   });
 
   test('a cancelled attempt stops its bank call before it posts, and heartbeats while it waits', async () => {
-    const bank = new BankingService('bank-api.example.com', { delayMs: 1500 });
+    const bank = new UnreliableBank('bank-api.example.com', { delayMs: 1500 });
     const env = new MockActivityEnvironment(undefined, { logger: new RecordingLogger() });
     const heartbeats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => heartbeats.push(d));

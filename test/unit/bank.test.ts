@@ -3,8 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isPostgresUrl, MemoryStore, redactPassword, SEED_ACCOUNTS, SqliteStore } from '../../src/bank-store';
-import { BankFaultsError, parseFaults, randomFaults } from '../../src/bank-faults';
-import { bankFromEnv, BankingService } from '../../src/banking-service';
+import { BankFaultsError, parseFaults, randomFaults, UnreliableBank } from '../../src/bank-faults';
+import { bankFromEnv } from '../../src/bank-from-env';
+import { BankingService } from '../../src/banking-service';
 import {
   AccountClosedError,
   IdempotencyKeyReusedError,
@@ -110,7 +111,7 @@ describe('BankingService', () => {
   });
 
   test('delayMs makes each call wait', async () => {
-    const slow = new BankingService('bank', { delayMs: 200 });
+    const slow = new UnreliableBank('bank', { delayMs: 200 });
     const started = Date.now();
     await slow.deposit('43-812', 1, 'r8');
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
@@ -169,7 +170,7 @@ describe('unknown outcomes: key reuse, settle and void, cancellation', () => {
   });
 
   test('an aborted call does not post, even after its delay', async () => {
-    const slow = new BankingService('bank', { delayMs: 300 });
+    const slow = new UnreliableBank('bank', { delayMs: 300 });
     const controller = new AbortController();
     const call = slow.withdraw('85-150', 100, 'c1-withdrawal', { signal: controller.signal });
     setTimeout(() => controller.abort(), 50);
@@ -179,7 +180,7 @@ describe('unknown outcomes: key reuse, settle and void, cancellation', () => {
   });
 
   test('a late fault ignores the abort and posts after its delay', async () => {
-    const late = new BankingService('bank', { faults: parseFaults('withdraw:late=200') });
+    const late = new UnreliableBank('bank', { faults: parseFaults('withdraw:late=200') });
     const controller = new AbortController();
     controller.abort();
     await expect(
@@ -189,7 +190,7 @@ describe('unknown outcomes: key reuse, settle and void, cancellation', () => {
   });
 
   test('a late call that arrives after the void posts nothing', async () => {
-    const late = new BankingService('bank', { faults: parseFaults('deposit:late=200') });
+    const late = new UnreliableBank('bank', { faults: parseFaults('deposit:late=200') });
     const call = late.deposit('43-812', 100, 'c3-deposit');
     await expect(late.settle('c3-deposit')).resolves.toEqual({ posted: false });
     await expect(call).rejects.toBeInstanceOf(ReferenceVoidedError);
@@ -280,7 +281,7 @@ describe('closed accounts', () => {
 
 describe('BANK_FAULTS', () => {
   test('fail: a plain error, nothing posted', async () => {
-    const bank = new BankingService('bank', { faults: parseFaults('withdraw:fail') });
+    const bank = new UnreliableBank('bank', { faults: parseFaults('withdraw:fail') });
     const call = bank.withdraw('85-150', 100, 'f1-withdrawal');
     await expect(call).rejects.toThrow('Injected fault: withdraw f1-withdrawal failed before posting.');
     await expect(call).rejects.toHaveProperty('name', 'Error');
@@ -288,7 +289,7 @@ describe('BANK_FAULTS', () => {
   });
 
   test('post-then-fail: the money moves, then a plain error; the retry finds the same transaction', async () => {
-    const bank = new BankingService('bank', { faults: parseFaults('deposit:post-then-fail*1') });
+    const bank = new UnreliableBank('bank', { faults: parseFaults('deposit:post-then-fail*1') });
     await expect(bank.deposit('43-812', 100, 'f2-deposit')).rejects.toThrow(
       'Injected fault: deposit f2-deposit posted, then its reply was lost.',
     );
@@ -299,14 +300,14 @@ describe('BANK_FAULTS', () => {
   });
 
   test('reject: a definite InvalidAccountError that voids the reference; nothing posted', async () => {
-    const bank = new BankingService('bank', { faults: parseFaults('refund:reject') });
+    const bank = new UnreliableBank('bank', { faults: parseFaults('refund:reject') });
     await expect(bank.refund('85-150', 100, 'f3-refund')).rejects.toBeInstanceOf(InvalidAccountError);
     expect(await bank.store.entries()).toEqual([]);
     expect(await voidedReferences(bank.store)).toEqual(['f3-refund']);
   });
 
   test('reject after an earlier attempt posted returns that transaction, as a real bank would', async () => {
-    const bank = new BankingService('bank', { faults: parseFaults('withdraw:reject') });
+    const bank = new UnreliableBank('bank', { faults: parseFaults('withdraw:reject') });
     const first = await new BankingService('bank', { store: bank.store }).withdraw(
       '85-150',
       100,
@@ -317,7 +318,7 @@ describe('BANK_FAULTS', () => {
   });
 
   test('*TIMES limits a fault to the first calls of each reference, and each op has its own rule', async () => {
-    const bank = new BankingService('bank', { faults: parseFaults('deposit:fail*2, lookup:fail*1') });
+    const bank = new UnreliableBank('bank', { faults: parseFaults('deposit:fail*2, lookup:fail*1') });
     await expect(bank.deposit('43-812', 1, 'a')).rejects.toThrow(/Injected/);
     await expect(bank.deposit('43-812', 1, 'b')).rejects.toThrow(/Injected/);
     await expect(bank.deposit('43-812', 1, 'a')).rejects.toThrow(/Injected/);
@@ -340,6 +341,15 @@ describe('BANK_FAULTS', () => {
     expect(() => parseFaults(spec)).toThrow(BankFaultsError);
     expect(() => parseFaults(spec)).toThrow(message);
     expect(() => bankFromEnv({ BANK_FAULTS: spec })).toThrow(message);
+  });
+
+  test('bankFromEnv adds latency and faults only when BANK_DELAY_MS or BANK_FAULTS asks for them', async () => {
+    const plain = bankFromEnv({});
+    expect(plain).toBeInstanceOf(BankingService);
+    expect(plain).not.toBeInstanceOf(UnreliableBank);
+    expect(bankFromEnv({ BANK_FAULTS: 'deposit:fail' })).toBeInstanceOf(UnreliableBank);
+    expect(bankFromEnv({ BANK_DELAY_MS: '5' })).toBeInstanceOf(UnreliableBank);
+    await plain.store.close();
   });
 
   test('an empty BANK_FAULTS means no faults', () => {

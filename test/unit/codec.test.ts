@@ -13,7 +13,7 @@ import {
   readKeyRing,
   type KeyRing,
 } from '../../src/codec';
-import { startCodecServer, uiOrigins, type RunningCodecServer } from '../../tools/codec-server';
+import { startCodecServer, uiOrigins, type RunningCodecServer } from '../../src/codec-server';
 import { DEFAULT_TRANSFER } from '../../src/starter';
 
 // Test keys, generated here and never written outside a temporary directory.

@@ -6,8 +6,7 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
-import { parseFaults } from '../../src/bank-faults';
-import { BankingService } from '../../src/banking-service';
+import { parseFaults, UnreliableBank } from '../../src/bank-faults';
 import type { LedgerEntry } from '../../src/bank-store';
 import { referencesFor, type PaymentDetails } from '../../src/shared';
 import type { moneyTransfer } from '../../src/workflows';
@@ -25,7 +24,7 @@ interface Twin {
 
 /** Starts `count` executions of one payment at the same moment, on one bank, and waits for all. */
 async function submitTwice(
-  bankOptions: ConstructorParameters<typeof BankingService>[1],
+  bankOptions: ConstructorParameters<typeof UnreliableBank>[1],
   options: { count?: number; cancelOne?: boolean } = {},
 ): Promise<{
   details: PaymentDetails;
@@ -33,7 +32,7 @@ async function submitTwice(
   entries: LedgerEntry[];
   balances: Record<string, number>;
 }> {
-  const bank = new BankingService('bank-api.example.com', bankOptions);
+  const bank = new UnreliableBank('bank-api.example.com', bankOptions);
   const details = transferDetails();
   const count = options.count ?? 2;
   const twins = await temporal().withWorker(createActivities(bank), async (taskQueue) => {
@@ -130,7 +129,7 @@ function expectOneOwner(run: Awaited<ReturnType<typeof submitTwice>>): string {
 }
 
 // The four banks of the report that found money created, with as many pairs as it ran, all at once.
-const BANKS: Array<[string, ConstructorParameters<typeof BankingService>[1], number]> = [
+const BANKS: Array<[string, ConstructorParameters<typeof UnreliableBank>[1], number]> = [
   ['withdraw:fail*5', { faults: parseFaults('withdraw:fail*5') }, 8],
   ['a slow bank, 3-7 s a call', { delayMs: [3000, 7000] }, 12],
   ['deposit:fail', { faults: parseFaults('deposit:fail') }, 6],

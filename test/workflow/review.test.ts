@@ -3,7 +3,7 @@
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
-import { parseFaults } from '../../src/bank-faults';
+import { parseFaults, UnreliableBank } from '../../src/bank-faults';
 import { MemoryStore } from '../../src/bank-store';
 import { BankingService, type CallOptions } from '../../src/banking-service';
 import { AccountClosedError, InvalidAccountError, type PaymentDetails } from '../../src/shared';
@@ -39,7 +39,7 @@ class ClosingBank extends BankingService {
 }
 
 /** A bank that refuses the first refund asked of it, as if the account were briefly frozen. */
-class RefuseFirstRefund extends BankingService {
+class RefuseFirstRefund extends UnreliableBank {
   private refused = false;
   override async refund(
     account: string,
@@ -151,7 +151,7 @@ describe('entering review', () => {
   });
 
   test('a refund that keeps failing past the review deadline parks the transfer too', async () => {
-    const bank = new BankingService('bank', { faults: parseFaults('deposit:reject,refund:fail') });
+    const bank = new UnreliableBank('bank', { faults: parseFaults('deposit:reject,refund:fail') });
     await withTransfer(
       bank,
       async (handle) => {
@@ -165,7 +165,7 @@ describe('entering review', () => {
   });
 
   test('reminders go out at the configured interval while the transfer waits', async () => {
-    const bank = new BankingService('bank', { faults: parseFaults('deposit:reject,refund:reject') });
+    const bank = new UnreliableBank('bank', { faults: parseFaults('deposit:reject,refund:reject') });
     await withTransfer(
       bank,
       async (handle) => {
@@ -318,7 +318,7 @@ describe('validators: rejected with a clear message, nothing written to history'
   });
 
   test('a transfer that is not in review refuses every update', async () => {
-    const bank = new BankingService('bank', { delayMs: 1500 });
+    const bank = new UnreliableBank('bank', { delayMs: 1500 });
     await withTransfer(bank, async (handle) => {
       await until(handle, 'withdrawing');
       const message = 'This transfer is not waiting for review (stage: withdrawing).';

@@ -5,6 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
 import { MemoryStore } from '../../src/bank-store';
 import { BankingService, type CallOptions } from '../../src/banking-service';
+import { UnreliableBank } from '../../src/bank-faults';
 import { getStatus, type TransferStatus } from '../../src/messages';
 import { useTestTemporal, transferDetails } from '../helpers';
 
@@ -132,7 +133,7 @@ describe('getStatus query', () => {
   }
 
   test('reports each stage and the transaction ids as they become known', async () => {
-    const bank = new BankingService('bank', { delayMs: 600 });
+    const bank = new UnreliableBank('bank', { delayMs: 600 });
     const seen = await temporal().withWorker(createActivities(bank), async (taskQueue) =>
       watch(await temporal().start(taskQueue, transferDetails())),
     );
@@ -147,7 +148,7 @@ describe('getStatus query', () => {
   });
 
   test('reports the refund when the deposit fails', async () => {
-    const bank = new BankingService('bank', { delayMs: 600 });
+    const bank = new UnreliableBank('bank', { delayMs: 600 });
     const seen = await temporal().withWorker(createActivities(bank), async (taskQueue) =>
       watch(await temporal().start(taskQueue, transferDetails({ targetAccount: '43-813' }))),
     );

@@ -5,7 +5,13 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, CancelledFailure, TimeoutFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
-import { parseFaults, type BankOperation, type FaultPlan, type Injection } from '../../src/bank-faults';
+import {
+  type BankOperation,
+  type FaultPlan,
+  type Injection,
+  parseFaults,
+  UnreliableBank,
+} from '../../src/bank-faults';
 import { BankingService } from '../../src/banking-service';
 import type { PaymentDetails } from '../../src/shared';
 import { type moneyTransfer } from '../../src/workflows';
@@ -44,7 +50,7 @@ async function run(
   faults: string | FaultPlan,
   options: { during?: (h: WorkflowHandle) => Promise<void>; settleMs?: number } = {},
 ): Promise<Outcome> {
-  const bank = new BankingService('bank-api.example.com', {
+  const bank = new UnreliableBank('bank-api.example.com', {
     faults: typeof faults === 'string' ? parseFaults(faults) : faults,
   });
   const details = transferDetails();
@@ -289,7 +295,7 @@ describe('refund (after a rejected deposit) and its lookup', () => {
   });
 
   test('reject: a definite refund failure parks the transfer in needs-review with the amount owed', async () => {
-    const bank = new BankingService('bank-api.example.com', {
+    const bank = new UnreliableBank('bank-api.example.com', {
       faults: parseFaults('deposit:reject,refund:reject'),
     });
     const details = transferDetails();

@@ -1,0 +1,37 @@
+// The bank a worker gets from its environment: the store BANK_DB names, and latency and
+// faults only when BANK_DELAY_MS or BANK_FAULTS ask for them.
+import { parseFaults, UnreliableBank } from './bank-faults';
+import { openStore } from './bank-store';
+import { BANK_HOSTNAME, BankingService } from './banking-service';
+
+/**
+ * BANK_DB names the store (memory when unset), BANK_DELAY_MS slows every call (N, or
+ * MIN-MAX drawn per call), and BANK_FAULTS injects faults (see bank-faults.ts), each
+ * logged. Without the last two the bank is the plain one.
+ */
+export function bankFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  log: (line: string) => void = (line) => console.warn(line),
+): BankingService {
+  const delayMs = parseDelay(env.BANK_DELAY_MS);
+  const faults = parseFaults(env.BANK_FAULTS);
+  const store = openStore(env);
+  if (!faults && delayMs === 0) return new BankingService(BANK_HOSTNAME, { store });
+  return new UnreliableBank(BANK_HOSTNAME, {
+    store,
+    delayMs,
+    faults,
+    onFault: (op, reference, { fault, delayMs: ms }) =>
+      log(`Bank fault injected: ${fault} on ${op} ${reference}${fault === 'late' ? ` after ${ms} ms` : ''}`),
+  });
+}
+
+function parseDelay(text: string | undefined): number | [number, number] {
+  const match = /^\s*(\d+)(?:\s*-\s*(\d+))?\s*$/.exec(text ?? '0');
+  if (!match || (match[2] !== undefined && Number(match[2]) < Number(match[1]))) {
+    throw new Error(
+      `BANK_DELAY_MS must be a whole number of milliseconds, or a range like 4000-6000, got '${text}'`,
+    );
+  }
+  return match[2] === undefined ? Number(match[1]) : [Number(match[1]), Number(match[2])];
+}
