@@ -19,6 +19,8 @@ module.exports = {
     project('unit', 'build.ts'),
     project('workflow', 'global-setup.ts'),
     project('e2e', 'global-setup.ts'),
+    // The long chaos and property runs, apart from npm test's quick loop; CI runs them at full size.
+    project('chaos', 'global-setup.ts'),
     project('ui', 'global-setup.ts'),
     // Starts its own Temporal cluster on PostgreSQL (tools/cluster.ts), not the dev server.
     project('cluster', 'build.ts'),

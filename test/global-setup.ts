@@ -27,9 +27,8 @@ export default async function globalSetup(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'money-transfer-test-'));
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   writeFileSync(bundlePath, bundle.code);
-  // Worker processes the tests start with NODE_ENV=production load lib's prebuilt bundle:
-  // make it the one just built from src, so they never run stale workflow code.
-  writeFileSync(path.resolve(__dirname, '..', 'lib', 'src', 'workflow-bundle.js'), bundle.code);
+  // Worker processes the tests start get it through DEV_WORKFLOW_BUNDLE; lib/'s release
+  // bundle is `npm run build`'s alone, and no test writes it.
 
   globalThis.__MONEY_TRANSFER_TEST__ = { server, dir };
   process.env.MONEY_TRANSFER_TEST_ADDRESS = server.address;

@@ -158,7 +158,8 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
     TEMPORAL_ADDRESS: s.address,
     TEMPORAL_TASK_QUEUE: s.taskQueue,
     BANK_DB: s.bankDb,
-    NODE_ENV: 'production',
+    // The workflow bundle the test setup built from src/, never lib/'s release bundle.
+    DEV_WORKFLOW_BUNDLE: process.env.MONEY_TRANSFER_TEST_BUNDLE,
     ...s.workerEnv,
   };
   const everyProcess: Array<{ slot: number; worker: ScriptProcess }> = [];
