@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { connectClient, loadSettings, type Settings } from '../src/config';
 import { startDevServer } from './dev-server';
-import type { PaymentDetails } from '../src/shared';
+import { transferStartOptions, type PaymentDetails } from '../src/shared';
 import { DEFAULT_TRANSFER } from '../src/starter';
 import { CommandProcess, ScriptProcess, startWorkerProcess } from './processes';
 import { median } from './startup-time';
@@ -141,6 +141,7 @@ async function phase(
             taskQueue,
             workflowId: `bench-${taskQueue}-${label}-${i}`,
             args: [details],
+            ...transferStartOptions(),
           });
         } catch {
           failed++;
@@ -349,6 +350,7 @@ async function costPhase(
             taskQueue: target.taskQueue,
             workflowId: `bench-${referenceId}`,
             args: [costInput(target, referenceId)],
+            ...(target.command ? {} : transferStartOptions()),
           });
         } catch {
           failed++;

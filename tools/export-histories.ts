@@ -12,7 +12,7 @@ import { BankingService } from '../src/banking-service';
 import { startDevServer } from './dev-server';
 import { installLogger } from '../src/worker';
 import { buildWorkflowBundle } from './bundle';
-import { AccountClosedError, type PaymentDetails } from '../src/shared';
+import { AccountClosedError, transferStartOptions, type PaymentDetails } from '../src/shared';
 import { parseFaults } from '../src/bank-faults';
 import { DEFAULT_TRANSFER } from '../src/starter';
 import { resolveTemporalCli } from './temporal-cli';
@@ -43,7 +43,7 @@ const faulty = (spec: string) => new BankingService('bank', { faults: parseFault
 
 type Handle = WorkflowHandle<typeof moneyTransfer>;
 const details = DEFAULT_TRANSFER;
-const CASES: Array<{
+export const CASES: Array<{
   name: string;
   bank: BankingService;
   args: unknown[];
@@ -95,6 +95,7 @@ async function main(): Promise<void> {
           taskQueue: TASK_QUEUE,
           workflowId,
           args: args as [PaymentDetails],
+          ...transferStartOptions(),
         });
         await operator?.(handle);
         await handle.result().catch(() => undefined);
@@ -114,7 +115,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  });
+}
