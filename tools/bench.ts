@@ -436,13 +436,14 @@ function costReport(targets: CostTarget[], rounds: CostResult[][]): string {
     const values = rounds.map((round) => f(round[t]!)).filter((v): v is number => v !== undefined);
     return values.length ? median(values) : undefined;
   };
-  const header = ['figure (median of rounds)', ...targets.map((t) => t.label)];
-  if (targets.length > 1) header.push(`ratio ${targets[0]!.label} / ${targets[1]!.label}`);
+  const others = targets.slice(1);
+  const header = [`figure (median of ${rounds.length})`, ...targets.map((t) => t.label)];
+  header.push(...others.map((t) => `ratio to ${t.label}`));
   const rows = [header];
   for (const [name, f, digits] of figures) {
     const row = [name, ...targets.map((_, t) => fmt(med(f, t), digits))];
-    if (targets.length > 1) {
-      const [a, b] = [med(f, 0), med(f, 1)];
+    for (let t = 1; t < targets.length; t++) {
+      const [a, b] = [med(f, 0), med(f, t)];
       row.push(a !== undefined && b ? (a / b).toFixed(2) : '');
     }
     rows.push(row);
@@ -476,9 +477,9 @@ async function main(): Promise<void> {
       'configured-server': { type: 'boolean', default: false },
       cost: { type: 'boolean', default: false },
       'worker-cmd': { type: 'string', multiple: true, default: [] },
-      'workflow-type': { type: 'string', default: 'MoneyTransfer' },
-      'worker-task-queue': { type: 'string', default: 'TRANSFER_MONEY_TASK_QUEUE' },
-      'camel-case': { type: 'boolean', default: false },
+      'workflow-type': { type: 'string', multiple: true, default: [] },
+      'worker-task-queue': { type: 'string', multiple: true, default: [] },
+      input: { type: 'string', multiple: true, default: [] },
       rounds: { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -499,8 +500,10 @@ async function main(): Promise<void> {
                    sequential p50 over --low-load; a fresh dev server for each worker
   --worker-cmd CMD with --cost: also measure this worker command (repeatable), e.g.
                    'python3 /tmp/py-template/run_worker.py'. It gets TEMPORAL_ADDRESS and
-                   serves --workflow-type (MoneyTransfer) on --worker-task-queue
-                   (TRANSFER_MONEY_TASK_QUEUE), with snake_case input unless --camel-case
+                   NODE_ENV=production, and serves --workflow-type (MoneyTransfer) on
+                   --worker-task-queue (TRANSFER_MONEY_TASK_QUEUE) with --input snake
+                   (source_account, ...) or camel (sourceAccount, ...). Each of these three
+                   applies to the --worker-cmd in its position; the last one to the rest
   --rounds R       with --cost: R rounds, the workers interleaved; medians and ratios`);
     return;
   }
@@ -536,13 +539,18 @@ async function main(): Promise<void> {
         taskQueue: 'bench-cost',
         snakeCase: false,
       },
-      ...values['worker-cmd'].map((command, i) => ({
-        label: `--worker-cmd ${i + 1}`,
-        command,
-        workflowType: values['workflow-type'],
-        taskQueue: values['worker-task-queue'],
-        snakeCase: !values['camel-case'],
-      })),
+      ...values['worker-cmd'].map((command, i) => {
+        const nth = (list: string[], fallback: string) => list[i] ?? list.at(-1) ?? fallback;
+        const input = nth(values.input, 'snake');
+        if (input !== 'snake' && input !== 'camel') throw new Error('--input is snake or camel');
+        return {
+          label: `--worker-cmd ${i + 1}`,
+          command,
+          workflowType: nth(values['workflow-type'], 'MoneyTransfer'),
+          taskQueue: nth(values['worker-task-queue'], 'TRANSFER_MONEY_TASK_QUEUE'),
+          snakeCase: input === 'snake',
+        };
+      }),
     ];
     const results: CostResult[][] = [];
     for (let i = 0; i < rounds; i++) {
