@@ -302,6 +302,8 @@ interface CostTarget {
   taskQueue: string;
   /** The input's key names: the project's camelCase, or the Python template's snake_case. */
   snakeCase: boolean;
+  /** Start with the project's start options (TransferStatus set at start), as its own clients do. */
+  projectStart: boolean;
 }
 
 interface CostResult {
@@ -350,7 +352,7 @@ async function costPhase(
             taskQueue: target.taskQueue,
             workflowId: `bench-${referenceId}`,
             args: [costInput(target, referenceId)],
-            ...(target.command ? {} : transferStartOptions()),
+            ...(target.projectStart ? transferStartOptions() : {}),
           });
         } catch {
           failed++;
@@ -502,7 +504,8 @@ async function main(): Promise<void> {
                    'python3 /tmp/py-template/run_worker.py'. It gets TEMPORAL_ADDRESS and
                    NODE_ENV=production, and serves --workflow-type (MoneyTransfer) on
                    --worker-task-queue (TRANSFER_MONEY_TASK_QUEUE) with --input snake
-                   (source_account, ...) or camel (sourceAccount, ...). Each of these three
+                   (source_account, ...), camel (sourceAccount, ...) or project (camel, and
+                   TransferStatus set at start as this project's clients do). Each of these three
                    applies to the --worker-cmd in its position; the last one to the rest
   --rounds R       with --cost: R rounds, the workers interleaved; medians and ratios`);
     return;
@@ -538,17 +541,20 @@ async function main(): Promise<void> {
         workflowType: 'moneyTransfer',
         taskQueue: 'bench-cost',
         snakeCase: false,
+        projectStart: true,
       },
       ...values['worker-cmd'].map((command, i) => {
         const nth = (list: string[], fallback: string) => list[i] ?? list.at(-1) ?? fallback;
         const input = nth(values.input, 'snake');
-        if (input !== 'snake' && input !== 'camel') throw new Error('--input is snake or camel');
+        if (!['snake', 'camel', 'project'].includes(input))
+          throw new Error('--input is snake, camel or project');
         return {
           label: `--worker-cmd ${i + 1}`,
           command,
           workflowType: nth(values['workflow-type'], 'MoneyTransfer'),
           taskQueue: nth(values['worker-task-queue'], 'TRANSFER_MONEY_TASK_QUEUE'),
           snakeCase: input === 'snake',
+          projectStart: input === 'project',
         };
       }),
     ];
