@@ -394,7 +394,18 @@ async function costRun(
     : new ScriptProcess('src/worker.js', [], env);
   const tag = `${target.taskQueue}-${Date.now().toString(36)}`;
   try {
-    const first = await costPhase(client, target, `${tag}-first`, 1, 1);
+    // A worker that never serves the workflow (wrong type or queue) would hang the run.
+    let timer: NodeJS.Timeout | undefined;
+    const first = await Promise.race([
+      costPhase(client, target, `${tag}-first`, 1, 1),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${target.label}: no first transfer in 60 s`)), 60_000);
+      }),
+    ])
+      .catch((err: Error) => {
+        throw new Error(`${err.message}\n${worker.stdout}${worker.stderr}`);
+      })
+      .finally(() => clearTimeout(timer));
     if (first.failed) throw new Error(`${target.label}: the first transfer failed\n${worker.stderr}`);
     const firstTransferMs = performance.now() - worker.started;
     await costPhase(client, target, `${tag}-warm`, 49, 1);
