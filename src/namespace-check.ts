@@ -143,7 +143,7 @@ export async function ensureNamespaceReady(
   if (classifyServer(address, persistenceStore) !== 'local-dev-server') {
     throw new SearchAttributeMissingError(
       `Namespace ${namespace} at ${address} has no search attribute ${describeAll(missing)}. The workflow ` +
-        'sets it at every stage, so without it no transfer can make progress. Register it, then start ' +
+        'sets it, so without it no transfer can make progress. Register it, then start ' +
         `the worker again:\n${indented(registerCommands(settings, missing))}`,
     );
   }

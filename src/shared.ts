@@ -1,6 +1,11 @@
 // Names, types and rules shared by the workflow, the activities, the worker and the
 // starter. Workflow code imports this file, so it must stay free of Node built-ins and I/O.
-import { defineSearchAttributeKey, SearchAttributeType, type Duration } from '@temporalio/common';
+import {
+  defineSearchAttributeKey,
+  SearchAttributeType,
+  type Duration,
+  type SearchAttributePair,
+} from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
 
 export const DEFAULT_TASK_QUEUE = 'TRANSFER_MONEY_TASK_QUEUE';
@@ -88,6 +93,17 @@ export type RefundResult =
 
 /** The Keyword search attribute that carries a transfer's stage, for the Web UI and `review list`. */
 export const TRANSFER_STATUS = defineSearchAttributeKey('TransferStatus', SearchAttributeType.KEYWORD);
+
+/**
+ * TransferStatus from the start until a refund begins: ExecutionStatus tells running,
+ * completed and failed apart, so the workflow writes it only from `refunding` on.
+ */
+export const TRANSFER_STATUS_AT_START = 'started';
+
+/** Start options for a transfer: TransferStatus set in the start request, not by an upsert. */
+export function transferStartOptions(): { typedSearchAttributes: SearchAttributePair[] } {
+  return { typedSearchAttributes: [{ key: TRANSFER_STATUS, value: TRANSFER_STATUS_AT_START }] };
+}
 
 const FIELDS = ['sourceAccount', 'targetAccount', 'amount', 'referenceId'] as const;
 

@@ -21,6 +21,7 @@ import { watchProgress } from './progress-watch';
 import {
   describeTransfer,
   InvalidPaymentDetailsError,
+  transferStartOptions,
   validatePaymentDetails,
   type PaymentDetails,
 } from './shared';
@@ -149,17 +150,25 @@ export async function runTransfer(
   let handle: WorkflowHandle<typeof moneyTransfer>;
   let runId: string;
   try {
-    const started = await client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
+    const options = {
       taskQueue: settings.taskQueue,
       workflowId,
-      args: [details],
+      args: [details] as [PaymentDetails],
       // What the Web UI shows for this execution (its User Metadata).
       staticSummary: describeTransfer(details),
       staticDetails:
         `Money transfer of **${details.amount}** from \`${details.sourceAccount}\` to \`${details.targetAccount}\`, ` +
         `reference \`${details.referenceId}\`, started by \`npm run starter\`. ` +
         "The workflow's current details say what it waits for.",
-    });
+    };
+    const started = await client.workflow
+      .start<typeof moneyTransfer>('moneyTransfer', { ...options, ...transferStartOptions() })
+      .catch((err: unknown) => {
+        // A namespace without TransferStatus refuses the start. Start it plainly: the
+        // workflow then sets it itself, and the watch below says why that cannot go on.
+        if (!/no mapping defined for search attribute/.test(String((err as Error).cause))) throw err;
+        return client.workflow.start<typeof moneyTransfer>('moneyTransfer', options);
+      });
     handle = started;
     runId = started.firstExecutionRunId;
     if (earlier) {

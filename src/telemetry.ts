@@ -1,23 +1,26 @@
 // Metrics and traces, both off by default: see docs/metrics.md and docs/tracing.md.
+// OpenTelemetry is required only once tracing starts: its 319 modules cost the worker
+// about 80 ms and 7 MB at start (docs/benchmark.md), and most processes run without tracing.
 import { existsSync } from 'node:fs';
-import { diag, DiagConsoleLogger, DiagLogLevel } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { Resource } from '@opentelemetry/resources';
-import {
-  BatchSpanProcessor,
-  ConsoleSpanExporter,
-  SimpleSpanProcessor,
-  type SpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import type * as OtelApi from '@opentelemetry/api';
+import type * as OtlpHttp from '@opentelemetry/exporter-trace-otlp-http';
+import type * as Resources from '@opentelemetry/resources';
+import type * as TraceBase from '@opentelemetry/sdk-trace-base';
+import type * as TraceNode from '@opentelemetry/sdk-trace-node';
 import type { ClientInterceptors } from '@temporalio/client';
-import {
-  makeWorkflowExporter,
-  OpenTelemetryActivityInboundInterceptor,
-  OpenTelemetryActivityOutboundInterceptor,
-  OpenTelemetryWorkflowClientInterceptor,
-} from '@temporalio/interceptors-opentelemetry';
+import type * as TemporalOtel from '@temporalio/interceptors-opentelemetry';
 import type { TelemetryOptions, WorkerOptions } from '@temporalio/worker';
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+const otel = () => ({
+  api: require('@opentelemetry/api') as typeof OtelApi,
+  otlp: require('@opentelemetry/exporter-trace-otlp-http') as typeof OtlpHttp,
+  resources: require('@opentelemetry/resources') as typeof Resources,
+  base: require('@opentelemetry/sdk-trace-base') as typeof TraceBase,
+  node: require('@opentelemetry/sdk-trace-node') as typeof TraceNode,
+  temporal: require('@temporalio/interceptors-opentelemetry') as typeof TemporalOtel,
+});
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export class TelemetryConfigError extends Error {
   override name = 'TelemetryConfigError';
@@ -69,9 +72,9 @@ export function tracesExporterFromEnv(env: NodeJS.ProcessEnv = process.env): Tra
 }
 
 export interface Tracing {
-  provider: NodeTracerProvider;
-  spanProcessor: SpanProcessor;
-  resource: Resource;
+  provider: TraceNode.NodeTracerProvider;
+  spanProcessor: TraceBase.SpanProcessor;
+  resource: Resources.Resource;
 }
 
 let active: Tracing | undefined;
@@ -81,17 +84,21 @@ let active: Tracing | undefined;
  * interceptors an async context manager: without it every span starts a trace of its own.
  * Tests pass their own span processor.
  */
-export function startTracing(exporter: TracesExporter | SpanProcessor): Tracing {
+export function startTracing(exporter: TracesExporter | TraceBase.SpanProcessor): Tracing {
   if (active) return active;
-  if (process.env.OTEL_LOG_LEVEL) diag.setLogger(new DiagConsoleLogger(), DiagLogLevel.WARN);
+  const { api, base, otlp, resources, node } = otel();
+  const { BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor } = base;
+  if (process.env.OTEL_LOG_LEVEL) api.diag.setLogger(new api.DiagConsoleLogger(), api.DiagLogLevel.WARN);
   const spanProcessor =
     exporter === 'console'
       ? new SimpleSpanProcessor(new ConsoleSpanExporter())
       : exporter === 'otlp'
-        ? new BatchSpanProcessor(new OTLPTraceExporter()) // reads OTEL_EXPORTER_OTLP_* itself
+        ? new BatchSpanProcessor(new otlp.OTLPTraceExporter()) // reads OTEL_EXPORTER_OTLP_* itself
         : exporter;
-  const resource = new Resource({ 'service.name': process.env.OTEL_SERVICE_NAME || 'money-transfer' });
-  const provider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
+  const resource = new resources.Resource({
+    'service.name': process.env.OTEL_SERVICE_NAME || 'money-transfer',
+  });
+  const provider = new node.NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
   provider.register();
   active = { provider, spanProcessor, resource };
   return active;
@@ -110,7 +117,7 @@ export function tracingClientInterceptors(
 ): ClientInterceptors | undefined {
   if (!exporter) return undefined;
   startTracing(exporter);
-  return { workflow: [new OpenTelemetryWorkflowClientInterceptor()] };
+  return { workflow: [new (otel().temporal.OpenTelemetryWorkflowClientInterceptor)()] };
 }
 
 /** The workflow interceptor module; the workflow bundle has to include it (tools/bundle.ts). */
@@ -132,11 +139,16 @@ type WorkflowSource = { workflowsPath: string } | { workflowBundle: { codePath: 
  * tracing bundle `npm run build` writes beside the plain one.
  */
 export function withTracing(
-  exporter: TracesExporter | SpanProcessor | undefined,
+  exporter: TracesExporter | TraceBase.SpanProcessor | undefined,
   source: WorkflowSource,
 ): Pick<WorkerOptions, 'interceptors' | 'sinks'> & WorkflowSource {
   if (!exporter) return source;
   const { spanProcessor, resource } = startTracing(exporter);
+  const {
+    makeWorkflowExporter,
+    OpenTelemetryActivityInboundInterceptor,
+    OpenTelemetryActivityOutboundInterceptor,
+  } = otel().temporal;
   let code: WorkflowSource = source;
   if ('workflowBundle' in source) {
     const codePath = tracingBundlePath(source.workflowBundle.codePath);

@@ -21,6 +21,7 @@ import {
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from './activities';
 import {
@@ -31,6 +32,7 @@ import {
   referencesFor,
   refundReference,
   TRANSFER_STATUS,
+  TRANSFER_STATUS_AT_START,
   TransferAlreadyOwnedError,
   validatePaymentDetails,
   validateReviewPolicy,
@@ -75,6 +77,8 @@ interface Transfer {
   policyGiven: unknown;
   policy: Required<ReviewPolicy>;
   decision?: Decision;
+  /** The TransferStatus search attribute's value now. */
+  shown?: string;
 }
 
 export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolicy = {}): Promise<string> {
@@ -83,7 +87,11 @@ export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolic
     status: { stage: 'validating' },
     policyGiven: policy,
     policy: { reviewAfter: '1 hour', remindEvery: '4 hours', ...policy },
+    shown: workflowInfo().typedSearchAttributes.get(TRANSFER_STATUS),
   };
+  // The project's clients set it at start (transferStartOptions); a start from elsewhere,
+  // such as the CLI or the Web UI, has not.
+  if (t.shown === undefined) showStage(t, TRANSFER_STATUS_AT_START);
   setHandlers(t);
   CancellationScope.current().cancelRequested.catch(() => {
     t.status.cancelRequested = true;
@@ -333,14 +341,19 @@ function decisionCarriedOut(t: Transfer): void {
   if (t.decision?.state === 'taken') t.decision.state = 'done';
 }
 
+/** The stages ExecutionStatus cannot tell: a running transfer that owes money. */
+const OWING: readonly string[] = ['refunding', 'needs-review'];
+
 /**
- * Moves to a stage: the TransferStatus search attribute follows it, so the Web UI's
- * list can filter on it, and the current details say what the transfer waits for.
+ * Moves to a stage; the current details say what the transfer waits for. The
+ * TransferStatus search attribute follows it from `refunding` on, to the final stage, so
+ * the Web UI's list and `review list` find those; before that it stays `started`. Each
+ * write is a history event and a visibility write, so a plain transfer makes none.
  */
 function setStage(t: Transfer, stage: TransferStage): void {
   const { details, status } = t;
   status.stage = stage;
-  upsertSearchAttributes([{ key: TRANSFER_STATUS, value: stage }]);
+  if (OWING.includes(stage) || OWING.includes(t.shown ?? '')) showStage(t, stage);
   // Before validation passed, the details may be anything.
   if (!status.references) return setCurrentDetails(`**${stage}**: the payment details were refused.`);
   const what = describeTransfer(details);
@@ -354,6 +367,12 @@ function setStage(t: Transfer, stage: TransferStage): void {
       '(see `npm run review -- --help`).',
   };
   setCurrentDetails(`**${stage}**: ${what}\n\n${next[stage] ?? ''}`);
+}
+
+function showStage(t: Transfer, value: string): void {
+  if (t.shown === value) return;
+  t.shown = value;
+  upsertSearchAttributes([{ key: TRANSFER_STATUS, value }]);
 }
 
 // Counted through the SDK's meter, which skips replays, so nothing is counted twice.

@@ -7,7 +7,7 @@ import { nanoid } from 'nanoid';
 import { createActivities } from '../src/activities';
 import type { BankStore } from '../src/bank-store';
 import { BankingService } from '../src/banking-service';
-import type { PaymentDetails } from '../src/shared';
+import { transferStartOptions, type PaymentDetails } from '../src/shared';
 import { DEFAULT_TRANSFER } from '../src/starter';
 import { compiled, ROOT } from '../tools/processes';
 import { type moneyTransfer } from '../src/workflows';
@@ -101,6 +101,7 @@ export class TestTemporal {
       taskQueue,
       workflowId: uniqueId('transfer'),
       args: args as [PaymentDetails],
+      ...transferStartOptions(),
     });
   }
 

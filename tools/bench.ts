@@ -10,9 +10,9 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { connectClient, loadSettings, type Settings } from '../src/config';
 import { startDevServer } from './dev-server';
-import type { PaymentDetails } from '../src/shared';
+import { transferStartOptions, type PaymentDetails } from '../src/shared';
 import { DEFAULT_TRANSFER } from '../src/starter';
-import { startWorkerProcess } from './processes';
+import { CommandProcess, ScriptProcess, startWorkerProcess } from './processes';
 import { median } from './startup-time';
 import { installLogger, type Tuning } from '../src/worker';
 import type { moneyTransfer } from '../src/workflows';
@@ -141,6 +141,7 @@ async function phase(
             taskQueue,
             workflowId: `bench-${taskQueue}-${label}-${i}`,
             args: [details],
+            ...transferStartOptions(),
           });
         } catch {
           failed++;
@@ -290,6 +291,193 @@ function report(results: RunResult[]): string {
   return table(rows);
 }
 
+// ---- --cost: what one transfer costs the server and the worker ----
+
+/** A worker to measure: the project's production worker, or any command serving a transfer workflow. */
+interface CostTarget {
+  label: string;
+  /** A shell command (run with exec, so its pid is the worker's); unset: lib/src/worker.js. */
+  command?: string;
+  workflowType: string;
+  taskQueue: string;
+  /** The input's key names: the project's camelCase, or the Python template's snake_case. */
+  snakeCase: boolean;
+  /** Start with the project's start options (TransferStatus set at start), as its own clients do. */
+  projectStart: boolean;
+}
+
+interface CostResult {
+  label: string;
+  perSecond: number;
+  failed: number;
+  serverCpuMsPerTransfer?: number;
+  workerCpuMsPerTransfer?: number;
+  workerPeakRssMb?: number;
+  firstTransferMs: number;
+  sequentialP50: number;
+}
+
+function costInput(target: CostTarget, referenceId: string): unknown {
+  const d: PaymentDetails = { ...DEFAULT_TRANSFER, amount: 1, referenceId };
+  return target.snakeCase
+    ? {
+        source_account: d.sourceAccount,
+        target_account: d.targetAccount,
+        amount: d.amount,
+        reference_id: d.referenceId,
+      }
+    : d;
+}
+
+/** Runs `count` transfers of the target's workflow, `concurrency` at a time; returns latencies and failures. */
+async function costPhase(
+  client: Client,
+  target: CostTarget,
+  tag: string,
+  count: number,
+  concurrency: number,
+): Promise<{ latencies: number[]; failed: number; seconds: number }> {
+  const latencies: number[] = [];
+  let next = 0;
+  let failed = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const i = next++;
+        const referenceId = `${tag}-${i}`;
+        const t0 = performance.now();
+        try {
+          await client.workflow.execute(target.workflowType, {
+            taskQueue: target.taskQueue,
+            workflowId: `bench-${referenceId}`,
+            args: [costInput(target, referenceId)],
+            ...(target.projectStart ? transferStartOptions() : {}),
+          });
+        } catch {
+          failed++;
+        }
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  return { latencies, failed, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * One target on a fresh dev server: spawn the worker and time its first transfer from
+ * spawn to result, 49 more one at a time (warm-up), `transfers` at `concurrency` with
+ * the server's and worker's CPU read from /proc around them, then `sequential` one at a
+ * time for the p50.
+ */
+async function costRun(
+  target: CostTarget,
+  transfers: number,
+  concurrency: number,
+  sequential: number,
+): Promise<CostResult> {
+  const server = await startDevServer();
+  const client = new Client({ connection: await Connection.connect({ address: server.address }) });
+  const serverPid = devServerPid();
+  const env: Record<string, string | undefined> = {
+    ...Object.fromEntries(
+      Object.keys(process.env)
+        .filter((k) => k.startsWith('TEMPORAL_'))
+        .map((k) => [k, undefined]),
+    ),
+    NODE_ENV: 'production',
+    TEMPORAL_ADDRESS: server.address,
+    TEMPORAL_TASK_QUEUE: target.taskQueue,
+  };
+  const worker = target.command
+    ? new CommandProcess('sh', ['-c', `exec ${target.command}`], env)
+    : new ScriptProcess('src/worker.js', [], env);
+  const tag = `${target.taskQueue}-${Date.now().toString(36)}`;
+  try {
+    // A worker that never serves the workflow (wrong type or queue) would hang the run.
+    let timer: NodeJS.Timeout | undefined;
+    const first = await Promise.race([
+      costPhase(client, target, `${tag}-first`, 1, 1),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${target.label}: no first transfer in 60 s`)), 60_000);
+      }),
+    ])
+      .catch((err: Error) => {
+        throw new Error(`${err.message}\n${worker.stdout}${worker.stderr}`);
+      })
+      .finally(() => clearTimeout(timer));
+    if (first.failed) throw new Error(`${target.label}: the first transfer failed\n${worker.stderr}`);
+    const firstTransferMs = performance.now() - worker.started;
+    await costPhase(client, target, `${tag}-warm`, 49, 1);
+    const [w0, s0] = [cpuSeconds(worker.child.pid), cpuSeconds(serverPid)];
+    const load = await costPhase(client, target, `${tag}-load`, transfers, concurrency);
+    const [w1, s1] = [cpuSeconds(worker.child.pid), cpuSeconds(serverPid)];
+    const seq = await costPhase(client, target, `${tag}-seq`, sequential, 1);
+    const perTransfer = (a?: number, b?: number) =>
+      a === undefined || b === undefined ? undefined : ((b - a) * 1000) / transfers;
+    const result: CostResult = {
+      label: target.label,
+      perSecond: transfers / load.seconds,
+      failed: load.failed + seq.failed,
+      serverCpuMsPerTransfer: perTransfer(s0, s1),
+      workerCpuMsPerTransfer: perTransfer(w0, w1),
+      workerPeakRssMb: peakRssMb(worker.child.pid),
+      firstTransferMs,
+      sequentialP50: median(seq.latencies),
+    };
+    process.stderr.write(`${JSON.stringify(result)}\n`);
+    return result;
+  } finally {
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+    await client.connection.close();
+    await server.teardown();
+  }
+}
+
+function costReport(targets: CostTarget[], rounds: CostResult[][]): string {
+  const figures: Array<[string, (r: CostResult) => number | undefined, number]> = [
+    ['transfers/s at C=100', (r) => r.perSecond, 1],
+    ['server CPU ms per transfer', (r) => r.serverCpuMsPerTransfer, 1],
+    ['worker CPU ms per transfer', (r) => r.workerCpuMsPerTransfer, 1],
+    ['worker peak RSS MB', (r) => r.workerPeakRssMb, 0],
+    ['start to first transfer done, ms', (r) => r.firstTransferMs, 0],
+    ['sequential p50 ms', (r) => r.sequentialP50, 1],
+    ['failed', (r) => r.failed, 0],
+  ];
+  const med = (f: (r: CostResult) => number | undefined, t: number) => {
+    const values = rounds.map((round) => f(round[t]!)).filter((v): v is number => v !== undefined);
+    return values.length ? median(values) : undefined;
+  };
+  const others = targets.slice(1);
+  const header = [`figure (median of ${rounds.length})`, ...targets.map((t) => t.label)];
+  header.push(...others.map((t) => `ratio to ${t.label}`));
+  const rows = [header];
+  for (const [name, f, digits] of figures) {
+    const row = [name, ...targets.map((_, t) => fmt(med(f, t), digits))];
+    for (let t = 1; t < targets.length; t++) {
+      const [a, b] = [med(f, 0), med(f, t)];
+      row.push(a !== undefined && b ? (a / b).toFixed(2) : '');
+    }
+    rows.push(row);
+  }
+  const md = rows.map((r) => `| ${r.join(' | ')} |`);
+  md.splice(1, 0, `|${rows[0]!.map(() => '---').join('|')}|`);
+  const each = rounds
+    .map((round, i) =>
+      round
+        .map(
+          (r) =>
+            `round ${i + 1} ${r.label}: ${fmt(r.perSecond, 1)}/s, server ${fmt(r.serverCpuMsPerTransfer, 1)} ms, ` +
+            `worker ${fmt(r.workerCpuMsPerTransfer, 1)} ms, RSS ${fmt(r.workerPeakRssMb)} MB, ` +
+            `first ${fmt(r.firstTransferMs)} ms, p50 ${fmt(r.sequentialP50, 1)} ms`,
+        )
+        .join('\n'),
+    )
+    .join('\n');
+  return `${md.join('\n')}\n\n${each}`;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -300,6 +488,12 @@ async function main(): Promise<void> {
       'poll-rates': { type: 'boolean', default: false },
       idle: { type: 'string', default: '0' },
       'configured-server': { type: 'boolean', default: false },
+      cost: { type: 'boolean', default: false },
+      'worker-cmd': { type: 'string', multiple: true, default: [] },
+      'workflow-type': { type: 'string', multiple: true, default: [] },
+      'worker-task-queue': { type: 'string', multiple: true, default: [] },
+      input: { type: 'string', multiple: true, default: [] },
+      rounds: { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -313,7 +507,18 @@ async function main(): Promise<void> {
   --poll-rates     alternate the dev server's tuned poll rates with their defaults (20), twice
   --idle S         first measure the dev server's CPU for S seconds with only a worker polling
   --configured-server  use the server TEMPORAL_* configuration names, not a fresh dev server
-  --json           also write the results as JSON to test-results/bench.json`);
+  --json           also write the results as JSON to test-results/bench.json
+  --cost           per transfer: server and worker CPU (/proc), worker peak RSS, transfers/s
+                   at C after 50 sequential, process start to first transfer done, and the
+                   sequential p50 over --low-load; a fresh dev server for each worker
+  --worker-cmd CMD with --cost: also measure this worker command (repeatable), e.g.
+                   'python3 /tmp/py-template/run_worker.py'. It gets TEMPORAL_ADDRESS and
+                   NODE_ENV=production, and serves --workflow-type (MoneyTransfer) on
+                   --worker-task-queue (TRANSFER_MONEY_TASK_QUEUE) with --input snake
+                   (source_account, ...), camel (sourceAccount, ...) or project (camel, and
+                   TransferStatus set at start as this project's clients do). Each of these three
+                   applies to the --worker-cmd in its position; the last one to the rest
+  --rounds R       with --cost: R rounds, the workers interleaved; medians and ratios`);
     return;
   }
   const transfers = Number(values.transfers);
@@ -336,6 +541,46 @@ async function main(): Promise<void> {
   }
 
   installLogger('WARN');
+  if (values.cost) {
+    const rounds = Number(values.rounds);
+    if (!Number.isSafeInteger(rounds) || rounds < 1) throw new Error('--rounds must be at least 1');
+    if (50 + transfers + lowLoad > SEED_BALANCE)
+      throw new Error(`--cost moves 50 + --transfers + --low-load from an account holding ${SEED_BALANCE}`);
+    const targets: CostTarget[] = [
+      {
+        label: 'this project, production worker',
+        workflowType: 'moneyTransfer',
+        taskQueue: 'bench-cost',
+        snakeCase: false,
+        projectStart: true,
+      },
+      ...values['worker-cmd'].map((command, i) => {
+        const nth = (list: string[], fallback: string) => list[i] ?? list.at(-1) ?? fallback;
+        const input = nth(values.input, 'snake');
+        if (!['snake', 'camel', 'project'].includes(input))
+          throw new Error('--input is snake, camel or project');
+        return {
+          label: `--worker-cmd ${i + 1}`,
+          command,
+          workflowType: nth(values['workflow-type'], 'MoneyTransfer'),
+          taskQueue: nth(values['worker-task-queue'], 'TRANSFER_MONEY_TASK_QUEUE'),
+          snakeCase: input === 'snake',
+          projectStart: input === 'project',
+        };
+      }),
+    ];
+    const results: CostResult[][] = [];
+    for (let i = 0; i < rounds; i++) {
+      // Alternate the order, so neither worker always runs on the machine the other left.
+      const order = i % 2 ? [...targets].reverse() : targets;
+      const round = new Map<CostTarget, CostResult>();
+      for (const target of order) round.set(target, await costRun(target, transfers, concurrency, lowLoad));
+      results.push(targets.map((t) => round.get(t)!));
+    }
+    for (const t of targets) if (t.command) console.log(`${t.label}: ${t.command}`);
+    console.log(costReport(targets, results));
+    return;
+  }
   const configured = values['configured-server'] ? loadSettings() : undefined;
   if (!configured) {
     process.stderr.write(

@@ -42,7 +42,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<Te
     return await TestWorkflowEnvironment.createLocal({
       server: {
         ...server,
-        // The workflow sets it at every stage; a server without it fails the workflow task.
+        // Transfers set it at start and from refunding on; a server without it refuses them.
         searchAttributes: [TRANSFER_STATUS, ...(server.searchAttributes ?? [])],
         extraArgs,
         executable: cli.executable,

@@ -12,7 +12,7 @@ import { BankingService, type CallOptions } from '../src/banking-service';
 import { startDevServer } from './dev-server';
 import { installLogger } from '../src/worker';
 import { buildWorkflowBundle } from './bundle';
-import { AccountClosedError, type PaymentDetails } from '../src/shared';
+import { AccountClosedError, transferStartOptions, type PaymentDetails } from '../src/shared';
 import { parseFaults, UnreliableBank } from '../src/bank-faults';
 import { DEFAULT_TRANSFER } from '../src/starter';
 import { resolveTemporalCli } from './temporal-cli';
@@ -54,7 +54,7 @@ const faulty = (spec: string) => new UnreliableBank('bank', { faults: parseFault
 
 type Handle = WorkflowHandle<typeof moneyTransfer>;
 const details = DEFAULT_TRANSFER;
-const CASES: Array<{
+export const CASES: Array<{
   name: string;
   bank: BankingService;
   args: unknown[];
@@ -106,6 +106,7 @@ async function main(): Promise<void> {
           taskQueue: TASK_QUEUE,
           workflowId,
           args: args as [PaymentDetails],
+          ...transferStartOptions(),
         });
         await operator?.(handle);
         await handle.result().catch(() => undefined);
@@ -125,7 +126,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  });
+}

@@ -6,8 +6,13 @@ import { createActivities } from '../../src/activities';
 import { parseFaults, UnreliableBank } from '../../src/bank-faults';
 import { MemoryStore } from '../../src/bank-store';
 import { BankingService, type CallOptions } from '../../src/banking-service';
-import { AccountClosedError, InvalidAccountError, type PaymentDetails } from '../../src/shared';
-import { type moneyTransfer } from '../../src/workflows';
+import {
+  AccountClosedError,
+  InvalidAccountError,
+  transferStartOptions,
+  type PaymentDetails,
+} from '../../src/shared';
+import type { moneyTransfer } from '../../src/workflows';
 import {
   getStatus,
   refundTo,
@@ -62,6 +67,7 @@ async function withTransfer<T>(
   bank: BankingService,
   fn: (handle: Handle, details: PaymentDetails) => Promise<T>,
   policy: ReviewPolicy = {},
+  startOptions: object = transferStartOptions(),
 ): Promise<T> {
   const details = transferDetails();
   return temporal().withWorker(createActivities(bank), async (taskQueue) => {
@@ -69,6 +75,7 @@ async function withTransfer<T>(
       taskQueue,
       workflowId: uniqueId('review'),
       args: [details, policy],
+      ...startOptions,
     });
     return fn(handle, details);
   });
@@ -335,13 +342,26 @@ describe('validators: rejected with a clear message, nothing written to history'
   });
 });
 
-test('the TransferStatus search attribute follows every stage', async () => {
+test('TransferStatus: started from the start options, then written only from refunding on', async () => {
   const ok = new BankingService('bank');
   const completed = await withTransfer(ok, async (handle) => {
     await handle.result();
-    return upsertedStages(handle);
+    return { upserted: await upsertedStages(handle), shown: await searchAttribute(handle) };
   });
-  expect(completed).toEqual(['withdrawing', 'depositing', 'completed']);
+  // ExecutionStatus says completed; no upsert at all.
+  expect(completed).toEqual({ upserted: [], shown: ['started'] });
+
+  // Started without it (the CLI, the Web UI): the workflow sets it once itself.
+  const plain = await withTransfer(
+    ok,
+    async (handle) => {
+      await handle.result();
+      return { upserted: await upsertedStages(handle), shown: await searchAttribute(handle) };
+    },
+    {},
+    {},
+  );
+  expect(plain).toEqual({ upserted: ['started'], shown: ['started'] });
 
   const parked = new RefuseFirstRefund('bank', { faults: parseFaults('deposit:reject') });
   const reviewed = await withTransfer(parked, async (handle) => {
@@ -350,5 +370,5 @@ test('the TransferStatus search attribute follows every stage', async () => {
     await handle.result().catch(() => undefined);
     return upsertedStages(handle);
   });
-  expect(reviewed).toEqual(['withdrawing', 'depositing', 'refunding', 'needs-review', 'refunding', 'failed']);
+  expect(reviewed).toEqual(['refunding', 'needs-review', 'refunding', 'failed']);
 });
