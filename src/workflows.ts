@@ -152,7 +152,7 @@ async function transfer(t: Transfer): Promise<string> {
     if (isDefinite(err)) throw err;
     // A timeout, a lost reply or a cancel: the withdrawal may have posted, or may still.
     log.warn(`Withdrawal outcome unknown, settling it: ${chainMessages(err)}`, meta);
-    await compensate(t, 'withdraw', err);
+    await settleFailedStep(t, 'withdraw', err);
     throw err;
   }
 
@@ -164,7 +164,7 @@ async function transfer(t: Transfer): Promise<string> {
     );
   } catch (err) {
     log.error(`Deposit failed: ${chainMessages(err)}`, meta);
-    const settled = await compensate(t, 'deposit', err);
+    const settled = await settleFailedStep(t, 'deposit', err);
     if (settled.outcome !== 'deposit-posted') throw err;
     // The deposit's reply was lost, but the bank has it: the money arrived.
     status.depositId = settled.transactionId;
@@ -176,12 +176,13 @@ async function transfer(t: Transfer): Promise<string> {
 }
 
 /**
- * Settles the step that failed and puts the money back, whatever it takes: the refund
- * retries without an attempt cap and cannot be cancelled. If it fails definitely, or
+ * Settles the step that failed, then acts on what the bank says: a deposit that posted
+ * after all completes the transfer; otherwise the money goes back, whatever it takes:
+ * the refund retries without an attempt cap and cannot be cancelled. If it fails definitely, or
  * keeps failing past the review deadline, the transfer waits in `needs-review` for an
  * operator, reminding them, and never ends with the money unaccounted for.
  */
-async function compensate(
+async function settleFailedStep(
   t: Transfer,
   failedStep: 'withdraw' | 'deposit',
   stepFailure: unknown,
