@@ -12,8 +12,8 @@ import { BankingService, type CallOptions } from '../src/banking-service';
 import { startDevServer } from './dev-server';
 import { installLogger } from '../src/worker';
 import { buildWorkflowBundle } from './bundle';
-import { AccountClosedError, transferStartOptions, type PaymentDetails } from '../src/shared';
-import { parseFaults, UnreliableBank } from '../src/bank-faults';
+import { transferStartOptions, type PaymentDetails } from '../src/shared';
+import { parseFaults, RefuseFirstRefundBank, UnreliableBank } from '../src/bank-faults';
 import { DEFAULT_TRANSFER } from '../src/starter';
 import { resolveTemporalCli } from './temporal-cli';
 import { type moneyTransfer } from '../src/workflows';
@@ -32,21 +32,6 @@ class FailingDepositBank extends BankingService {
   ): Promise<string> {
     if (referenceId.endsWith('-deposit')) return this.depositThatFails(account, amount, referenceId);
     return super.deposit(account, amount, referenceId, call);
-  }
-}
-
-/** The refund is refused once, as if the source account were briefly frozen: the transfer waits for review. */
-class RefuseFirstRefundBank extends UnreliableBank {
-  private refused = false;
-  override async refund(
-    account: string,
-    amount: number,
-    referenceId: string,
-    call?: CallOptions,
-  ): Promise<string> {
-    if (this.refused) return super.refund(account, amount, referenceId, call);
-    this.refused = true;
-    throw new AccountClosedError(`The account ${account} is closed.`);
   }
 }
 

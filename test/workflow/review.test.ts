@@ -3,15 +3,10 @@
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
-import { parseFaults, UnreliableBank } from '../../src/bank-faults';
+import { parseFaults, RefuseFirstRefundBank, UnreliableBank } from '../../src/bank-faults';
 import { MemoryStore } from '../../src/bank-store';
-import { BankingService, type CallOptions } from '../../src/banking-service';
-import {
-  AccountClosedError,
-  InvalidAccountError,
-  transferStartOptions,
-  type PaymentDetails,
-} from '../../src/shared';
+import { BankingService } from '../../src/banking-service';
+import { InvalidAccountError, transferStartOptions, type PaymentDetails } from '../../src/shared';
 import type { moneyTransfer } from '../../src/workflows';
 import {
   getStatus,
@@ -40,23 +35,6 @@ class ClosingBank extends BankingService {
   override async deposit(account: string): Promise<string> {
     await this.store.setClosed('85-150', true);
     throw new InvalidAccountError(`The account number ${account} is invalid.`);
-  }
-}
-
-/** A bank that refuses the first refund asked of it, as if the account were briefly frozen. */
-class RefuseFirstRefund extends UnreliableBank {
-  private refused = false;
-  override async refund(
-    account: string,
-    amount: number,
-    referenceId: string,
-    call?: CallOptions,
-  ): Promise<string> {
-    if (!this.refused) {
-      this.refused = true;
-      throw new AccountClosedError(`The account ${account} is closed.`);
-    }
-    return super.refund(account, amount, referenceId, call);
   }
 }
 
@@ -193,7 +171,7 @@ describe('entering review', () => {
   });
 
   test('a cancel during review is refused in the log; the money still waits for an operator', async () => {
-    const bank = new RefuseFirstRefund('bank', { faults: parseFaults('deposit:reject') });
+    const bank = new RefuseFirstRefundBank('bank', { faults: parseFaults('deposit:reject') });
     await withTransfer(bank, async (handle) => {
       await until(handle, 'needs-review');
       await handle.cancel();
@@ -217,7 +195,7 @@ describe('entering review', () => {
 
 describe('operator updates', () => {
   test('retryRefund: a new round under -refund-2 refunds the source; returns the final status', async () => {
-    const bank = new RefuseFirstRefund('bank', { faults: parseFaults('deposit:reject') });
+    const bank = new RefuseFirstRefundBank('bank', { faults: parseFaults('deposit:reject') });
     await withTransfer(bank, async (handle, details) => {
       await until(handle, 'needs-review');
       const status = await handle.executeUpdate(retryRefund);
@@ -363,7 +341,7 @@ test('TransferStatus: started from the start options, then written only from ref
   );
   expect(plain).toEqual({ upserted: ['started'], shown: ['started'] });
 
-  const parked = new RefuseFirstRefund('bank', { faults: parseFaults('deposit:reject') });
+  const parked = new RefuseFirstRefundBank('bank', { faults: parseFaults('deposit:reject') });
   const reviewed = await withTransfer(parked, async (handle) => {
     await until(handle, 'needs-review');
     await handle.executeUpdate(retryRefund);
