@@ -11,6 +11,7 @@ import { Client, Connection } from '@temporalio/client';
 import { connectClient, loadSettings, type Settings } from '../src/config';
 import { startDevServer } from './dev-server';
 import { transferStartOptions, type PaymentDetails } from '../src/shared';
+import { SEED_ACCOUNTS } from '../src/bank-store';
 import { DEFAULT_TRANSFER } from '../src/starter';
 import { CommandProcess, ScriptProcess, startWorkerProcess } from './processes';
 import { median } from './startup-time';
@@ -18,7 +19,8 @@ import { installLogger, type Tuning } from '../src/worker';
 import type { moneyTransfer } from '../src/workflows';
 
 const JSON_PATH = path.join(__dirname, '..', '..', 'test-results', 'bench.json');
-const SEED_BALANCE = 2000; // the source account's opening balance; each bench transfer moves 1.
+// The source account's opening balance; each bench transfer moves 1.
+const SEED_BALANCE = SEED_ACCOUNTS.get(DEFAULT_TRANSFER.sourceAccount)!;
 
 interface Config {
   label: string;
