@@ -81,7 +81,8 @@ test('transfers complete before and after the history process is SIGKILLed and r
   const connection = await Connection.connect({ address: running().address });
   try {
     const client = new Client({ connection, namespace: running().namespace });
-    const query = `${TRANSFER_STATUS.name} = 'completed' AND (${ids.map((id) => `WorkflowId = '${id}'`).join(' OR ')})`;
+    // A success keeps the value the starter set at start; ExecutionStatus says how it ended.
+    const query = `${TRANSFER_STATUS.name} = 'started' AND ExecutionStatus = 'Completed' AND (${ids.map((id) => `WorkflowId = '${id}'`).join(' OR ')})`;
     const deadline = Date.now() + 30_000;
     let found: string[] = [];
     while (found.length < ids.length && Date.now() < deadline) {
