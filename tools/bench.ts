@@ -180,12 +180,13 @@ async function run(
   lowLoad: number,
   configured: Settings | undefined,
   idleSeconds = 0,
+  sharedTaskQueue?: string,
 ): Promise<RunResult> {
   const server = configured ? undefined : await startDevServer({ dynamicConfig: config.serverConfig });
   const client = configured
     ? await connectClient(configured)
     : new Client({ connection: await Connection.connect({ address: server!.address }) });
-  const taskQueue = `bench-${Date.now().toString(36)}`;
+  const taskQueue = sharedTaskQueue ?? `bench-${Date.now().toString(36)}`;
   const serverPid = configured ? undefined : devServerPid();
   // The worker reads TEMPORAL_* like any process here; against our own dev server only
   // its address applies, so none of the caller's other settings leak in.
@@ -300,6 +301,7 @@ async function main(): Promise<void> {
       'poll-rates': { type: 'boolean', default: false },
       idle: { type: 'string', default: '0' },
       'configured-server': { type: 'boolean', default: false },
+      'task-queue': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -313,6 +315,8 @@ async function main(): Promise<void> {
   --poll-rates     alternate the dev server's tuned poll rates with their defaults (20), twice
   --idle S         first measure the dev server's CPU for S seconds with only a worker polling
   --configured-server  use the server TEMPORAL_* configuration names, not a fresh dev server
+  --task-queue Q   use task queue Q instead of a fresh bench-... one, so that workers you
+                   start beside the bench's own (TEMPORAL_TASK_QUEUE=Q) share the load
   --json           also write the results as JSON to test-results/bench.json`);
     return;
   }
@@ -344,7 +348,13 @@ async function main(): Promise<void> {
   }
   if (configured)
     console.log(`Using the Temporal server at ${configured.address}, namespace ${configured.namespace}.`);
-  const results = [await run({ label: 'defaults' }, transfers, concurrency, lowLoad, configured, idle)];
+  const taskQueue = values['task-queue'];
+  if (taskQueue !== undefined && (values.tune || values['poll-rates'])) {
+    throw new Error('--task-queue runs one configuration: leave out --tune and --poll-rates');
+  }
+  const results = [
+    await run({ label: 'defaults' }, transfers, concurrency, lowLoad, configured, idle, taskQueue),
+  ];
   if (values['poll-rates'] && !configured) {
     // Side by side on the same machine state: the tuned server, the stock one, twice.
     const stock = TUNE.find((c) => c.label.startsWith('dev server poll rates'))!;
