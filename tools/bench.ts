@@ -183,12 +183,13 @@ async function run(
   lowLoad: number,
   configured: Settings | undefined,
   idleSeconds = 0,
+  sharedTaskQueue?: string,
 ): Promise<RunResult> {
   const server = configured ? undefined : await startDevServer({ dynamicConfig: config.serverConfig });
   const client = configured
     ? await connectClient(configured)
     : new Client({ connection: await Connection.connect({ address: server!.address }) });
-  const taskQueue = `bench-${Date.now().toString(36)}`;
+  const taskQueue = sharedTaskQueue ?? `bench-${Date.now().toString(36)}`;
   const serverPid = configured ? undefined : devServerPid();
   // The worker reads TEMPORAL_* like any process here; against our own dev server only
   // its address applies, so none of the caller's other settings leak in.
@@ -496,6 +497,7 @@ async function main(): Promise<void> {
       'worker-task-queue': { type: 'string', multiple: true, default: [] },
       input: { type: 'string', multiple: true, default: [] },
       rounds: { type: 'string', default: '1' },
+      'task-queue': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -520,7 +522,9 @@ async function main(): Promise<void> {
                    (source_account, ...), camel (sourceAccount, ...) or project (camel, and
                    TransferStatus set at start as this project's clients do). Each of these three
                    applies to the --worker-cmd in its position; the last one to the rest
-  --rounds R       with --cost: R rounds, the workers interleaved; medians and ratios`);
+  --rounds R       with --cost: R rounds, the workers interleaved; medians and ratios
+  --task-queue Q   use task queue Q instead of a fresh bench-... one, so that workers you
+                   start beside the bench's own (TEMPORAL_TASK_QUEUE=Q) share the load`);
     return;
   }
   const transfers = Number(values.transfers);
@@ -591,7 +595,13 @@ async function main(): Promise<void> {
   }
   if (configured)
     console.log(`Using the Temporal server at ${configured.address}, namespace ${configured.namespace}.`);
-  const results = [await run({ label: 'defaults' }, transfers, concurrency, lowLoad, configured, idle)];
+  const taskQueue = values['task-queue'];
+  if (taskQueue !== undefined && (values.tune || values['poll-rates'])) {
+    throw new Error('--task-queue runs one configuration: leave out --tune and --poll-rates');
+  }
+  const results = [
+    await run({ label: 'defaults' }, transfers, concurrency, lowLoad, configured, idle, taskQueue),
+  ];
   if (values['poll-rates'] && !configured) {
     // Side by side on the same machine state: the tuned server, the stock one, twice.
     const stock = TUNE.find((c) => c.label.startsWith('dev server poll rates'))!;
