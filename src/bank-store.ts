@@ -58,7 +58,7 @@ export interface BankStore {
  * Runs async sections one at a time. A store with one connection needs it: two
  * activities in one worker must not interleave their transactions on it.
  */
-export class Serial {
+class Serial {
   private tail: Promise<unknown> = Promise.resolve();
 
   run<T>(fn: () => Promise<T>): Promise<T> {
@@ -310,7 +310,7 @@ interface VoidRow {
   refusal_message: string | null;
 }
 
-export function fromVoidRow(row: VoidRow): VoidRecord {
+function fromVoidRow(row: VoidRow): VoidRecord {
   const { reference, owner, refusal_type: type, refusal_message: message } = row;
   return type === null
     ? { reference, owner }
