@@ -1,23 +1,70 @@
 // `npm run build` runs this after tsc: it prebuilds the workflow bundle, so a
 // production worker (NODE_ENV=production) starts without running webpack, and writes
-// the build id of that workflow code beside it (docs/versioning.md).
+// the build id of that workflow code beside it (docs/versioning.md). With `--dev` it
+// writes the development bundle that tools/run.js keeps, and its stamp.
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { TRACING_WORKFLOW_MODULES, tracingBundlePath } from '../src/telemetry';
 import { WORKFLOW_BUNDLE_PATH } from '../src/worker';
+import { ROOT } from './processes';
 
-/** With `tracing`, the bundle includes the OpenTelemetry workflow interceptors (docs/tracing.md). */
+/**
+ * With `tracing`, the bundle includes the OpenTelemetry workflow interceptors
+ * (docs/tracing.md). With `filesRead`, webpack adds to it every file it read.
+ */
 export async function buildWorkflowBundle({
   tracing = false,
   workflowsPath = require.resolve('../src/workflows'),
-} = {}): Promise<string> {
+  filesRead,
+}: { tracing?: boolean; workflowsPath?: string; filesRead?: Set<string> } = {}): Promise<string> {
   const { code } = await bundleWorkflowCode({
     workflowsPath,
     workflowInterceptorModules: tracing ? TRACING_WORKFLOW_MODULES : undefined,
     logger: new DefaultLogger('WARN'),
+    webpackConfigHook: (config) =>
+      filesRead === undefined
+        ? config
+        : {
+            ...config,
+            plugins: [
+              ...(config.plugins ?? []),
+              (compiler) =>
+                compiler.hooks.afterCompile.tap('FilesRead', ({ fileDependencies }) => {
+                  for (const file of fileDependencies) filesRead.add(file);
+                }),
+            ],
+          },
   });
   return code;
+}
+
+const sha1 = (file: string) => createHash('sha1').update(readFileSync(file)).digest('hex');
+
+/**
+ * Writes the plain bundle to `bundlePath` (in one rename, so a reader sees the old bundle
+ * or the new one, whole), then its stamp for tools/run.js: each file webpack read from
+ * the project and the bundle itself, with content hashes. node_modules is left out:
+ * package-lock.json stands for it. The files are hashed after the build: the compiled
+ * code it reads changes only under run.js's lock, which is held during this build.
+ */
+export async function writeDevBundle(bundlePath: string): Promise<void> {
+  const filesRead = new Set<string>();
+  const code = await buildWorkflowBundle({ filesRead });
+  mkdirSync(path.dirname(bundlePath), { recursive: true });
+  writeFileSync(`${bundlePath}.${process.pid}.tmp`, code);
+  renameSync(`${bundlePath}.${process.pid}.tmp`, bundlePath);
+  // Webpack also lists folders it looked in, and its generated entry point, which is not on disk.
+  const inProject = [...filesRead]
+    .map((file) => path.relative(ROOT, file))
+    .filter((rel) => !rel.startsWith('..') && !rel.split(path.sep).includes('node_modules'))
+    .filter((rel) => statSync(path.join(ROOT, rel), { throwIfNoEntry: false })?.isFile());
+  const stamp = [...inProject.sort(), 'package-lock.json', path.relative(ROOT, bundlePath)];
+  writeFileSync(
+    bundlePath.replace(/\.js$/, '.stamp.json'),
+    JSON.stringify(Object.fromEntries(stamp.map((rel) => [rel, sha1(path.join(ROOT, rel))]))),
+  );
 }
 
 /**
@@ -55,11 +102,14 @@ export async function writeWorkflowBundles(
 }
 
 if (require.main === module) {
-  writeWorkflowBundles(WORKFLOW_BUNDLE_PATH).then(
-    (buildId) => console.log(`Workflow bundle ${WORKFLOW_BUNDLE_PATH}, build id ${buildId}`),
-    (err: unknown) => {
-      console.error(err);
-      process.exitCode = 1;
-    },
-  );
+  const run =
+    process.argv[2] === '--dev'
+      ? writeDevBundle(process.argv[3]!)
+      : writeWorkflowBundles(WORKFLOW_BUNDLE_PATH).then((buildId) =>
+          console.log(`Workflow bundle ${WORKFLOW_BUNDLE_PATH}, build id ${buildId}`),
+        );
+  run.catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
 }

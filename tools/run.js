@@ -1,15 +1,21 @@
 #!/usr/bin/env node
-// The npm scripts' launcher: `node tools/run.js src/starter --amount 10` runs
-// lib/src/starter.js, compiling first only if a .ts file changed since the last build.
+// The npm scripts' launcher: `node tools/run.js src/starter --amount 10` brings lib/ up
+// to date, then runs lib/src/starter.js in this same process (no second Node start).
 //
-// Plain JavaScript, so it runs before anything is compiled. It costs a few
-// milliseconds of hashing when nothing changed, and an incremental `tsc` (about 2 s) after an edit, so no script
-// ever runs stale code. The entry point runs in this same process: no second Node start.
+// It guarantees:
+// - No script runs code older than the sources. lib/ is recompiled (incremental tsc)
+//   after any change, and the worker gets the dev workflow bundle only while it is fresh.
+// - Launchers started together build once: one builds, holding lib/.build-lock; the
+//   others wait, then find the build fresh.
+// - A failed build runs nothing and leaves the last good output and its stamp, so the
+//   next launch tries again.
 //
-// For the entries that run a development worker (src/worker, tools/demo) it also keeps
-// one workflow bundle, lib/dev/workflow-bundle.js, built from the compiled workflow code
-// and rebuilt only when that code changed, and tells the worker through
-// DEV_WORKFLOW_BUNDLE that it matches. The worker then skips webpack at start.
+// One rule, for the tsc build and the workflow bundle alike: a build is fresh when every
+// file it read still has the content it had. Each build leaves a stamp that lists those
+// files with a hash of each; checking one takes a few milliseconds. Content, not mtimes:
+// a checkout or a `cp` that keeps the content keeps the build fresh.
+//
+// Plain JavaScript, so that it runs before anything is compiled.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const { createHash } = require('node:crypto');
@@ -18,47 +24,100 @@ const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..');
 const LIB = path.join(ROOT, 'lib');
-const STAMP = path.join(LIB, '.build-stamp.json');
 const LOCK = path.join(LIB, '.build-lock'); // holds the building process's pid
-// What tsc compiles (tsconfig.json's "include"), plus the files that steer it.
-const SOURCE_DIRS = ['src', 'tools'];
-const CONFIG_FILES = ['tsconfig.json', 'package.json'];
+const BUILD_STAMP = path.join(LIB, '.build-stamp.json');
+// Written by `node lib/tools/bundle.js --dev` with the files webpack read (tools/bundle.ts).
+const DEV_BUNDLE = path.join(LIB, 'dev', 'workflow-bundle.js');
+const DEV_BUNDLE_STAMP = path.join(LIB, 'dev', 'workflow-bundle.stamp.json');
+/** The entries that run a worker with the development workflow code. */
+const DEV_WORKER_ENTRIES = ['src/worker', 'tools/demo'];
 
-/**
- * Every input file and a hash of its content. A changed, added or deleted file changes
- * this; a copy, a checkout or a `touch` that keeps the content does not. Hashing the
- * 30 small files takes a few milliseconds, mtimes would not be much faster, and they
- * do not survive `cp` or `COPY` into an image.
- */
-function sourceState() {
-  const state = {};
-  const add = (rel) => {
-    state[rel] = createHash('sha1')
-      .update(fs.readFileSync(path.join(ROOT, rel)))
-      .digest('hex');
-  };
-  const visit = (dir) => {
-    for (const entry of fs.readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
-      const rel = path.posix.join(dir, entry.name);
-      if (entry.isDirectory()) visit(rel);
-      else if (entry.name.endsWith('.ts')) add(rel);
-    }
-  };
-  SOURCE_DIRS.forEach(visit);
-  CONFIG_FILES.forEach(add);
-  return state;
+/** A file's content hash; for a folder (`src/`), of the names of its folders and .ts files. */
+function hash(rel) {
+  const file = path.join(ROOT, rel);
+  const content = rel.endsWith('/')
+    ? fs
+        .readdirSync(file, { withFileTypes: true })
+        .filter((e) => e.isDirectory() || e.name.endsWith('.ts'))
+        .map((e) => e.name)
+        .join('\n')
+    : fs.readFileSync(file);
+  return createHash('sha1').update(content).digest('hex');
 }
 
-function upToDate(state) {
+/** The rule: every file in the stamp still hashes as it did. */
+function fresh(stampFile) {
   try {
-    return JSON.stringify(JSON.parse(fs.readFileSync(STAMP, 'utf8'))) === JSON.stringify(state);
+    return Object.entries(JSON.parse(fs.readFileSync(stampFile, 'utf8'))).every(
+      ([rel, h]) => hash(rel) === h,
+    );
   } catch {
-    return false;
+    return false; // no stamp, a half-written one, or a file that is gone
   }
 }
 
-function sleep(ms) {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+/**
+ * What tsc reads: tsconfig.json, the folders it includes and every .ts file in them, and
+ * the types in node_modules, for which package-lock.json stands. The folders count, so
+ * that an added file rebuilds.
+ */
+function tscInputs() {
+  const inputs = ['tsconfig.json', 'package-lock.json'];
+  const visit = (dir) => {
+    inputs.push(`${dir}/`);
+    for (const entry of fs.readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
+      const rel = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) visit(rel);
+      else if (entry.name.endsWith('.ts')) inputs.push(rel);
+    }
+  };
+  ['src', 'tools'].forEach(visit); // tsconfig.json's "include"
+  return Object.fromEntries(inputs.map((rel) => [rel, hash(rel)]));
+}
+
+function compile() {
+  let tsc;
+  try {
+    tsc = require.resolve('typescript/bin/tsc', { paths: [ROOT] });
+  } catch {
+    // A production install (npm ci --omit=dev) has no tsc: see docs/production.md.
+    console.error(
+      'lib/ does not match the TypeScript sources, and typescript is not installed here. ' +
+        'Build with the dev dependencies (npm ci && npm run build), then `npm prune --omit=dev`.',
+    );
+    return false;
+  }
+  const stamp = tscInputs(); // before tsc reads the files, so that an edit during the build counts
+  if (!node([tsc, '-p', path.join(ROOT, 'tsconfig.json')], 'compiled the changed sources')) return false;
+  fs.writeFileSync(BUILD_STAMP, JSON.stringify(stamp));
+  return true;
+}
+
+/** Bundles the compiled workflow code with webpack (about 1.5 s); the bundle step writes its stamp. */
+const bundle = () =>
+  node([path.join(LIB, 'tools', 'bundle.js'), '--dev', DEV_BUNDLE], 'bundled the workflow code');
+
+/** Runs `node ...args`; says how long it took, or that it failed. */
+function node(args, done) {
+  const started = Date.now();
+  const { status } = spawnSync(process.execPath, args, { stdio: 'inherit' });
+  if (status !== 0) console.error('The build failed (above); fix it and run the command again.');
+  else console.error(`(${done} in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  return status === 0;
+}
+
+/** Builds unless the stamp says the build is fresh, and exits if the build fails. */
+function ensure(stampFile, build) {
+  // Another launcher may have built it while this one waited for the lock.
+  if (!fresh(stampFile) && !withLock(() => fresh(stampFile) || build())) process.exit(1);
+}
+
+const ensureBuilt = () => ensure(BUILD_STAMP, compile);
+
+/** Makes lib/dev/workflow-bundle.js fresh; returns its path. */
+function ensureDevBundle() {
+  ensure(DEV_BUNDLE_STAMP, bundle);
+  return DEV_BUNDLE;
 }
 
 /** One build at a time: a worker and a starter started together must not both write lib/. */
@@ -71,7 +130,7 @@ function withLock(fn) {
     } catch (err) {
       if (err.code !== 'EEXIST') throw err;
       if (holderGone()) fs.rmSync(LOCK, { force: true });
-      else sleep(100);
+      else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100); // sleep 100 ms
     }
   }
   try {
@@ -91,115 +150,6 @@ function holderGone() {
   }
 }
 
-/** Runs tsc; returns false if it failed. */
-function build() {
-  let tsc;
-  try {
-    tsc = require.resolve('typescript/bin/tsc', { paths: [ROOT] });
-  } catch {
-    // A production install (npm ci --omit=dev) has no tsc: see docs/production.md.
-    console.error(
-      'lib/ does not match the TypeScript sources, and typescript is not installed here. ' +
-        'Build with the dev dependencies (npm ci && npm run build), then `npm prune --omit=dev`.',
-    );
-    return false;
-  }
-  const state = sourceState(); // before tsc reads the files, so an edit during the build counts
-  const started = Date.now();
-  const result = spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.json')], {
-    stdio: 'inherit',
-  });
-  if (result.status !== 0) {
-    console.error('tsc found errors (above); fix them and run the command again.');
-    return false;
-  }
-  fs.writeFileSync(STAMP, JSON.stringify(state));
-  console.error(`(compiled the changed sources in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
-  return true;
-}
-
-/** Compiles src/ and tools/ into lib/ if any input changed since the last build. */
-function ensureBuilt() {
-  if (upToDate(sourceState())) return;
-  // Another launcher may have built it while this one waited for the lock.
-  const built = withLock(() => upToDate(sourceState()) || build());
-  if (!built) process.exit(1);
-}
-
-/** The development workflow bundle, and the record of what it was built from. */
-const DEV_BUNDLE = path.join(LIB, 'dev', 'workflow-bundle.js');
-const DEV_BUNDLE_STAMP = path.join(LIB, 'dev', 'workflow-bundle.stamp.json');
-/** The entries that run a worker with the development workflow code. */
-const DEV_WORKER_ENTRIES = ['src/worker', 'tools/demo'];
-
-function hashFile(file) {
-  return createHash('sha1').update(fs.readFileSync(file)).digest('hex');
-}
-
-/**
- * What the workflow bundle is made of: lib/src/workflows.js and the compiled modules it
- * requires, transitively (tsc drops `import type`, so activities.ts is not among them),
- * and package-lock.json for the SDK inside it. An edit to the activities or the worker
- * does not rebuild it; an edit to the workflow or shared.ts does.
- */
-function bundleInputs() {
-  const state = { 'package-lock.json': hashFile(path.join(ROOT, 'package-lock.json')) };
-  const visit = (file) => {
-    const rel = path.relative(ROOT, file);
-    if (rel in state) return;
-    const code = fs.readFileSync(file, 'utf8');
-    state[rel] = createHash('sha1').update(code).digest('hex');
-    for (const [, spec] of code.matchAll(/\brequire\("(\.{1,2}\/[^"]+)"\)/g)) {
-      const base = path.resolve(path.dirname(file), spec);
-      const found = [base, `${base}.js`, path.join(base, 'index.js')].find((f) =>
-        fs.statSync(f, { throwIfNoEntry: false })?.isFile(),
-      );
-      if (!found) throw new Error(`${rel} requires ${spec}, which is not in lib/`);
-      visit(found);
-    }
-  };
-  visit(path.join(LIB, 'src', 'workflows.js'));
-  return state;
-}
-
-/** True if the bundle exists, is the one the stamp recorded, and was built from these inputs. */
-function devBundleFresh(inputs) {
-  try {
-    const stamp = JSON.parse(fs.readFileSync(DEV_BUNDLE_STAMP, 'utf8'));
-    return JSON.stringify(stamp.inputs) === JSON.stringify(inputs) && stamp.bundle === hashFile(DEV_BUNDLE);
-  } catch {
-    return false;
-  }
-}
-
-/** Bundles the compiled workflow code (webpack, about 1.5 s) with the options `npm run build` uses. */
-function buildDevBundle(inputs) {
-  const started = Date.now();
-  const partial = `${DEV_BUNDLE}.${process.pid}.tmp`;
-  fs.mkdirSync(path.dirname(DEV_BUNDLE), { recursive: true });
-  const script =
-    "require(process.argv[1]).buildWorkflowBundle().then((code) => require('node:fs').writeFileSync(process.argv[2], code))";
-  const result = spawnSync(process.execPath, ['-e', script, path.join(LIB, 'tools', 'bundle.js'), partial], {
-    stdio: 'inherit',
-  });
-  if (result.status !== 0) {
-    fs.rmSync(partial, { force: true });
-    console.error('Bundling the workflow code failed (above).');
-    return false;
-  }
-  fs.renameSync(partial, DEV_BUNDLE); // a reader sees the old bundle or the new one, whole
-  fs.writeFileSync(DEV_BUNDLE_STAMP, JSON.stringify({ inputs, bundle: hashFile(DEV_BUNDLE) }));
-  console.error(`(bundled the changed workflow code in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
-  return true;
-}
-
-/** Makes lib/dev/workflow-bundle.js match the compiled workflow code; returns its path. */
-function ensureDevBundle() {
-  const fresh = () => devBundleFresh(bundleInputs());
-  if (!fresh() && !withLock(() => fresh() || buildDevBundle(bundleInputs()))) process.exit(1);
-  return DEV_BUNDLE;
-}
-
 module.exports = { ensureBuilt, ensureDevBundle };
 
 if (require.main === module) {
@@ -208,14 +158,14 @@ if (require.main === module) {
     console.error('Usage: node tools/run.js <src/worker|src/starter|tools/...> [args...]');
     process.exit(2);
   }
-  ensureBuilt();
   const name = entry.replace(/\.(ts|js)$/, '');
+  ensureBuilt();
   if (DEV_WORKER_ENTRIES.includes(name) && process.env.NODE_ENV !== 'production') {
-    // Read by src/worker.ts; set only here, after checking the bundle matches lib/.
+    // Read by src/worker.ts, which then skips webpack at start; set only once the bundle is fresh.
     process.env.DEV_WORKFLOW_BUNDLE = ensureDevBundle();
   }
-  const file = path.join(LIB, entry.replace(/\.(ts|js)$/, '') + '.js');
-  // Run it as the main module, exactly as `node lib/src/starter.js` would: its
+  const file = path.join(LIB, `${name}.js`);
+  // Run it as the main module, as `node lib/src/starter.js` would: its
   // `require.main === module` check holds and process.argv looks the same.
   process.argv = [process.argv[0], file, ...args];
   require('node:module').runMain(file);
