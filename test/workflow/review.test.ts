@@ -1,8 +1,8 @@
 // Human in the loop: a refund that cannot complete parks the transfer in needs-review,
 // tells an operator, reminds them, and waits for one of three Workflow Updates.
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
-import { createActivities } from '../../src/activities';
+import { ActivityFailure, ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { createActivities, type ReviewNotice } from '../../src/activities';
 import { parseFaults, RefuseFirstRefundBank, UnreliableBank } from '../../src/bank-faults';
 import { MemoryStore } from '../../src/bank-store';
 import { BankingService } from '../../src/banking-service';
@@ -39,6 +39,18 @@ class ClosingBank extends BankingService {
 }
 
 type Handle = WorkflowHandle<typeof moneyTransfer>;
+
+/** The `reminder` number of each notice the workflow sent the operator, from its history. */
+async function noticesSent(handle: Handle): Promise<number[]> {
+  const { events } = await handle.fetchHistory();
+  return (events ?? [])
+    .map((event) => event.activityTaskScheduledEventAttributes)
+    .filter((scheduled) => scheduled?.activityType?.name === 'notifyOperator')
+    .map(
+      (scheduled) =>
+        defaultPayloadConverter.fromPayload<ReviewNotice>(scheduled!.input!.payloads![0]!).reminder,
+    );
+}
 
 /** Starts a transfer on `bank` and runs `fn` while a worker serves it. */
 async function withTransfer<T>(
@@ -158,19 +170,17 @@ describe('entering review', () => {
         await sleep(2600);
         const status = await handle.query(getStatus);
         expect(status.review!.reminders).toBeGreaterThanOrEqual(2);
-        const notices = (await activityRuns(handle)).filter((r) => r.name === 'notifyOperator');
-        expect(notices.length).toBe(status.review!.reminders + 1);
-        const lines = logs.filter(
-          (e) => e.meta?.workflowId === handle.workflowId && /^Reminder \d+: /.test(e.message),
+        // The first notice, then each reminder, numbered in order.
+        expect(await noticesSent(handle)).toEqual(
+          Array.from({ length: status.review!.reminders + 1 }, (_, i) => i),
         );
-        expect(lines.length).toBeGreaterThanOrEqual(2);
         await handle.terminate('test over');
       },
       { remindEvery: '1 second' },
     );
   });
 
-  test('a cancel during review is refused in the log; the money still waits for an operator', async () => {
+  test('a cancel during review is refused: the status records it, and the money still waits for an operator', async () => {
     const bank = new RefuseFirstRefundBank('bank', { faults: parseFaults('deposit:reject') });
     await withTransfer(bank, async (handle) => {
       await until(handle, 'needs-review');
@@ -178,13 +188,6 @@ describe('entering review', () => {
       await sleep(500);
       expect(await handle.query(getStatus)).toMatchObject({ stage: 'needs-review', cancelRequested: true });
       expect((await handle.describe()).status.name).toBe('RUNNING');
-      expect(
-        logs.some(
-          (e) =>
-            e.meta?.workflowId === handle.workflowId &&
-            /^Cancellation requested while 250 is owed/.test(e.message),
-        ),
-      ).toBe(true);
       await handle.executeUpdate(retryRefund);
       const error = await failure(handle);
       expect(error.cause).toMatchObject({ activityType: 'deposit' });
