@@ -2,6 +2,7 @@
 // counters for Prometheus. Known transfers, then a scrape, then exact counts.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import type { CommandProcess } from '../../tools/processes';
 import { freePort, ROOT, runScript, startWorkerProcess, testServer, uniqueId } from '../helpers';
 
@@ -65,12 +66,15 @@ async function metricsWorker(env: Record<string, string> = {}) {
       writeFileSync(path.join(ROOT, 'test-results', 'metrics', `${name}.txt`), text);
       return text;
     },
-    starter: (args: string[]) =>
-      runScript(
+    starter: async (args: string[]) => {
+      const workflowId = uniqueId('metrics');
+      const run = await runScript(
         'src/starter.js',
-        ['--workflow-id', uniqueId('metrics'), '--reference', uniqueId('ref'), ...args],
+        ['--workflow-id', workflowId, '--reference', uniqueId('ref'), ...args],
         childEnv,
-      ),
+      );
+      return { ...run, workflowId };
+    },
   };
 }
 
@@ -103,7 +107,21 @@ test('a failing deposit that is refunded, after one failed refund attempt: compe
   workers.push(w.worker);
   const run = await w.starter([]);
   expect(run.code).toBe(1);
-  expect(run.stdout).toContain('Injected fault: deposit');
+  // It failed with the deposit's injected fault, as the workflow's own failure says.
+  const connection = await Connection.connect({ address: testServer().address });
+  try {
+    const error = await new Client({ connection }).workflow
+      .getHandle(run.workflowId)
+      .result()
+      .catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect((error as WorkflowFailedError).cause).toMatchObject({
+      activityType: 'deposit',
+      cause: { message: expect.stringMatching(/^Injected fault: deposit /) as unknown },
+    });
+  } finally {
+    await connection.close();
+  }
   const text = await w.scrape('refunded');
   expect(projectCounters(text, w.taskQueue)).toEqual([
     'money_transfer_refund_retries_total 1',
