@@ -102,11 +102,12 @@ test('plain start-dev: the worker registers TransferStatus, says so in one line,
     });
     const workflowId = uniqueId('plain');
     const run = await runScript('src/starter.js', ['--workflow-id', workflowId], childEnv);
-    expect(run.stdout).toMatch(/\nResult: Transfer complete \(transaction IDs: W-\w+, D-\w+\)\n$/);
     expect(run.code).toBe(0);
     const client = new Client({ connection: await Connection.connect({ address }) });
     try {
-      const { events } = await client.workflow.getHandle(workflowId).fetchHistory();
+      const handle = client.workflow.getHandle(workflowId);
+      expect((await handle.describe()).status.name).toBe('COMPLETED');
+      const { events } = await handle.fetchHistory();
       expect(events?.filter((event) => event.workflowTaskFailedEventAttributes)).toEqual([]);
     } finally {
       await client.connection.close();
@@ -128,8 +129,13 @@ test('`npm run demo` on a plain start-dev it finds: registers TransferStatus and
     `Registered search attribute TransferStatus (Keyword) in namespace demo: ${address} is a local dev server.`,
     'Started transfer pay-invoice-701: 250 from 85-150 to 43-812 (ref 12345)',
   ]);
-  expect(lines.at(-1)).toMatch(/^Result: Transfer complete \(transaction IDs: W-\w+, D-\w+\)$/);
   expect(run.code).toBe(0);
+  const client = new Client({ connection: await Connection.connect({ address }), namespace: 'demo' });
+  try {
+    expect((await client.workflow.getHandle('pay-invoice-701').describe()).status.name).toBe('COMPLETED');
+  } finally {
+    await client.connection.close();
+  }
 });
 
 test('registration refused: with every Keyword slot of SQLite visibility taken, the worker exits 1 with the reason and the command', async () => {
@@ -208,6 +214,8 @@ test('a worker that does not check: the starter says why the transfer is stuck a
     activities: createActivities(new BankingService('bank-api.example.com')),
   });
   const starter = new ScriptProcess('src/starter.js', ['--workflow-id', workflowId], env('stuck', taskQueue));
+  const client = new Client({ connection: await Connection.connect({ address }), namespace: 'stuck' });
+  const handle = client.workflow.getHandle(workflowId);
   try {
     await worker.runUntil(async () => {
       await starter.waitFor('cannot make progress', 20_000);
@@ -217,11 +225,18 @@ test('a worker that does not check: the starter says why the transfer is stuck a
         searchAttributes: { TransferStatus: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD },
       });
       // About 8 s here: the worker backs off between failed workflow tasks.
-      await starter.waitFor('Result: Transfer complete', 30_000);
+      expect(await handle.result()).toMatch(/^Transfer complete /);
+      expect(await starter.exited).toEqual({ code: 0, signal: null });
     });
+    const { events } = await handle.fetchHistory();
+    const failed = events?.map((event) => event.workflowTaskFailedEventAttributes).filter((a) => a) ?? [];
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed[0]?.cause).toBe(WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES);
+    expect(failed[0]?.failure?.message).toContain('no mapping defined for search attribute TransferStatus');
   } finally {
     starter.child.kill('SIGKILL');
     await starter.exited;
+    await client.connection.close();
   }
   const webUi = `127.0.0.1:${Number(address.split(':')[1]) + 1000}`;
   const expected = readmeSample('starter-stuck', [
@@ -234,17 +249,6 @@ test('a worker that does not check: the starter says why the transfer is stuck a
     .replace('attempt 2', 'attempt \\d+');
   expect(starter.stdout.split('\n').slice(0, 3).join('\n')).toMatch(new RegExp(`^${expected}$`));
   expect(starter.stdout.match(/cannot make progress/g)).toHaveLength(1);
-
-  const client = new Client({ connection: await Connection.connect({ address }), namespace: 'stuck' });
-  try {
-    const { events } = await client.workflow.getHandle(workflowId).fetchHistory();
-    const failed = events?.map((event) => event.workflowTaskFailedEventAttributes).filter((a) => a) ?? [];
-    expect(failed.length).toBeGreaterThan(0);
-    expect(failed[0]?.cause).toBe(WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES);
-    expect(failed[0]?.failure?.message).toContain('no mapping defined for search attribute TransferStatus');
-  } finally {
-    await client.connection.close();
-  }
 });
 
 test('no worker at all: the starter says so once, after about 10 s, instead of waiting silently', async () => {

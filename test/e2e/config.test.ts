@@ -121,21 +121,21 @@ describe('processes', () => {
     const { worker } = await startWorkerProcess(env);
     try {
       await worker.waitFor('Press Ctrl-C to stop.');
-      expect(worker.stdout).toContain(`namespace ${TEST_NAMESPACE}, task queue ${taskQueue}`);
       const run = await runScript('src/starter.js', ['--workflow-id', workflowId], env);
-      expect(run.stdout).toContain(`/namespaces/${TEST_NAMESPACE}/workflows/${workflowId}/`);
       expect(run.code).toBe(0);
     } finally {
       worker.child.kill('SIGINT');
       await worker.exited;
     }
-    // The execution lives in that namespace, and not in default.
+    // The starter put the execution in that namespace, and not in default, and the
+    // worker, polling there, ran it to the end.
     const connection = await Connection.connect({ address: testServer().address });
     try {
       const inNamespace = new Client({ connection, namespace: TEST_NAMESPACE }).workflow.getHandle(
         workflowId,
       );
-      expect((await inNamespace.describe()).status.name).toBe('COMPLETED');
+      const { status, taskQueue: ranOn } = await inNamespace.describe();
+      expect({ status: status.name, ranOn }).toEqual({ status: 'COMPLETED', ranOn: taskQueue });
       const inDefault = new Client({ connection }).workflow.getHandle(workflowId);
       await expect(inDefault.describe()).rejects.toThrow(/not found/i);
     } finally {

@@ -110,9 +110,11 @@ test('a parked transfer: found by TransferStatus in the list, its metadata shown
       );
       expect(resolved.code).toBe(0);
       expect((await starter.exited).code).toBe(1);
-      expect(starter.stdout).toContain(
-        'ApplicationFailure [ResolvedManually]: Resolved manually by alice: Refunded by cheque 1001',
-      );
+      const failure = await handle.result().catch((err: unknown) => (err as { cause?: unknown }).cause);
+      expect(failure).toMatchObject({
+        type: 'ResolvedManually',
+        message: 'Resolved manually by alice: Refunded by cheque 1001',
+      });
 
       await page.goto(link, { waitUntil: 'domcontentloaded' });
       await waitForText(page, 'Resolved manually by alice: Refunded by cheque 1001');
