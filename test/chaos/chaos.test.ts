@@ -13,29 +13,25 @@
 //   kills, closings and decisions still depend on timing. Size: PROPERTY_TRANSFERS
 //   (default 40) and PROPERTY_KILLS (default 3); CI runs 200 and 10.
 //
-// The engine (runScenario, reviewDesk, checkTheMoney) is test/support/property.ts.
-import { mkdtempSync, rmSync } from 'node:fs';
+// The engine (runScenario, reviewDesk, checkTheMoney) is test/support/property.ts; the
+// property test's setup, shared with the fleet and cluster tests, test/support/property-run.ts.
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { prng } from '../../src/bank-faults';
 import { startDevServer } from '../../tools/dev-server';
 import { freePort, HAS_NODE_SQLITE, runScript, testServer, uniqueId } from '../helpers';
 import {
   checkTheMoney,
-  checkTheRun,
   count,
   createBank,
   OPENING,
   planTransfer,
-  randomPlans,
   readBank,
   reason,
-  reviewDesk,
   runScenario,
-  summary,
   total,
   type Kind,
 } from '../support/property';
+import { propertyRun, propertySize, tempDirEach } from '../support/property-run';
 
 jest.setTimeout(900_000);
 
@@ -51,22 +47,18 @@ if (!HAS_NODE_SQLITE) {
 }
 
 if (HAS_NODE_SQLITE) {
-  let dir: string;
-  beforeEach(() => {
-    dir = mkdtempSync(path.join(tmpdir(), 'money-transfer-chaos-'));
-  });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDirEach('chaos');
 
   const CHAOS_TRANSFERS = Number(process.env.CHAOS_TRANSFERS ?? 30);
   const CHAOS_KILLS = Number(process.env.CHAOS_KILLS ?? 4);
 
   test(`chaos: ${CHAOS_TRANSFERS} transfers on a bank at the timeout's edge, ${CHAOS_KILLS}+ SIGKILLs, 1 server restart`, async () => {
-    const bankFile = path.join(dir, 'bank.sqlite');
+    const bankFile = path.join(dir(), 'bank.sqlite');
     await createBank(bankFile);
     const serverOptions = {
       ip: '127.0.0.1',
       port: await freePort(),
-      dbFilename: path.join(dir, 'temporal.sqlite'),
+      dbFilename: path.join(dir(), 'temporal.sqlite'),
     };
     let server = await startDevServer(serverOptions);
     const taskQueue = uniqueId('chaos');
@@ -123,44 +115,13 @@ if (HAS_NODE_SQLITE) {
     }
   });
 
-  const PROPERTY_TRANSFERS = Number(process.env.PROPERTY_TRANSFERS ?? 40);
-  const PROPERTY_KILLS = Number(process.env.PROPERTY_KILLS ?? 3);
-  const seed = Number(process.env.PROPERTY_SEED ?? Date.now() % 1_000_000);
+  const size = propertySize('property', { transfers: 40, kills: 3 });
 
-  test(`property: ${PROPERTY_TRANSFERS} transfers under random faults, kills, cancels and closed accounts (PROPERTY_SEED=${seed})`, async () => {
-    const started = Date.now();
-    const random = prng(`property ${seed}`);
-    const bankFile = path.join(dir, 'bank.sqlite');
-    await createBank(bankFile);
-    const taskQueue = uniqueId('property');
-    const plans = randomPlans(random, PROPERTY_TRANSFERS, `p${seed}`);
-    // The clerk and the operator draw from a stream of their own, seeded from the same one,
-    // so that the killer's draws and theirs do not shift each other.
-    const desk = reviewDesk({
-      bankDb: bankFile,
-      plans,
-      taskQueue,
-      random: prng(`property ${seed} desk ${random()}`),
-      parksWanted: Math.max(2, Math.round(PROPERTY_TRANSFERS / 40)),
-    });
-    const result = await runScenario({
-      plans,
+  test(`property: ${size.transfers} transfers under random faults, kills, cancels and closed accounts (PROPERTY_SEED=${size.seed})`, async () => {
+    await propertyRun(size, {
       address: testServer().address,
-      bankDb: bankFile,
-      taskQueue,
-      workerEnv: { BANK_FAULTS: `random:${seed}` },
-      kills: PROPERTY_KILLS,
+      bankDb: path.join(dir(), 'bank.sqlite'),
       killGapMs: [2000, 8000],
-      random,
-      deadlineMs: 600_000,
-      alongside: desk.alongside,
     });
-    const bank = await readBank(bankFile);
-    console.log(
-      `property: seed ${seed}; ${summary(plans, result, desk.report, bank.balances)}; ` +
-        `${Math.round((Date.now() - started) / 1000)} s. Repeat with PROPERTY_SEED=${seed}`,
-    );
-    // At the default size and up, transfers must park and both kinds of Update end a review.
-    checkTheRun(result, desk.report, bank, { kills: PROPERTY_KILLS, mustPark: PROPERTY_TRANSFERS >= 40 });
   });
 }

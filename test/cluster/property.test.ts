@@ -12,25 +12,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
-import { prng } from '../../src/bank-faults';
 import { startCluster, type Cluster, type ServiceName } from '../../tools/cluster';
-import { uniqueId } from '../helpers';
-import {
-  checkTheRun,
-  count,
-  createBank,
-  OPENING,
-  randomPlans,
-  readBank,
-  reason,
-  reviewDesk,
-  runScenario,
-  total,
-} from '../support/property';
+import { propertyRun, propertySize } from '../support/property-run';
 
-const CLUSTER_TRANSFERS = Number(process.env.CLUSTER_TRANSFERS ?? 40);
-const CLUSTER_KILLS = Number(process.env.CLUSTER_KILLS ?? 4);
-const seed = Number(process.env.CLUSTER_SEED ?? Date.now() % 1_000_000);
+const size = propertySize('cluster', { transfers: 40, kills: 4 });
 const WORKERS = 3;
 // A workflow task stuck on a killed worker's sticky queue, or a shard moving between
 // history processes, takes a while on a real cluster: the deadline leaves room for both.
@@ -46,25 +31,11 @@ afterAll(async () => {
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
-test(`cluster: ${CLUSTER_TRANSFERS} transfers, ${WORKERS} workers on a PostgreSQL bank, random faults, worker SIGKILLs, history, matching and frontend restarts (CLUSTER_SEED=${seed})`, async () => {
+test(`cluster: ${size.transfers} transfers, ${WORKERS} workers on a PostgreSQL bank, random faults, worker SIGKILLs, history, matching and frontend restarts (CLUSTER_SEED=${size.seed})`, async () => {
   const started = Date.now();
   dataDir = mkdtempSync(path.join(tmpdir(), 'money-transfer-cluster-property-'));
   cluster = await startCluster({ dataDir, historyShards: 4 });
   const { address } = cluster;
-  const bankDb = await cluster.postgres.createDatabase('bank');
-  await createBank(bankDb);
-
-  const random = prng(`cluster ${seed}`);
-  const taskQueue = uniqueId('cluster');
-  const plans = randomPlans(random, CLUSTER_TRANSFERS, `c${seed}`);
-  const desk = reviewDesk({
-    bankDb,
-    plans,
-    taskQueue,
-    random: prng(`cluster ${seed} desk ${random()}`),
-    parksWanted: Math.max(2, Math.round(CLUSTER_TRANSFERS / 40)),
-    reviewCli: { address },
-  });
   // The workers load a bundle built here from src: the cluster project starts no dev
   // server, whose setup would have refreshed lib's production bundle.
   const bundle = path.join(dataDir, 'workflow-bundle.js');
@@ -78,14 +49,11 @@ test(`cluster: ${CLUSTER_TRANSFERS} transfers, ${WORKERS} workers on a PostgreSQ
     await c.kill(service, 'SIGKILL');
     await c.restart(service);
   };
-  const result = await runScenario({
-    plans,
+  const { disruptions } = await propertyRun(size, {
     address,
-    bankDb,
-    taskQueue,
+    bankDb: await cluster.postgres.createDatabase('bank'),
     workers: WORKERS,
-    workerEnv: { BANK_FAULTS: `random:${seed}`, NODE_ENV: 'development', DEV_WORKFLOW_BUNDLE: bundle },
-    kills: CLUSTER_KILLS,
+    workerEnv: { NODE_ENV: 'development', DEV_WORKFLOW_BUNDLE: bundle },
     killGapMs: [3000, 10000],
     infrastructure: [
       { atFraction: 0.2, name: 'history', run: killAndRestart('history') },
@@ -93,24 +61,12 @@ test(`cluster: ${CLUSTER_TRANSFERS} transfers, ${WORKERS} workers on a PostgreSQ
       { atFraction: 0.6, name: 'history', run: killAndRestart('history') },
       { atFraction: 0.8, name: 'frontend', run: () => c.restart('frontend') },
     ],
-    random,
     deadlineMs: DEADLINE_MS,
-    alongside: desk.alongside,
+    reviewCli: { address },
+    also: (result, report) =>
+      `${['history', 'matching', 'frontend'].map((s) => `${result.disruptions.get(s) ?? 0} ${s}`).join(', ')} restarts; ` +
+      `npm run review: ${report.listFailures} list runs and ${report.lostAnswers} decisions lost to restarts`,
+    since: started, // the cluster's start included
   });
-  const bank = await readBank(bankDb);
-  const { report } = desk;
-  const { closed, disruptions } = result;
-  console.log(
-    `cluster: seed ${seed}; ${closed.length} transfers: ${count(closed.map(reason))} ` +
-      `(${plans.length} payments, ${closed.length - plans.length} duplicate submissions, ` +
-      `${plans.filter((p) => p.cancelAfterMs !== undefined).length} cancels, ${result.faults} faults injected; ` +
-      `${report.parked.size} parked, resolved through npm run review: retry ${report.resolved.retryRefund}, refund-to ${report.resolved.refundTo}, ` +
-      `${report.listFailures} list runs and ${report.lostAnswers} decisions lost to restarts); ` +
-      `${result.kills} worker kills, ${disruptions.get('history') ?? 0} history restarts, ` +
-      `${disruptions.get('matching') ?? 0} matching restarts, ${disruptions.get('frontend') ?? 0} frontend restarts; ` +
-      `money before ${total(OPENING)}, after ${total(bank.balances)}; ${Math.round((Date.now() - started) / 1000)} s`,
-  );
   expect(Object.fromEntries(disruptions)).toEqual({ history: 2, matching: 1, frontend: 1 });
-  // At 40 transfers and up, transfers must park and both kinds of decision end a review.
-  checkTheRun(result, report, bank, { kills: CLUSTER_KILLS, mustPark: CLUSTER_TRANSFERS >= 40 });
 });

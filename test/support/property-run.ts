@@ -1,0 +1,109 @@
+// The setup the property tests share (the chaos file's, the fleet's and the cluster's):
+// their size from the environment, the random plans and the review desk, the run, the
+// bank read back, one line that repeats the run, and the checks. Each test file passes
+// only what differs: the server, the bank, the workers and the disruptions.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { prng } from '../../src/bank-faults';
+import { uniqueId } from '../helpers';
+import {
+  checkTheRun,
+  createBank,
+  randomPlans,
+  readBank,
+  reviewDesk,
+  runScenario,
+  summary,
+  type DeskReport,
+  type Scenario,
+  type ScenarioResult,
+} from './property';
+
+/** A property run's name, size and seed; `fleet` reads FLEET_TRANSFERS, FLEET_KILLS and FLEET_SEED. */
+export interface PropertySize {
+  name: string;
+  transfers: number;
+  kills: number;
+  seed: number;
+}
+
+export function propertySize(name: string, defaults: { transfers: number; kills: number }): PropertySize {
+  const variable = (what: string) => process.env[`${name.toUpperCase()}_${what}`];
+  return {
+    name,
+    transfers: Number(variable('TRANSFERS') ?? defaults.transfers),
+    kills: Number(variable('KILLS') ?? defaults.kills),
+    seed: Number(variable('SEED') ?? Date.now() % 1_000_000),
+  };
+}
+
+export interface PropertyOptions extends Pick<
+  Scenario,
+  'address' | 'bankDb' | 'workers' | 'killGapMs' | 'infrastructure'
+> {
+  /** Beside BANK_FAULTS=random:<seed>, which every property run has. */
+  workerEnv?: Record<string, string>;
+  /** 600 s unless given. */
+  deadlineMs?: number;
+  /** The operator acts through `npm run review` processes against this server. */
+  reviewCli?: { address: string };
+  /** What the test adds to its line, after the summary. */
+  also?: (result: ScenarioResult, report: DeskReport) => string;
+  /** When the run began, for the wall time in its line; by default now. */
+  since?: number;
+}
+
+/** Runs the property test: plans, desk, scenario, line and checks. Returns the scenario's result. */
+export async function propertyRun(size: PropertySize, options: PropertyOptions): Promise<ScenarioResult> {
+  const since = options.since ?? Date.now();
+  const { name, transfers, kills, seed } = size;
+  const { bankDb } = options;
+  await createBank(bankDb);
+  const random = prng(`${name} ${seed}`);
+  const taskQueue = uniqueId(name);
+  const plans = randomPlans(random, transfers, `${name[0]}${seed}`);
+  // The clerk and the operator draw from a stream of their own, seeded from the same one,
+  // so that the killer's draws and theirs do not shift each other.
+  const desk = reviewDesk({
+    bankDb,
+    plans,
+    taskQueue,
+    random: prng(`${name} ${seed} desk ${random()}`),
+    parksWanted: Math.max(2, Math.round(transfers / 40)),
+    reviewCli: options.reviewCli,
+  });
+  const result = await runScenario({
+    plans,
+    address: options.address,
+    bankDb,
+    taskQueue,
+    workers: options.workers,
+    workerEnv: { BANK_FAULTS: `random:${seed}`, ...options.workerEnv },
+    kills,
+    killGapMs: options.killGapMs,
+    infrastructure: options.infrastructure,
+    random,
+    deadlineMs: options.deadlineMs ?? 600_000,
+    alongside: desk.alongside,
+  });
+  const bank = await readBank(bankDb);
+  const also = options.also ? `; ${options.also(result, desk.report)}` : '';
+  console.log(
+    `${name}: seed ${seed}; ${summary(plans, result, desk.report, bank.balances)}${also}; ` +
+      `${Math.round((Date.now() - since) / 1000)} s. Repeat with ${name.toUpperCase()}_SEED=${seed}`,
+  );
+  // At 40 transfers and up, transfers must park and both kinds of Update end a review.
+  checkTheRun(result, desk.report, bank, { kills, mustPark: transfers >= 40 });
+  return result;
+}
+
+/** A temporary folder for each test of the file, removed after it. */
+export function tempDirEach(name: string): () => string {
+  let dir: string | undefined;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), `money-transfer-${name}-`));
+  });
+  afterEach(() => rmSync(dir!, { recursive: true, force: true }));
+  return () => dir!;
+}
