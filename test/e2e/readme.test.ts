@@ -64,9 +64,10 @@ describe('README', () => {
   });
 
   describe("starter samples, in the tutorial's order", () => {
-    /** The arguments of the `npm run starter` command shown just before a sample. */
+    /** The arguments of the `npm run starter` command shown just before a sample, on its page. */
     function commandArgs(name: string): string[] {
-      const before = README.slice(0, README.indexOf(`<!-- sample: ${name} -->`));
+      const page = pageOf(name);
+      const before = page.slice(0, page.indexOf(`<!-- sample: ${name} -->`));
       const command = [...before.matchAll(/```sh\nnpm run starter( -- .*)?\n```/g)].at(-1);
       if (!command) throw new Error(`no \`npm run starter\` command before sample ${name}`);
       return command[1] ? command[1].replace(' -- ', '').split(' ') : [];
