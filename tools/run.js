@@ -137,7 +137,7 @@ function hashFile(file) {
 }
 
 /**
- * What the workflow bundle is made of: lib/src/workflows.js and the compiled modules it
+ * What the workflow bundle is made of: lib/src/workflows/index.js and the compiled modules it
  * requires, transitively (tsc drops `import type`, so activities.ts is not among them),
  * and package-lock.json for the SDK inside it. An edit to the activities or the worker
  * does not rebuild it; an edit to the workflow or shared.ts does.
@@ -158,7 +158,7 @@ function bundleInputs() {
       visit(found);
     }
   };
-  visit(path.join(LIB, 'src', 'workflows.js'));
+  visit(path.join(LIB, 'src', 'workflows', 'index.js'));
   return state;
 }
 
