@@ -20,7 +20,7 @@ export const V2_ACTIVITY = `async checkDailyLimit(details: PaymentDetails): Prom
 export const V2_ACTIVITY_IMPORT = "import { ApplicationFailure } from '@temporalio/common';";
 /** The workflow module the drill edits, the transfer's flow, and the line it adds the call before. */
 export const V2_WORKFLOW_FILE = 'src/workflows/transfer.ts';
-export const V2_WORKFLOW_ANCHOR = "setStage(t, 'withdrawing');";
+export const V2_WORKFLOW_ANCHOR = "setStage(transfer, 'withdrawing');";
 export const TRANSFER_FLOW = path.resolve(__dirname, '..', V2_WORKFLOW_FILE);
 /** What the README tells the reader to add there, before V2_WORKFLOW_ANCHOR. */
 export const V2_WORKFLOW_CALL = 'await checkDailyLimit(details);';

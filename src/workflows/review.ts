@@ -36,26 +36,26 @@ export interface Decision {
 
 /** Parks the transfer in `needs-review`, tells an operator, reminds them, and returns their decision. */
 export async function waitForOperator(
-  t: Transfer,
+  transfer: Transfer,
   failedAccount: string,
   failure: unknown,
 ): Promise<OperatorDecision> {
-  const { details, status } = t;
+  const { details, status } = transfer;
   const reason = isDefinite(failure)
     ? `The refund to ${failedAccount} was refused: ${chainMessages(failure)}`
-    : `The refund kept failing for ${String(t.policy.reviewAfter)}: ${chainMessages(failure)}`;
+    : `The refund kept failing for ${String(transfer.policy.reviewAfter)}: ${chainMessages(failure)}`;
   const accounts = (await refundAccounts(details)).filter((account) => account !== failedAccount);
   status.review = { reason, failedAccount, accounts, reminders: 0 };
-  setStage(t, 'needs-review');
-  decisionCarriedOut(t); // an operator's retry that failed again is carried out too
+  setStage(transfer, 'needs-review');
+  decisionCarriedOut(transfer); // an operator's retry that failed again is carried out too
   countReview();
   await notifyOperator({ details, reason, reminder: 0 });
-  while (!(await condition(() => t.decision?.state === 'pending', t.policy.remindEvery))) {
+  while (!(await condition(() => transfer.decision?.state === 'pending', transfer.policy.remindEvery))) {
     status.review.reminders++;
     await notifyOperator({ details, reason, reminder: status.review.reminders });
   }
-  t.decision!.state = 'taken';
-  const decision = t.decision!.what;
+  transfer.decision!.state = 'taken';
+  const decision = transfer.decision!.what;
   status.resolution = decision;
   status.review = undefined;
   log.info(`Operator decision: ${JSON.stringify(decision)}`, { referenceId: details.referenceId });
@@ -63,11 +63,11 @@ export async function waitForOperator(
 }
 
 /** The operator's updates, each with a validator: only a transfer in review takes one. */
-export function setReviewHandlers(t: Transfer): void {
-  const { status } = t;
+export function setReviewHandlers(transfer: Transfer): void {
+  const { status } = transfer;
   /** An update's validator: only a transfer waiting for review, with no decision under way. */
   const inReview = () => {
-    if (status.stage !== 'needs-review' || (t.decision && t.decision.state !== 'done')) {
+    if (status.stage !== 'needs-review' || (transfer.decision && transfer.decision.state !== 'done')) {
       throw new Error(`This transfer is not waiting for review (stage: ${status.stage}).`);
     }
   };
@@ -78,7 +78,7 @@ export function setReviewHandlers(t: Transfer): void {
   const decide = (what: OperatorDecision): Promise<TransferStatus> =>
     CancellationScope.nonCancellable(async () => {
       const decision: Decision = { what, state: 'pending' };
-      t.decision = decision;
+      transfer.decision = decision;
       await condition(() => decision.state === 'done');
       return status;
     });
@@ -119,8 +119,8 @@ export function setReviewHandlers(t: Transfer): void {
 }
 
 /** The one place a decision is marked carried out: when the transfer parks again, or ends. */
-export function decisionCarriedOut(t: Transfer): void {
-  if (t.decision?.state === 'taken') t.decision.state = 'done';
+export function decisionCarriedOut(transfer: Transfer): void {
+  if (transfer.decision?.state === 'taken') transfer.decision.state = 'done';
 }
 
 function countReview(): void {

@@ -26,17 +26,17 @@ import { setStage, type Activities, type Transfer } from './state';
  * operator, reminding them, and never ends with the money unaccounted for.
  */
 export async function settleFailedStep(
-  t: Transfer,
+  transfer: Transfer,
   failedStep: 'withdraw' | 'deposit',
   stepFailure: unknown,
 ): Promise<RefundResult> {
-  const { details, status } = t;
+  const { details, status } = transfer;
   const meta = { referenceId: details.referenceId };
   // More time per attempt than the steps it undoes: it may make two bank calls (settle,
   // then refund), and a dead worker is still caught within the heartbeat timeout.
   const { refund } = proxyActivities<Activities>({
     startToCloseTimeout: '20 seconds',
-    scheduleToCloseTimeout: t.policy.reviewAfter,
+    scheduleToCloseTimeout: transfer.policy.reviewAfter,
     heartbeatTimeout: '2 seconds',
     retry: { maximumInterval: '10 seconds', nonRetryableErrorTypes: [...DEFINITE_FAILURES] },
   });
@@ -47,7 +47,7 @@ export async function settleFailedStep(
     for (;;) {
       // Each round refunds under its own reference (-refund, -refund-2, ...): show the one in use.
       if (status.references) status.references.refund = refundReference(details.referenceId, round);
-      setStage(t, 'refunding');
+      setStage(transfer, 'refunding');
       try {
         const result = await refund.executeWithOptions(
           {
@@ -79,7 +79,7 @@ export async function settleFailedStep(
         // A definite failure, or unknown ones past the review deadline.
         status.lastFailure = chainMessages(err);
         log.error(`Refund failed: ${status.lastFailure}`, meta);
-        const decision = await waitForOperator(t, account, err);
+        const decision = await waitForOperator(transfer, account, err);
         if (decision.action === 'resolveManually') {
           status.owed = undefined;
           throw ApplicationFailure.create({

@@ -29,10 +29,10 @@ const OWING: readonly string[] = ['refunding', 'needs-review'];
  * the Web UI's list and `review list` find those; before that it stays `started`. Each
  * write is a history event and a visibility write, so a plain transfer makes none.
  */
-export function setStage(t: Transfer, stage: TransferStage): void {
-  const { details, status } = t;
+export function setStage(transfer: Transfer, stage: TransferStage): void {
+  const { details, status } = transfer;
   status.stage = stage;
-  if (OWING.includes(stage) || OWING.includes(t.shown ?? '')) showStage(t, stage);
+  if (OWING.includes(stage) || OWING.includes(transfer.shown ?? '')) showStage(transfer, stage);
   // Before validation passed, the details may be anything.
   if (!status.references) return setCurrentDetails(`**${stage}**: the payment details were refused.`);
   const what = describeTransfer(details);
@@ -48,8 +48,8 @@ export function setStage(t: Transfer, stage: TransferStage): void {
   setCurrentDetails(`**${stage}**: ${what}\n\n${next[stage] ?? ''}`);
 }
 
-export function showStage(t: Transfer, value: string): void {
-  if (t.shown === value) return;
-  t.shown = value;
+export function showStage(transfer: Transfer, value: string): void {
+  if (transfer.shown === value) return;
+  transfer.shown = value;
   upsertSearchAttributes([{ key: TRANSFER_STATUS, value }]);
 }

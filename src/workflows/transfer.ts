@@ -43,7 +43,7 @@ const { withdraw, deposit } = proxyActivities<Activities>({
 });
 
 export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolicy = {}): Promise<string> {
-  const t: Transfer = {
+  const transfer: Transfer = {
     details,
     status: { stage: 'validating' },
     policyGiven: policy,
@@ -52,43 +52,44 @@ export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolic
   };
   // The project's clients set it at start (transferStartOptions); a start from elsewhere,
   // such as the CLI or the Web UI, has not.
-  if (t.shown === undefined) showStage(t, TRANSFER_STATUS_AT_START);
-  setHandler(getStatus, () => t.status);
-  setReviewHandlers(t);
+  if (transfer.shown === undefined) showStage(transfer, TRANSFER_STATUS_AT_START);
+  setHandler(getStatus, () => transfer.status);
+  setReviewHandlers(transfer);
   CancellationScope.current().cancelRequested.catch(() => {
-    t.status.cancelRequested = true;
-    if (t.status.stage === 'refunding' || t.status.stage === 'needs-review') {
+    transfer.status.cancelRequested = true;
+    if (transfer.status.stage === 'refunding' || transfer.status.stage === 'needs-review') {
       log.warn(
         `Cancellation requested while ${details.amount} is owed to ${details.sourceAccount}: ignored. ` +
           'The refund finishes first, or an operator resolves the review.',
         { referenceId: details.referenceId },
       );
     } else {
-      log.info('Cancellation requested', { stage: t.status.stage, referenceId: details.referenceId });
+      log.info('Cancellation requested', { stage: transfer.status.stage, referenceId: details.referenceId });
     }
   });
   try {
-    const result = await transfer(t);
-    setStage(t, 'completed');
+    const result = await moveMoney(transfer);
+    setStage(transfer, 'completed');
     countTransfer('completed');
     return result;
   } catch (err) {
-    setStage(t, isCancellation(err) ? 'cancelled' : 'failed');
-    if (err instanceof Error) t.status.lastFailure = chainMessages(err);
-    countTransfer(endOutcome(t));
+    setStage(transfer, isCancellation(err) ? 'cancelled' : 'failed');
+    if (err instanceof Error) transfer.status.lastFailure = chainMessages(err);
+    countTransfer(endOutcome(transfer));
     throw err;
   } finally {
-    decisionCarriedOut(t);
+    decisionCarriedOut(transfer);
     // Let an operator's update return the final status before the workflow closes.
     await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
   }
 }
 
-async function transfer(t: Transfer): Promise<string> {
-  const { details, status } = t;
+/** Checks the input, then withdraws and deposits, settling a step that failed. */
+async function moveMoney(transfer: Transfer): Promise<string> {
+  const { details, status } = transfer;
   try {
     validatePaymentDetails(details);
-    validateReviewPolicy(t.policyGiven);
+    validateReviewPolicy(transfer.policyGiven);
   } catch (err) {
     // Bad input will not get better on retry: fail the workflow now, before money moves.
     if (err instanceof InvalidPaymentDetailsError) {
@@ -103,7 +104,7 @@ async function transfer(t: Transfer): Promise<string> {
     throw new CancelledFailure('Cancelled before the withdrawal');
   }
 
-  setStage(t, 'withdrawing');
+  setStage(transfer, 'withdrawing');
   try {
     status.withdrawId = await withdraw.executeWithOptions(
       { summary: `Withdraw ${details.amount} from ${details.sourceAccount}` },
@@ -114,11 +115,11 @@ async function transfer(t: Transfer): Promise<string> {
     if (isDefinite(err)) throw err;
     // A timeout, a lost reply or a cancel: the withdrawal may have posted, or may still.
     log.warn(`Withdrawal outcome unknown, settling it: ${chainMessages(err)}`, meta);
-    await settleFailedStep(t, 'withdraw', err);
+    await settleFailedStep(transfer, 'withdraw', err);
     throw err;
   }
 
-  setStage(t, 'depositing');
+  setStage(transfer, 'depositing');
   try {
     status.depositId = await deposit.executeWithOptions(
       { summary: `Deposit ${details.amount} into ${details.targetAccount}` },
@@ -126,7 +127,7 @@ async function transfer(t: Transfer): Promise<string> {
     );
   } catch (err) {
     log.error(`Deposit failed: ${chainMessages(err)}`, meta);
-    const settled = await settleFailedStep(t, 'deposit', err);
+    const settled = await settleFailedStep(transfer, 'deposit', err);
     if (settled.outcome !== 'deposit-posted') throw err;
     // The deposit's reply was lost, but the bank has it: the money arrived.
     status.depositId = settled.transactionId;
