@@ -13,7 +13,7 @@ import {
   resolveManually,
   retryRefund,
   type OperatorDecision,
-  type TransferStatus,
+  type TransferView,
 } from '../messages';
 import { chainMessages } from '../shared';
 import { isDefinite } from './failures';
@@ -75,7 +75,7 @@ export function setReviewHandlers(transfer: Transfer): void {
    * Records the decision, then returns the status once it was carried out: the refund
    * done, or failed again. A cancel of the workflow does not cut the wait short.
    */
-  const decide = (what: OperatorDecision): Promise<TransferStatus> =>
+  const decide = (what: OperatorDecision): Promise<TransferView> =>
     CancellationScope.nonCancellable(async () => {
       const decision: Decision = { what, state: 'pending' };
       transfer.decision = decision;

@@ -2,7 +2,7 @@
 // TransferStatus search attribute and the Web UI's current details follow it.
 import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import type { TransferStage, TransferStatus } from '../messages';
+import type { TransferStage, TransferView } from '../messages';
 import { describeTransfer, TRANSFER_STATUS, type PaymentDetails, type ReviewPolicy } from '../shared';
 import type { Decision } from './review';
 
@@ -11,7 +11,7 @@ export type Activities = ReturnType<typeof createActivities>;
 /** The workflow's own state: the status it reports and an operator's latest decision. */
 export interface Transfer {
   details: PaymentDetails;
-  status: TransferStatus;
+  status: TransferView;
   /** The policy as the caller sent it, checked with the details; `policy` fills in the defaults. */
   policyGiven: unknown;
   policy: Required<ReviewPolicy>;
