@@ -91,6 +91,30 @@ function holderGone() {
   }
 }
 
+/**
+ * Deletes what tsc compiled from a .ts file that is gone, which tsc never does: a stale
+ * lib/src/workflows.js would shadow lib/src/workflows/index.js for require('./workflows').
+ * tsc writes a .js.map beside each .js it compiles; the workflow bundles have none.
+ */
+function removeOrphanedOutputs() {
+  const visit = (rel) => {
+    if (!fs.existsSync(path.join(LIB, rel))) return;
+    for (const entry of fs.readdirSync(path.join(LIB, rel), { withFileTypes: true })) {
+      const out = path.join(rel, entry.name);
+      if (entry.isDirectory()) visit(out);
+      else if (
+        out.endsWith('.js') &&
+        fs.existsSync(path.join(LIB, `${out}.map`)) &&
+        !fs.existsSync(path.join(ROOT, out.replace(/\.js$/, '.ts')))
+      ) {
+        fs.rmSync(path.join(LIB, out));
+        fs.rmSync(path.join(LIB, `${out}.map`));
+      }
+    }
+  };
+  SOURCE_DIRS.forEach(visit);
+}
+
 /** Runs tsc; returns false if it failed. */
 function build() {
   let tsc;
@@ -113,6 +137,7 @@ function build() {
     console.error('tsc found errors (above); fix them and run the command again.');
     return false;
   }
+  removeOrphanedOutputs();
   fs.writeFileSync(STAMP, JSON.stringify(state));
   console.error(`(compiled the changed sources in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
   return true;
