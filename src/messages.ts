@@ -17,7 +17,11 @@ export type TransferStage =
   | 'failed'
   | 'cancelled';
 
-export interface TransferStatus {
+/**
+ * The whole of a transfer's progress, as `getStatus` and the updates return it. The
+ * TransferStatus search attribute holds only its stage.
+ */
+export interface TransferView {
   stage: TransferStage;
   /** The bank reference of each step. */
   references?: { withdrawal: string; deposit: string; refund: string };
@@ -53,14 +57,14 @@ export interface ManualResolution {
 }
 
 /** Where the transfer is, and the bank's transaction ids so far. */
-export const getStatus = defineQuery<TransferStatus>('getStatus');
+export const getStatus = defineQuery<TransferView>('getStatus');
 
 /** Operator actions for a transfer in `needs-review`. Each returns the new status. */
-export const retryRefund = defineUpdate<TransferStatus>('retryRefund');
-export const refundTo = defineUpdate<TransferStatus, [{ account: string }]>('refundTo');
-export const resolveManually = defineUpdate<TransferStatus, [{ note: string; operator: string }]>(
+export const retryRefund = defineUpdate<TransferView>('retryRefund');
+export const refundTo = defineUpdate<TransferView, [{ account: string }]>('refundTo');
+export const resolveManually = defineUpdate<TransferView, [{ note: string; operator: string }]>(
   'resolveManually',
 );
 
 /** What an operator decided for a transfer in review. */
-export type OperatorDecision = NonNullable<TransferStatus['resolution']>;
+export type OperatorDecision = NonNullable<TransferView['resolution']>;

@@ -6,7 +6,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@
 import { connectClient, describeError, loadSettings, UsageError, webUiLink, type Settings } from './config';
 import { TRANSFER_STATUS } from './shared';
 import { type moneyTransfer } from './workflows';
-import { getStatus, refundTo, resolveManually, retryRefund, type TransferStatus } from './messages';
+import { getStatus, refundTo, resolveManually, retryRefund, type TransferView } from './messages';
 
 const USAGE = `Usage: npm run review -- <command>
 
@@ -116,7 +116,7 @@ async function run(
     return;
   }
   const handle = client.workflow.getHandle<typeof moneyTransfer>(command.workflowId);
-  let status: TransferStatus;
+  let status: TransferView;
   try {
     switch (command.name) {
       case 'show':
@@ -147,7 +147,7 @@ async function run(
 }
 
 /** A status as an operator reads it. */
-export function formatStatus(status: TransferStatus): string {
+export function formatStatus(status: TransferView): string {
   const lines = [`Stage: ${status.stage}`];
   if (status.owed !== undefined) lines.push(`Owed: ${status.owed}`);
   if (status.review) {

@@ -18,9 +18,13 @@ export const V2_ACTIVITY = `async checkDailyLimit(details: PaymentDetails): Prom
 },`;
 /** ... and the import that activity needs, at the top of src/activities.ts. */
 export const V2_ACTIVITY_IMPORT = "import { ApplicationFailure } from '@temporalio/common';";
-/** What the README tells the reader to add in src/workflows.ts, before `setStage(t, 'withdrawing');`. */
+/** The workflow module the drill edits, the transfer's flow, and the line it adds the call before. */
+export const V2_WORKFLOW_FILE = 'src/workflows/transfer.ts';
+export const V2_WORKFLOW_ANCHOR = "setStage(transfer, 'withdrawing');";
+export const TRANSFER_FLOW = path.resolve(__dirname, '..', V2_WORKFLOW_FILE);
+/** What the README tells the reader to add there, before V2_WORKFLOW_ANCHOR. */
 export const V2_WORKFLOW_CALL = 'await checkDailyLimit(details);';
-/** ... and the proxy it calls, at the end of src/workflows.ts. */
+/** ... and the proxy it calls, at the end of that file. */
 export const V2_WORKFLOW_PROXY =
   "const { checkDailyLimit } = proxyActivities<Activities>({ startToCloseTimeout: '5 seconds' });";
 
@@ -33,8 +37,27 @@ function indent(text: string, spaces: number): string {
 
 /** The text with `anchor` replaced once; throws if the anchor is gone, so a drill never runs v1 by mistake. */
 function edit(file: string, text: string, anchor: RegExp, replace: (match: string) => string): string {
-  if (!anchor.test(text)) throw new Error(`src/${file} has lost the place the v2 drill edits: ${anchor}`);
+  if (!anchor.test(text)) throw new Error(`${file} has lost the place the v2 drill edits: ${anchor}`);
   return text.replace(anchor, replace);
+}
+
+/** `source`, a module from `fromDir`, with its relative imports made to work from `toDir`. */
+function moveImports(source: string, fromDir: string, toDir: string): string {
+  return source.replace(/from '(\.{1,2}\/[^']*)'/g, (_match, spec: string) => {
+    const target = path.relative(toDir, path.resolve(fromDir, spec));
+    return `from '${target.startsWith('.') ? target : `./${target}`}'`;
+  });
+}
+
+/**
+ * Writes `source`, a changed src/workflows/transfer.ts, to `dir`/`name`.ts with its imports
+ * pointing back at src/; returns its path, a workflow bundle's entry.
+ */
+export function writeFlowCopy(source: string, dir: string, name: string): string {
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${name}.ts`);
+  writeFileSync(file, moveImports(source, path.dirname(TRANSFER_FLOW), dir));
+  return file;
 }
 
 /** The same change behind a patch, for workers that move executions forward (docs/versioning.md). */
@@ -46,14 +69,12 @@ export const DEPRECATED_CALL = `deprecatePatch('daily-limit');
 await checkDailyLimit(details);`;
 
 /**
- * src/workflows.ts as v2: the limit check runs before the withdrawal, as it is
+ * src/workflows/transfer.ts as v2: the limit check runs before the withdrawal, as it is
  * (`call` V2_WORKFLOW_CALL) or behind a patch (PATCHED_CALL, DEPRECATED_CALL).
  */
-export function v2Workflows(
-  source = readFileSync(path.join(SRC, 'workflows.ts'), 'utf8'),
-  call = V2_WORKFLOW_CALL,
-): string {
-  const called = edit('workflows.ts', source, /\n( *)setStage\(t, 'withdrawing'\);\n/, (match) => {
+export function v2Workflows(source = readFileSync(TRANSFER_FLOW, 'utf8'), call = V2_WORKFLOW_CALL): string {
+  const anchor = new RegExp(`\\n( *)${V2_WORKFLOW_ANCHOR.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n`);
+  const called = edit(V2_WORKFLOW_FILE, source, anchor, (match) => {
     const spaces = /^\n( *)/.exec(match)![1]!;
     return `\n${indent(call, spaces.length)}${match}`;
   });
@@ -62,14 +83,9 @@ export function v2Workflows(
   return `${imports}${called.trimEnd()}\n\n${V2_WORKFLOW_PROXY}\n`;
 }
 
-/**
- * The workflow bundle of `source`, a changed src/workflows.ts, built from a copy in
- * test/.drill whose imports point back at src/.
- */
+/** The workflow bundle of `source`, a changed src/workflows/transfer.ts, built from a copy in test/.drill. */
 export async function bundleWorkflowSource(source: string, name: string): Promise<string> {
-  mkdirSync(DRILL_DIR, { recursive: true });
-  const file = path.join(DRILL_DIR, `${name}-${process.pid}.ts`);
-  writeFileSync(file, source.replaceAll("from './", "from '../../src/"));
+  const file = writeFlowCopy(source, DRILL_DIR, `${name}-${process.pid}`);
   try {
     return await buildWorkflowBundle({ workflowsPath: file });
   } finally {
@@ -81,7 +97,7 @@ export async function bundleWorkflowSource(source: string, name: string): Promis
 export function loadV2Activities(): typeof createActivities {
   mkdirSync(DRILL_DIR, { recursive: true });
   const file = path.join(DRILL_DIR, `activities-v2-${process.pid}.ts`);
-  writeFileSync(file, v2Activities().replaceAll("from './", "from '../../src/"));
+  writeFileSync(file, moveImports(v2Activities(), SRC, DRILL_DIR));
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return (require(file) as { createActivities: typeof createActivities }).createActivities;
@@ -93,7 +109,7 @@ export function loadV2Activities(): typeof createActivities {
 /** src/activities.ts as v2: createActivities also returns checkDailyLimit. */
 export function v2Activities(source = readFileSync(path.join(SRC, 'activities.ts'), 'utf8')): string {
   const withActivity = edit(
-    'activities.ts',
+    'src/activities.ts',
     source,
     /export function createActivities\([^)]*\)[^{]*\{\n *return \{\n/,
     (match) => `${match}${indent(V2_ACTIVITY, 4)}\n\n`,
@@ -119,18 +135,18 @@ function compilerOptions(): ts.CompilerOptions {
   return ts.convertCompilerOptionsFromJson(config.compilerOptions, root).options;
 }
 
-/** Writes src/*.ts, with the v2 edits, into `src`; returns their paths. */
+/** Writes every .ts file of src/, with the v2 edits, into `src`; returns their paths. */
 function writeV2Sources(src: string): string[] {
-  mkdirSync(src, { recursive: true });
   const changed: Record<string, (source: string) => string> = {
-    'workflows.ts': v2Workflows,
+    [path.join('workflows', 'transfer.ts')]: v2Workflows,
     'activities.ts': v2Activities,
   };
-  return readdirSync(SRC)
+  return (readdirSync(SRC, { recursive: true }) as string[])
     .filter((name) => name.endsWith('.ts'))
     .map((name) => {
       const source = readFileSync(path.join(SRC, name), 'utf8');
       const file = path.join(src, name);
+      mkdirSync(path.dirname(file), { recursive: true });
       writeFileSync(file, changed[name]?.(source) ?? source);
       return file;
     });
@@ -168,7 +184,9 @@ export async function buildV2Release(): Promise<Release> {
     });
     writeFileSync(file.replace(/\.ts$/, '.js'), outputText);
   }
-  const bundle = await buildWorkflowBundle({ workflowsPath: path.join(dir, 'src', 'workflows.ts') });
+  const bundle = await buildWorkflowBundle({
+    workflowsPath: path.join(dir, 'src', 'workflows', 'index.ts'),
+  });
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   writeFileSync(bundlePath, bundle);
   return {

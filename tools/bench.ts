@@ -404,6 +404,11 @@ async function costRun(
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`${target.label}: no first transfer in 60 s`)), 60_000);
       }),
+      worker.exited.then(({ code, signal }) => {
+        throw new Error(
+          `${target.label}: the worker exited (${signal ?? `code ${code}`}) before its first transfer`,
+        );
+      }),
     ])
       .catch((err: Error) => {
         throw new Error(`${err.message}\n${worker.stdout}${worker.stderr}`);

@@ -89,8 +89,28 @@ function compile() {
   }
   const stamp = tscInputs(); // before tsc reads the files, so that an edit during the build counts
   if (!node([tsc, '-p', path.join(ROOT, 'tsconfig.json')], 'compiled the changed sources')) return false;
+  removeOrphanedOutputs();
   fs.writeFileSync(BUILD_STAMP, JSON.stringify(stamp));
   return true;
+}
+
+/**
+ * Deletes what tsc compiled from a .ts file that is gone, which tsc never does: a stale
+ * lib/src/workflows.js would shadow lib/src/workflows/index.js. tsc writes a .js.map
+ * beside each .js it compiles; the workflow bundles have none, so they stay.
+ */
+function removeOrphanedOutputs() {
+  const visit = (rel) => {
+    for (const entry of fs.readdirSync(path.join(LIB, rel), { withFileTypes: true })) {
+      const out = `${rel}/${entry.name}`;
+      if (entry.isDirectory()) visit(out);
+      else if (out.endsWith('.js.map') && !fs.existsSync(path.join(ROOT, out.replace(/\.js\.map$/, '.ts')))) {
+        fs.rmSync(path.join(LIB, out));
+        fs.rmSync(path.join(LIB, out.replace(/\.map$/, '')), { force: true });
+      }
+    }
+  };
+  ['src', 'tools'].filter((dir) => fs.existsSync(path.join(LIB, dir))).forEach(visit);
 }
 
 /** Bundles the compiled workflow code with webpack (about 1.5 s); the bundle step writes its stamp. */

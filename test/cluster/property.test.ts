@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { startCluster, type Cluster, type ServiceName } from '../../tools/cluster';
+import { count, OPENING, reason, total } from '../support/property';
 import { propertyRun, propertySize } from '../support/property-run';
 
 const size = propertySize('cluster', { transfers: 40, kills: 4 });
@@ -63,9 +64,16 @@ test(`cluster: ${size.transfers} transfers, ${WORKERS} workers on a PostgreSQL b
     ],
     deadlineMs: DEADLINE_MS,
     reviewCli: { address },
-    also: (result, report) =>
-      `${['history', 'matching', 'frontend'].map((s) => `${result.disruptions.get(s) ?? 0} ${s}`).join(', ')} restarts; ` +
-      `npm run review: ${report.listFailures} list runs and ${report.lostAnswers} decisions lost to restarts`,
+    // The line the cluster issue asks for: outcomes, then kills and restarts, then the money.
+    line: ({ plans, result, report, balances }) =>
+      `${result.closed.length} transfers: ${count(result.closed.map(reason))} ` +
+      `(${plans.length} payments, ${result.closed.length - plans.length} duplicate submissions, ` +
+      `${plans.filter((p) => p.cancelAfterMs !== undefined).length} cancels, ${result.faults} faults injected; ` +
+      `${report.parked.size} parked, resolved through npm run review: retry ${report.resolved.retryRefund}, ` +
+      `refund-to ${report.resolved.refundTo}, ${report.listFailures} list runs and ${report.lostAnswers} ` +
+      `decisions lost to restarts); ${result.kills} worker kills, ` +
+      `${(['history', 'matching', 'frontend'] as const).map((s) => `${result.disruptions.get(s) ?? 0} ${s} restarts`).join(', ')}; ` +
+      `money before ${total(OPENING)}, after ${total(balances)}`,
     since: started, // the cluster's start included
   });
   expect(Object.fromEntries(disruptions)).toEqual({ history: 2, matching: 1, frontend: 1 });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openStore } from '../../src/bank-store';
 import { HAS_NODE_SQLITE, testServer } from '../helpers';
+import { summary } from '../support/property';
 import { propertyRun, propertySize, tempDirEach } from '../support/property-run';
 
 jest.setTimeout(900_000);
@@ -34,8 +35,9 @@ if (HAS_NODE_SQLITE) {
       bankDb: path.join(dir(), 'bank.sqlite'),
       workers: WORKERS,
       killGapMs: [2000, 8000],
-      also: (r) =>
-        `${WORKERS} workers on one SQLite file, faults by worker ${r.faultsBySlot.join('/')}, ${r.busy} SQLITE_BUSY`,
+      line: (run) =>
+        `${WORKERS} workers on one SQLite file; ${summary(run.plans, run.result, run.report, run.balances)}; ` +
+        `faults by worker ${run.result.faultsBySlot.join('/')}, ${run.result.busy} SQLITE_BUSY`,
     });
     // Every worker took part (each injected faults, so each ran bank calls), and none found the file busy.
     expect({ busy: result.busy, idle: result.faultsBySlot.filter((n) => n === 0).length }).toEqual({

@@ -31,7 +31,9 @@ import {
   buildV2Release,
   V2_ACTIVITY,
   V2_ACTIVITY_IMPORT,
+  V2_WORKFLOW_ANCHOR,
   V2_WORKFLOW_CALL,
+  V2_WORKFLOW_FILE,
   V2_WORKFLOW_PROXY,
   type Release,
 } from '../versioning-drill';
@@ -80,7 +82,9 @@ describe('the deploy drill (README "Ship a change while transfers wait")', () =>
   test('the README shows the v2 change the drill applies', () => {
     expect(DRILL).toContain(`\`\`\`ts\n${V2_ACTIVITY_IMPORT}\n\`\`\``);
     expect(DRILL).toContain(`\`\`\`ts\n${V2_ACTIVITY}\n\`\`\``);
-    expect(DRILL).toContain(`add \`${V2_WORKFLOW_CALL}\` before \`setStage(t, 'withdrawing');\``);
+    expect(DRILL).toContain(
+      `In \`${V2_WORKFLOW_FILE}\`, add \`${V2_WORKFLOW_CALL}\` before \`${V2_WORKFLOW_ANCHOR}\``,
+    );
     expect(DRILL).toContain(`\`\`\`ts\n${V2_WORKFLOW_PROXY}\n\`\`\``);
   });
 

@@ -16,6 +16,7 @@ import {
   runScenario,
   summary,
   type DeskReport,
+  type Plan,
   type Scenario,
   type ScenarioResult,
 } from './property';
@@ -48,10 +49,18 @@ export interface PropertyOptions extends Pick<
   deadlineMs?: number;
   /** The operator acts through `npm run review` processes against this server. */
   reviewCli?: { address: string };
-  /** What the test adds to its line, after the summary. */
-  also?: (result: ScenarioResult, report: DeskReport) => string;
+  /** The run's line after `<name>: seed S; ` and before the wall time; by default the shared summary. */
+  line?: (run: RunFacts) => string;
   /** When the run began, for the wall time in its line; by default now. */
   since?: number;
+}
+
+/** What a run's line is made from. */
+export interface RunFacts {
+  plans: readonly Plan[];
+  result: ScenarioResult;
+  report: DeskReport;
+  balances: ReadonlyMap<string, number>;
 }
 
 /** Runs the property test: plans, desk, scenario, line and checks. Returns the scenario's result. */
@@ -88,9 +97,10 @@ export async function propertyRun(size: PropertySize, options: PropertyOptions):
     alongside: desk.alongside,
   });
   const bank = await readBank(bankDb);
-  const also = options.also ? `; ${options.also(result, desk.report)}` : '';
+  const facts: RunFacts = { plans, result, report: desk.report, balances: bank.balances };
+  const line = options.line ?? ((f: RunFacts) => summary(f.plans, f.result, f.report, f.balances));
   console.log(
-    `${name}: seed ${seed}; ${summary(plans, result, desk.report, bank.balances)}${also}; ` +
+    `${name}: seed ${seed}; ${line(facts)}; ` +
       `${Math.round((Date.now() - since) / 1000)} s. Repeat with ${name.toUpperCase()}_SEED=${seed}`,
   );
   // At 40 transfers and up, transfers must park and both kinds of Update end a review.

@@ -21,7 +21,7 @@ import {
   type VoidRecord,
 } from '../../src/bank-store';
 import { referencesFor, type PaymentDetails } from '../../src/shared';
-import { getStatus, refundTo, retryRefund, type TransferStatus } from '../../src/messages';
+import { getStatus, refundTo, retryRefund, type TransferView } from '../../src/messages';
 import { type moneyTransfer } from '../../src/workflows';
 import { ScriptProcess, sleep, voidedReferences } from '../helpers';
 
@@ -655,7 +655,7 @@ export function reviewDesk(options: DeskOptions): {
   const resolve = async (
     handle: WorkflowHandle<typeof moneyTransfer>,
     { referenceId, sourceAccount }: PaymentDetails,
-    review: NonNullable<TransferStatus['review']>,
+    review: NonNullable<TransferView['review']>,
   ) => {
     report.parked.add(referenceId);
     const open = review.accounts.filter((a) => !closedNow.has(a));
@@ -747,7 +747,7 @@ export function reviewDesk(options: DeskOptions): {
           const transfer = run.started.find((t) => t.handle.workflowId === workflowId);
           if (!transfer) continue;
           const handle = run.client.workflow.getHandle<typeof moneyTransfer>(workflowId);
-          let status: TransferStatus;
+          let status: TransferView;
           try {
             status = await handle.query(getStatus);
           } catch {

@@ -1,13 +1,13 @@
 // The build id `npm run build` writes beside the workflow bundle: derived from the
 // workflow code, so the same code keeps its Worker Deployment Version and changed code
 // gets a new one. Bundles go to a temp dir; lib/ is left alone.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildIdPath, writeWorkflowBundles } from '../../tools/bundle';
 import { StartupError } from '../../src/config';
 import { deploymentFromEnv } from '../../src/worker';
-import { v2TypeErrors, v2Workflows, V2_WORKFLOW_CALL } from '../versioning-drill';
+import { v2TypeErrors, v2Workflows, V2_WORKFLOW_CALL, writeFlowCopy } from '../versioning-drill';
 
 let dir: string;
 beforeAll(() => {
@@ -24,9 +24,7 @@ test('two builds of the same workflow code get the same build id; v2 of the work
   mkdirSync(path.dirname(second));
   // v2 next to the test, so that its imports of src/ resolve as they do from src/.
   const v2Dir = path.join(__dirname, '..', '.drill', `build-id-${process.pid}`);
-  mkdirSync(v2Dir, { recursive: true });
-  const v2Source = path.join(v2Dir, 'workflows.ts');
-  writeFileSync(v2Source, v2Workflows().replaceAll("from './", "from '../../../src/"));
+  const v2Source = writeFlowCopy(v2Workflows(), v2Dir, 'transfer');
   const v2Bundle = path.join(v2Dir, 'workflow-bundle.js');
   try {
     const ids = await Promise.all([

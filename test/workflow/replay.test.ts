@@ -1,10 +1,11 @@
 // Determinism: today's workflow code must replay the histories a real dev server
 // recorded (test/histories, refreshed by `npm run histories`), and a changed workflow must not.
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { bundleWorkflowCode, DefaultLogger, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { testServer } from '../helpers';
+import { bundleWorkflowSource, TRANSFER_FLOW } from '../versioning-drill';
 
 const HISTORIES = path.join(__dirname, '..', 'histories');
 const load = (name: string): unknown => JSON.parse(readFileSync(path.join(HISTORIES, name), 'utf8'));
@@ -32,19 +33,12 @@ test.each(HISTORY_FILES)('replays %s', async (file) => {
 
 test('a workflow that schedules a different activity fails replay with a determinism error', async () => {
   // The same workflow, except that it deposits where it should withdraw.
-  const source = readFileSync(path.join(__dirname, '..', '..', 'src', 'workflows.ts'), 'utf8');
-  const changed = source
-    .replace(
-      'status.withdrawId = await withdraw.executeWithOptions(',
-      'status.withdrawId = await deposit.executeWithOptions(',
-    )
-    .replaceAll("from './", "from '../../src/");
+  const changed = readFileSync(TRANSFER_FLOW, 'utf8').replace(
+    'status.withdrawId = await withdraw.executeWithOptions(',
+    'status.withdrawId = await deposit.executeWithOptions(',
+  );
   expect(changed).toContain('status.withdrawId = await deposit.executeWithOptions('); // the edit took
-  const dir = path.join(__dirname, '..', '.drill');
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `workflows-changed-${process.pid}.ts`);
-  writeFileSync(file, changed);
-  const { code } = await bundleWorkflowCode({ workflowsPath: file, logger: new DefaultLogger('WARN') });
+  const code = await bundleWorkflowSource(changed, 'workflows-changed');
 
   await expect(
     Worker.runReplayHistory({ workflowBundle: { code } }, load('success.json')),

@@ -14,7 +14,7 @@ import {
   resolveManually,
   retryRefund,
   type ReviewPolicy,
-  type TransferStatus,
+  type TransferView,
 } from '../../src/messages';
 import { activityRuns, logs, useTestTemporal, transferDetails, uniqueId, sleep } from '../helpers';
 
@@ -71,7 +71,7 @@ async function withTransfer<T>(
   });
 }
 
-async function until(handle: Handle, stage: TransferStatus['stage']): Promise<TransferStatus> {
+async function until(handle: Handle, stage: TransferView['stage']): Promise<TransferView> {
   for (;;) {
     const status = await handle.query(getStatus);
     if (status.stage === stage) return status;

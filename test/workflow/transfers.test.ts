@@ -6,7 +6,7 @@ import { createActivities } from '../../src/activities';
 import { MemoryStore } from '../../src/bank-store';
 import { BankingService, type CallOptions } from '../../src/banking-service';
 import { UnreliableBank } from '../../src/bank-faults';
-import { getStatus, type TransferStatus } from '../../src/messages';
+import { getStatus, type TransferView } from '../../src/messages';
 import { useTestTemporal, transferDetails } from '../helpers';
 
 jest.setTimeout(60_000);
@@ -60,7 +60,7 @@ const BAD_INPUTS: Array<[string, unknown[]]> = [
 
 describe(`bad input (${BAD_INPUTS.length} cases)`, () => {
   const bank = new BankingService('bank');
-  const outcomes = new Map<string, { error: unknown; handle: WorkflowHandle; status: TransferStatus }>();
+  const outcomes = new Map<string, { error: unknown; handle: WorkflowHandle; status: TransferView }>();
 
   beforeAll(async () => {
     await temporal().withWorker(createActivities(bank), async (taskQueue) => {
@@ -122,8 +122,8 @@ describe(`bad input (${BAD_INPUTS.length} cases)`, () => {
 
 describe('getStatus query', () => {
   /** Polls the query until `done`, recording each distinct answer. */
-  async function watch(handle: WorkflowHandle): Promise<TransferStatus[]> {
-    const seen: TransferStatus[] = [];
+  async function watch(handle: WorkflowHandle): Promise<TransferView[]> {
+    const seen: TransferView[] = [];
     for (;;) {
       const status = await handle.query(getStatus);
       if (JSON.stringify(status) !== JSON.stringify(seen.at(-1))) seen.push(status);

@@ -15,7 +15,7 @@ import {
 import { BankingService } from '../../src/banking-service';
 import type { PaymentDetails } from '../../src/shared';
 import { type moneyTransfer } from '../../src/workflows';
-import { getStatus, type TransferStatus } from '../../src/messages';
+import { getStatus, type TransferView } from '../../src/messages';
 import {
   activityRuns,
   type ActivityRun,
@@ -34,7 +34,7 @@ interface Outcome {
   error?: unknown;
   handle: WorkflowHandle;
   runs: Array<{ name: string } & ActivityRun>;
-  status: TransferStatus;
+  status: TransferView;
   balances: Record<string, number>;
   /** Ledger entries by step: withdrawal, deposit, refund. */
   ledger: Record<string, number>;
@@ -301,7 +301,7 @@ describe('refund (after a rejected deposit) and its lookup', () => {
     const details = transferDetails();
     await temporal().withWorker(createActivities(bank), async (taskQueue) => {
       const handle = await temporal().start(taskQueue, details);
-      let status: TransferStatus;
+      let status: TransferView;
       for (;;) {
         status = await handle.query(getStatus);
         if (status.stage === 'needs-review') break;
@@ -325,7 +325,7 @@ describe('refund (after a rejected deposit) and its lookup', () => {
 });
 
 describe('cancellation', () => {
-  async function until(handle: WorkflowHandle, stage: TransferStatus['stage']): Promise<void> {
+  async function until(handle: WorkflowHandle, stage: TransferView['stage']): Promise<void> {
     while ((await handle.query(getStatus)).stage !== stage) await sleep(50);
   }
 

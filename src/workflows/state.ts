@@ -1,0 +1,55 @@
+// The workflow's own state, and the one place its stage changes: the query's status, the
+// TransferStatus search attribute and the Web UI's current details follow it.
+import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import type { TransferStage, TransferView } from '../messages';
+import { describeTransfer, TRANSFER_STATUS, type PaymentDetails, type ReviewPolicy } from '../shared';
+import type { Decision } from './review';
+
+export type Activities = ReturnType<typeof createActivities>;
+
+/** The workflow's own state: the status it reports and an operator's latest decision. */
+export interface Transfer {
+  details: PaymentDetails;
+  status: TransferView;
+  /** The policy as the caller sent it, checked with the details; `policy` fills in the defaults. */
+  policyGiven: unknown;
+  policy: Required<ReviewPolicy>;
+  decision?: Decision;
+  /** The TransferStatus search attribute's value now. */
+  shown?: string;
+}
+
+/** The stages ExecutionStatus cannot tell: a running transfer that owes money. */
+const OWING: readonly string[] = ['refunding', 'needs-review'];
+
+/**
+ * Moves to a stage; the current details say what the transfer waits for. The
+ * TransferStatus search attribute follows it from `refunding` on, to the final stage, so
+ * the Web UI's list and `review list` find those; before that it stays `started`. Each
+ * write is a history event and a visibility write, so a plain transfer makes none.
+ */
+export function setStage(transfer: Transfer, stage: TransferStage): void {
+  const { details, status } = transfer;
+  status.stage = stage;
+  if (OWING.includes(stage) || OWING.includes(transfer.shown ?? '')) showStage(transfer, stage);
+  // Before validation passed, the details may be anything.
+  if (!status.references) return setCurrentDetails(`**${stage}**: the payment details were refused.`);
+  const what = describeTransfer(details);
+  const next: Partial<Record<TransferStage, string>> = {
+    withdrawing: 'Waiting for the bank to withdraw the money.',
+    depositing: 'Waiting for the bank to deposit the money.',
+    refunding: `Putting ${details.amount} back: settling the failed step, then refunding. This retries until it is done.`,
+    'needs-review':
+      `**Needs review.** ${details.amount} is owed to ${details.sourceAccount}. ${status.review?.reason ?? ''}\n\n` +
+      'An operator can: `retryRefund`, `refundTo` another account, or `resolveManually` with a note ' +
+      '(see `npm run review -- --help`).',
+  };
+  setCurrentDetails(`**${stage}**: ${what}\n\n${next[stage] ?? ''}`);
+}
+
+export function showStage(transfer: Transfer, value: string): void {
+  if (transfer.shown === value) return;
+  transfer.shown = value;
+  upsertSearchAttributes([{ key: TRANSFER_STATUS, value }]);
+}

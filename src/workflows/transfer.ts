@@ -1,0 +1,161 @@
+// The transfer's flow: check the input, withdraw, deposit; settle a step whose outcome is
+// unknown (./settle.ts), and let an operator decide a refund that cannot complete (./review.ts).
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  condition,
+  isCancellation,
+  log,
+  metricMeter,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { getStatus } from '../messages';
+import {
+  chainMessages,
+  DEFINITE_FAILURES,
+  InvalidPaymentDetailsError,
+  referencesFor,
+  TRANSFER_STATUS,
+  TRANSFER_STATUS_AT_START,
+  validatePaymentDetails,
+  validateReviewPolicy,
+  type PaymentDetails,
+  type ReviewPolicy,
+} from '../shared';
+import { isDefinite } from './failures';
+import { decisionCarriedOut, setReviewHandlers } from './review';
+import { settleFailedStep } from './settle';
+import { setStage, showStage, type Activities, type Transfer } from './state';
+
+const { withdraw, deposit } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 seconds',
+  // Activities heartbeat while the bank works; a missed heartbeat means the worker died.
+  heartbeatTimeout: '2 seconds',
+  retry: {
+    maximumAttempts: 3,
+    maximumInterval: '2 seconds',
+    nonRetryableErrorTypes: [...DEFINITE_FAILURES],
+  },
+});
+
+export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolicy = {}): Promise<string> {
+  const transfer: Transfer = {
+    details,
+    status: { stage: 'validating' },
+    policyGiven: policy,
+    policy: { reviewAfter: '1 hour', remindEvery: '4 hours', ...policy },
+    shown: workflowInfo().typedSearchAttributes.get(TRANSFER_STATUS),
+  };
+  // The project's clients set it at start (transferStartOptions); a start from elsewhere,
+  // such as the CLI or the Web UI, has not.
+  if (transfer.shown === undefined) showStage(transfer, TRANSFER_STATUS_AT_START);
+  setHandler(getStatus, () => transfer.status);
+  setReviewHandlers(transfer);
+  CancellationScope.current().cancelRequested.catch(() => {
+    transfer.status.cancelRequested = true;
+    if (transfer.status.stage === 'refunding' || transfer.status.stage === 'needs-review') {
+      log.warn(
+        `Cancellation requested while ${details.amount} is owed to ${details.sourceAccount}: ignored. ` +
+          'The refund finishes first, or an operator resolves the review.',
+        { referenceId: details.referenceId },
+      );
+    } else {
+      log.info('Cancellation requested', { stage: transfer.status.stage, referenceId: details.referenceId });
+    }
+  });
+  try {
+    const result = await moveMoney(transfer);
+    setStage(transfer, 'completed');
+    countTransfer('completed');
+    return result;
+  } catch (err) {
+    setStage(transfer, isCancellation(err) ? 'cancelled' : 'failed');
+    if (err instanceof Error) transfer.status.lastFailure = chainMessages(err);
+    countTransfer(endOutcome(transfer));
+    throw err;
+  } finally {
+    decisionCarriedOut(transfer);
+    // Let an operator's update return the final status before the workflow closes.
+    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+  }
+}
+
+/** Checks the input, then withdraws and deposits, settling a step that failed. */
+async function moveMoney(transfer: Transfer): Promise<string> {
+  const { details, status } = transfer;
+  try {
+    validatePaymentDetails(details);
+    validateReviewPolicy(transfer.policyGiven);
+  } catch (err) {
+    // Bad input will not get better on retry: fail the workflow now, before money moves.
+    if (err instanceof InvalidPaymentDetailsError) {
+      throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
+    }
+    throw err;
+  }
+  status.references = referencesFor(details.referenceId);
+  const meta = { referenceId: details.referenceId };
+  if (CancellationScope.current().consideredCancelled) {
+    log.info('Cancelled before the withdrawal: no money moved', meta);
+    throw new CancelledFailure('Cancelled before the withdrawal');
+  }
+
+  setStage(transfer, 'withdrawing');
+  try {
+    status.withdrawId = await withdraw.executeWithOptions(
+      { summary: `Withdraw ${details.amount} from ${details.sourceAccount}` },
+      [details],
+    );
+  } catch (err) {
+    // The bank said no: nothing moved, so the failure ends the transfer.
+    if (isDefinite(err)) throw err;
+    // A timeout, a lost reply or a cancel: the withdrawal may have posted, or may still.
+    log.warn(`Withdrawal outcome unknown, settling it: ${chainMessages(err)}`, meta);
+    await settleFailedStep(transfer, 'withdraw', err);
+    throw err;
+  }
+
+  setStage(transfer, 'depositing');
+  try {
+    status.depositId = await deposit.executeWithOptions(
+      { summary: `Deposit ${details.amount} into ${details.targetAccount}` },
+      [details],
+    );
+  } catch (err) {
+    log.error(`Deposit failed: ${chainMessages(err)}`, meta);
+    const settled = await settleFailedStep(transfer, 'deposit', err);
+    if (settled.outcome !== 'deposit-posted') throw err;
+    // The deposit's reply was lost, but the bank has it: the money arrived.
+    status.depositId = settled.transactionId;
+    log.info(`The deposit posted after all (${settled.transactionId}): the transfer is complete`, meta);
+  }
+  if (status.cancelRequested)
+    log.info('Cancellation came after the money moved: the transfer completed', meta);
+  return `Transfer complete (transaction IDs: ${status.withdrawId}, ${status.depositId})`;
+}
+
+// The workflow's counters (here, in settle.ts and in review.ts) go through the SDK's meter,
+// which skips replays, so nothing is counted twice. Each is made when used: the meter
+// exists only inside a running workflow.
+function countTransfer(outcome: TransferOutcome): void {
+  metricMeter
+    .createCounter(
+      'money_transfer_transfers',
+      'transfers',
+      'Transfers as they end, by outcome: completed; failed (nothing moved); compensated (refunded); ' +
+        'resolved-manually (by an operator, outside the system); cancelled',
+    )
+    .add(1, { outcome });
+}
+
+type TransferOutcome = 'completed' | 'failed' | 'compensated' | 'resolved-manually' | 'cancelled';
+
+function endOutcome({ status }: Transfer): TransferOutcome {
+  if (status.stage === 'cancelled') return 'cancelled';
+  if (status.resolution?.action === 'resolveManually') return 'resolved-manually';
+  return status.refundId ? 'compensated' : 'failed';
+}
