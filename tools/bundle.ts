@@ -1,9 +1,9 @@
 // `npm run build` runs this after tsc: it prebuilds the workflow bundle, so a
 // production worker (NODE_ENV=production) starts without running webpack, and writes
 // the build id of that workflow code beside it (docs/versioning.md). With `--dev` it
-// writes the development bundle that tools/run.js keeps, and its stamp.
+// writes the development bundle that tools/run.js keeps, and the files it was made from.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { TRACING_WORKFLOW_MODULES, tracingBundlePath } from '../src/telemetry';
@@ -40,16 +40,13 @@ export async function buildWorkflowBundle({
   return code;
 }
 
-const sha1 = (file: string) => createHash('sha1').update(readFileSync(file)).digest('hex');
-
 /**
  * Writes the plain bundle to `bundlePath` (in one rename, so a reader sees the old bundle
- * or the new one, whole), then its stamp for tools/run.js: each file webpack read from
- * the project and the bundle itself, with content hashes. node_modules is left out:
- * package-lock.json stands for it. The files are hashed after the build: the compiled
- * code it reads changes only under run.js's lock, which is held during this build.
+ * or the new one, whole) and, to `filesReadPath`, the project files webpack read for it,
+ * from which tools/run.js writes the bundle's stamp. node_modules is left out:
+ * package-lock.json stands for it.
  */
-export async function writeDevBundle(bundlePath: string): Promise<void> {
+export async function writeDevBundle(bundlePath: string, filesReadPath: string): Promise<void> {
   const filesRead = new Set<string>();
   const code = await buildWorkflowBundle({ filesRead });
   mkdirSync(path.dirname(bundlePath), { recursive: true });
@@ -60,11 +57,7 @@ export async function writeDevBundle(bundlePath: string): Promise<void> {
     .map((file) => path.relative(ROOT, file))
     .filter((rel) => !rel.startsWith('..') && !rel.split(path.sep).includes('node_modules'))
     .filter((rel) => statSync(path.join(ROOT, rel), { throwIfNoEntry: false })?.isFile());
-  const stamp = [...inProject.sort(), 'package-lock.json', path.relative(ROOT, bundlePath)];
-  writeFileSync(
-    bundlePath.replace(/\.js$/, '.stamp.json'),
-    JSON.stringify(Object.fromEntries(stamp.map((rel) => [rel, sha1(path.join(ROOT, rel))]))),
-  );
+  writeFileSync(filesReadPath, JSON.stringify(inProject.sort()));
 }
 
 /**
@@ -104,7 +97,7 @@ export async function writeWorkflowBundles(
 if (require.main === module) {
   const run =
     process.argv[2] === '--dev'
-      ? writeDevBundle(process.argv[3]!)
+      ? writeDevBundle(process.argv[3]!, process.argv[4]!)
       : writeWorkflowBundles(WORKFLOW_BUNDLE_PATH).then((buildId) =>
           console.log(`Workflow bundle ${WORKFLOW_BUNDLE_PATH}, build id ${buildId}`),
         );

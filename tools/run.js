@@ -26,7 +26,6 @@ const ROOT = path.resolve(__dirname, '..');
 const LIB = path.join(ROOT, 'lib');
 const LOCK = path.join(LIB, '.build-lock'); // holds the building process's pid
 const BUILD_STAMP = path.join(LIB, '.build-stamp.json');
-// Written by `node lib/tools/bundle.js --dev` with the files webpack read (tools/bundle.ts).
 const DEV_BUNDLE = path.join(LIB, 'dev', 'workflow-bundle.js');
 const DEV_BUNDLE_STAMP = path.join(LIB, 'dev', 'workflow-bundle.stamp.json');
 /** The entries that run a worker with the development workflow code. */
@@ -72,8 +71,11 @@ function tscInputs() {
     }
   };
   ['src', 'tools'].forEach(visit); // tsconfig.json's "include"
-  return Object.fromEntries(inputs.map((rel) => [rel, hash(rel)]));
+  return inputs;
 }
+
+/** A stamp: each of these files with its hash now. */
+const stampOf = (files) => Object.fromEntries(files.map((rel) => [rel, hash(rel)]));
 
 function compile() {
   let tsc;
@@ -87,7 +89,7 @@ function compile() {
     );
     return false;
   }
-  const stamp = tscInputs(); // before tsc reads the files, so that an edit during the build counts
+  const stamp = stampOf(tscInputs()); // before tsc reads the files, so that an edit during the build counts
   if (!node([tsc, '-p', path.join(ROOT, 'tsconfig.json')], 'compiled the changed sources')) return false;
   removeOrphanedOutputs();
   fs.writeFileSync(BUILD_STAMP, JSON.stringify(stamp));
@@ -113,9 +115,21 @@ function removeOrphanedOutputs() {
   ['src', 'tools'].filter((dir) => fs.existsSync(path.join(LIB, dir))).forEach(visit);
 }
 
-/** Bundles the compiled workflow code with webpack (about 1.5 s); the bundle step writes its stamp. */
-const bundle = () =>
-  node([path.join(LIB, 'tools', 'bundle.js'), '--dev', DEV_BUNDLE], 'bundled the workflow code');
+/**
+ * Bundles the compiled workflow code with webpack (about 1.5 s), then stamps the files
+ * webpack read, package-lock.json for node_modules, and the bundle. They are hashed after
+ * the build: the compiled code it read changes only under the lock this build holds.
+ */
+function bundle() {
+  const filesRead = `${DEV_BUNDLE_STAMP}.${process.pid}.tmp`;
+  const args = [path.join(LIB, 'tools', 'bundle.js'), '--dev', DEV_BUNDLE, filesRead];
+  if (!node(args, 'bundled the workflow code')) return false;
+  const read = JSON.parse(fs.readFileSync(filesRead, 'utf8'));
+  fs.rmSync(filesRead);
+  const stamp = stampOf([...read, 'package-lock.json', path.relative(ROOT, DEV_BUNDLE)]);
+  fs.writeFileSync(DEV_BUNDLE_STAMP, JSON.stringify(stamp));
+  return true;
+}
 
 /** Runs `node ...args`; says how long it took, or that it failed. */
 function node(args, done) {
