@@ -23,6 +23,9 @@ export interface Transfer {
 /** The stages ExecutionStatus cannot tell: a running transfer that owes money. */
 const OWING: readonly string[] = ['refunding', 'needs-review'];
 
+/** True in a stage where money is owed to the source: a cancel must not stop the refund. */
+export const isOwing = (stage: string | undefined): boolean => OWING.includes(stage ?? '');
+
 /**
  * Moves to a stage; the current details say what the transfer waits for. The
  * TransferStatus search attribute follows it from `refunding` on, to the final stage, so
@@ -32,7 +35,7 @@ const OWING: readonly string[] = ['refunding', 'needs-review'];
 export function setStage(transfer: Transfer, stage: TransferStage): void {
   const { details, status } = transfer;
   status.stage = stage;
-  if (OWING.includes(stage) || OWING.includes(transfer.shown ?? '')) showStage(transfer, stage);
+  if (isOwing(stage) || isOwing(transfer.shown)) showStage(transfer, stage);
   // Before validation passed, the details may be anything.
   if (!status.references) return setCurrentDetails(`**${stage}**: the payment details were refused.`);
   const what = describeTransfer(details);

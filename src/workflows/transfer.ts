@@ -29,7 +29,7 @@ import {
 import { isDefinite } from './failures';
 import { decisionCarriedOut, setReviewHandlers } from './review';
 import { settleFailedStep } from './settle';
-import { setStage, showStage, type Activities, type Transfer } from './state';
+import { isOwing, setStage, showStage, type Activities, type Transfer } from './state';
 
 const { withdraw, deposit } = proxyActivities<Activities>({
   startToCloseTimeout: '5 seconds',
@@ -57,7 +57,7 @@ export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolic
   setReviewHandlers(transfer);
   CancellationScope.current().cancelRequested.catch(() => {
     transfer.status.cancelRequested = true;
-    if (transfer.status.stage === 'refunding' || transfer.status.stage === 'needs-review') {
+    if (isOwing(transfer.status.stage)) {
       log.warn(
         `Cancellation requested while ${details.amount} is owed to ${details.sourceAccount}: ignored. ` +
           'The refund finishes first, or an operator resolves the review.',
