@@ -396,11 +396,16 @@ async function costRun(
     ? new CommandProcess('sh', ['-c', `exec ${target.command}`], env)
     : new ScriptProcess('src/worker.js', [], env);
   const tag = `${target.taskQueue}-${Date.now().toString(36)}`;
+  // Aborted on the way out: a call still waiting when the connection closes would retry on it.
+  const stopFirst = new AbortController();
+  const firstRun = client.withAbortSignal(stopFirst.signal, () =>
+    costPhase(client, target, `${tag}-first`, 1, 1),
+  );
   try {
     // A worker that never serves the workflow (wrong type or queue) would hang the run.
     let timer: NodeJS.Timeout | undefined;
     const first = await Promise.race([
-      costPhase(client, target, `${tag}-first`, 1, 1),
+      firstRun,
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`${target.label}: no first transfer in 60 s`)), 60_000);
       }),
@@ -438,6 +443,8 @@ async function costRun(
   } finally {
     worker.child.kill('SIGTERM');
     await worker.exited;
+    stopFirst.abort();
+    await firstRun; // costPhase counts a failed transfer; it does not throw
     await client.connection.close();
     await server.teardown();
   }
