@@ -36,14 +36,14 @@ function memory(): Memory {
 /** Goes as far as `stage`, then prints its memory as JSON. Run in a process of its own. */
 async function probe(stage: Stage): Promise<void> {
   if (stage === 'node') return void console.log(JSON.stringify(memory()));
-  const { NativeConnection } = await import('@temporalio/worker');
+  await import('@temporalio/worker');
   if (stage === 'sdk') return void console.log(JSON.stringify(memory()));
   const { bankFromEnv } = await import('../src/bank-from-env');
   const { loadSettings } = await import('../src/config');
-  const { createWorker, installLogger } = await import('../src/worker');
+  const { connectWorker, createWorker, installLogger } = await import('../src/worker');
   installLogger('WARN');
   const settings = loadSettings();
-  const connection = await NativeConnection.connect({ address: settings.address });
+  const connection = await connectWorker(settings); // as the production worker connects
   try {
     if (stage === 'connected') return void console.log(JSON.stringify(memory()));
     const bank = bankFromEnv();
