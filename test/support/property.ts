@@ -5,6 +5,7 @@
 import {
   Client,
   Connection,
+  WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
@@ -55,7 +56,10 @@ export const total = (m: ReadonlyMap<string, number>) => [...m.values()].reduce(
 export function planTransfer(kind: Kind, i: number, run: string, amount: number): PaymentDetails {
   const source = kind === 'insufficient' ? 'EMPTY' : kind === 'invalid-source' ? 'NOPE-1' : FUNDED[i % 5]!;
   const target = kind === 'invalid-target' ? 'NOPE-2' : FUNDED[(i + 1 + (i % 3)) % 5]!;
-  return { sourceAccount: source, targetAccount: target, amount, referenceId: `${run}-${i}` };
+  // More than the whole bank holds: refused even after an operator's refund-to put money
+  // into EMPTY, which the review offers like any other open account.
+  const asked = kind === 'insufficient' ? total(OPENING) + amount : amount;
+  return { sourceAccount: source, targetAccount: target, amount: asked, referenceId: `${run}-${i}` };
 }
 
 /**
@@ -141,8 +145,26 @@ async function stageOf(handle: WorkflowHandle<typeof moneyTransfer>): Promise<st
     try {
       return (await handle.query(getStatus)).stage;
     } catch (err) {
-      if (attempt >= 5) return `unknown (query failed: ${(err as Error).message})`;
+      if (attempt >= 10) return `unknown (query failed: ${(err as Error).message})`;
       await sleep(2000);
+    }
+  }
+}
+
+/**
+ * A call that may land while a service restarts, beyond the client's own retries: tried
+ * again for about a minute. `settled` turns an error that means it already happened
+ * (its first answer lost) into its result; any other error is tried again.
+ */
+async function persist<T>(call: () => Promise<T>, settled: (err: unknown) => T | undefined): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      const result = settled(err);
+      if (result !== undefined) return result;
+      if (attempt >= 12) throw err;
+      await sleep(5000);
     }
   }
 }
@@ -201,6 +223,20 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
         workers[i] = await startWorker(i);
       }
     })();
+    // Cancels and duplicates run on timers of their own, so they may meet a restart.
+    const startOnce = (workflowId: string, details: PaymentDetails) =>
+      persist(
+        () =>
+          client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
+            taskQueue: s.taskQueue,
+            workflowId,
+            args: [details],
+          }),
+        (err) =>
+          err instanceof WorkflowExecutionAlreadyStartedError
+            ? client.workflow.getHandle<typeof moneyTransfer>(workflowId)
+            : undefined,
+      );
     const pending = [...(s.infrastructure ?? [])].sort((a, b) => a.atFraction - b.atFraction);
     const duplicates: Array<Promise<void>> = [];
     for (const [i, plan] of s.plans.entries()) {
@@ -209,34 +245,24 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
         await disruption.run();
         disruptions.set(disruption.name, (disruptions.get(disruption.name) ?? 0) + 1);
       }
-      const handle = await client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
-        taskQueue: s.taskQueue,
-        workflowId: `${s.taskQueue}-${i}`,
-        args: [plan.details],
-      });
+      const handle = await startOnce(`${s.taskQueue}-${i}`, plan.details);
       // A cancel that comes after the end finds nothing to cancel.
       const cancelled =
         plan.cancelAfterMs === undefined
           ? undefined
-          : sleep(plan.cancelAfterMs)
-              .then(() => handle.cancel())
-              .then(
-                () => undefined,
-                (err: unknown) => {
-                  if (!(err instanceof WorkflowNotFoundError)) throw err;
-                },
-              );
+          : sleep(plan.cancelAfterMs).then(() =>
+              persist(
+                () => handle.cancel().then(() => true),
+                (err) => (err instanceof WorkflowNotFoundError ? true : undefined),
+              ).then(() => undefined),
+            );
       started.push({ ...plan, copy: 0, handle, cancelled });
       // A duplicate submission: the same payment under another workflow id, as a client
       // that retries with a new id would send it.
       for (const [k, delayMs] of (plan.duplicatesAfterMs ?? []).entries()) {
         duplicates.push(
           sleep(delayMs).then(async () => {
-            const twin = await client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
-              taskQueue: s.taskQueue,
-              workflowId: `${s.taskQueue}-${i}-dup${k + 1}`,
-              args: [plan.details],
-            });
+            const twin = await startOnce(`${s.taskQueue}-${i}-dup${k + 1}`, plan.details);
             started.push({ ...plan, copy: k + 1, handle: twin });
           }),
         );
@@ -418,6 +444,10 @@ export function checkTheMoney(
   const byReference = new Set(entries.map((e) => e.reference));
   const postedAndVoided = voided.filter((v) => byReference.has(v.reference)).map((v) => v.reference);
   expect(postedAndVoided).toEqual([]);
+  // Each account holds its opening balance moved by its own ledger entries, and no more.
+  const fromLedger = new Map(OPENING);
+  for (const e of entries) fromLedger.set(e.account, (fromLedger.get(e.account) ?? 0) + e.amount);
+  expect(Object.fromEntries(balances)).toEqual(Object.fromEntries(fromLedger));
   expect(total(balances)).toBe(total(OPENING));
 }
 
@@ -849,13 +879,13 @@ export function checkTheRun(
 ): void {
   expect(result.kills).toBeGreaterThanOrEqual(wanted.kills);
   expect(result.faults).toBeGreaterThan(0);
+  checkTheMoney(result.closed, bank.entries, bank.voided, bank.balances, report.refundedTo);
   for (const t of result.closed)
     if (t.kind !== 'ok' || report.parked.has(t.details.referenceId))
       expect({ ref: t.details.referenceId, end: t.end }).not.toEqual({
         ref: t.details.referenceId,
         end: 'completed',
       });
-  checkTheMoney(result.closed, bank.entries, bank.voided, bank.balances, report.refundedTo);
   // Each review that an Update ended put the money where that Update said: the refund
   // into the named account, or a new refund round into the source.
   for (const [referenceId, { action, account }] of report.endedBy) {
