@@ -22,7 +22,9 @@ const DEFAULT_TIMES: WatchTimes = { everyMs: 2000, noWorkerMs: 10_000 };
 /**
  * Watches `handle` until the returned function is called or the execution closes, and
  * prints one line for each of: its workflow task keeps failing (with the failure from
- * history and the fix), and no worker has polled its task queue for `noWorkerMs`.
+ * history and the fix), and no worker has polled its task queue for `noWorkerMs`. The
+ * returned function resolves once no call of the watch is left, so the client's
+ * connection may close.
  */
 export function watchProgress(
   client: Client,
@@ -30,7 +32,7 @@ export function watchProgress(
   handle: WorkflowHandle,
   print: (line: string) => void,
   times: WatchTimes = DEFAULT_TIMES,
-): () => void {
+): () => Promise<void> {
   const stop = new AbortController();
   const started = Date.now();
   let saidFailing = false;
@@ -63,18 +65,23 @@ export function watchProgress(
     return !(saidFailing && saidNoWorker);
   }
 
-  void (async () => {
+  const watching = (async () => {
     try {
       for (;;) {
         await sleep(times.everyMs, undefined, { signal: stop.signal });
-        // A failed look (the server briefly away) is no news: the result wait reports real errors.
-        if (!(await look().catch(() => true))) return;
+        // A failed look (the server briefly away) is no news: the result wait reports real
+        // errors. The signal ends a look still retrying its calls.
+        const more = await client.withAbortSignal(stop.signal, look).catch(() => !stop.signal.aborted);
+        if (!more) return;
       }
     } catch {
       // aborted: the result came
     }
   })();
-  return () => stop.abort();
+  return async () => {
+    stop.abort();
+    await watching;
+  };
 }
 
 interface WorkflowTaskFailure {

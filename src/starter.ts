@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import {
+  ServiceError,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
@@ -44,6 +45,14 @@ async function main(): Promise<number> {
   }
   const settings = loadSettings();
   const client = await connectClient(settings);
+  // The transfer does not need the starter: stopping it only stops the wait.
+  process.once('SIGINT', () => {
+    console.log(
+      `\nStopped waiting for transfer ${args.workflowId}. Once started, it goes on without the starter; ` +
+        'run the starter again with the same flags to wait for its result.',
+    );
+    process.exit(130);
+  });
   try {
     return (await runTransfer(client, settings, args.details, args.workflowId)) ? 0 : 1;
   } finally {
@@ -73,7 +82,8 @@ Options:
   --workflow-id ID      the workflow id            (default ${DEFAULT_WORKFLOW_ID})
   --help                show this help
 
-Exit codes: 0 transfer completed, 1 transfer failed, 2 usage error.`;
+Exit codes: 0 transfer completed, 1 transfer failed or its result unknown (it says
+why), 2 usage error, 130 stopped waiting with Ctrl-C (the transfer goes on).`;
 
 export type StarterArgs = { help: true } | { help: false; details: PaymentDetails; workflowId: string };
 
@@ -204,12 +214,32 @@ export async function runTransfer(
     print(`Result: ${await handle.result()}`);
     return true;
   } catch (err) {
-    if (!(err instanceof WorkflowFailedError)) throw err;
-    print(`Got expected exception: ${formatErrorChain(err)}`);
-    return false;
+    if (err instanceof WorkflowFailedError) {
+      print(`Got expected exception: ${formatErrorChain(err)}`);
+      return false;
+    }
+    if (err instanceof WorkflowNotFoundError) {
+      throw new ResultUnknownError(
+        `The server no longer has transfer ${workflowId} (run ${runId}); a dev server started without ` +
+          `--db-filename forgets every workflow when it restarts. The bank may already have moved money ` +
+          `under reference ${details.referenceId}: check it before sending the payment again.`,
+        { cause: err },
+      );
+    }
+    if (!(err instanceof ServiceError)) throw err;
+    throw new ResultUnknownError(
+      `Lost the Temporal server at ${settings.address} while waiting for transfer ${workflowId}. It goes on ` +
+        'on the server: run the starter again with the same flags to wait for its result.',
+      { cause: err },
+    );
   } finally {
-    stopWatching();
+    await stopWatching();
   }
+}
+
+/** The wait for a transfer's result ended without one: its outcome is unknown here. */
+export class ResultUnknownError extends Error {
+  override name = 'ResultUnknownError';
 }
 
 /** The status of the latest run under this id, or undefined if there is none. */

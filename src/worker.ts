@@ -17,7 +17,23 @@ import {
 import { ensureNamespaceReady } from './namespace-check';
 import { metricsBindFromEnv, runtimeTelemetryOptions, shutdownTracing, withTracing } from './telemetry';
 
-async function main(): Promise<void> {
+const USAGE = `Usage: npm run worker
+
+Runs workflow moneyTransfer and the bank activities until Ctrl-C or SIGTERM, which let
+the bank calls in progress finish first. It takes no options: its settings come from
+the environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, BANK_DB, ...),
+listed in docs/configuration.md.`;
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  if (args.length === 1 && ['--help', '-h'].includes(args[0]!)) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (args.length > 0) {
+    console.error(`worker: it takes no arguments, got '${args.join(' ')}'. Try --help.`);
+    return 2;
+  }
   installLogger();
   const settings = loadSettings();
   const bank = bankFromEnv();
@@ -61,6 +77,7 @@ async function main(): Promise<void> {
     if (metrics) console.log(`Metrics: http://${metrics}/metrics`);
     await running;
     console.log('Worker stopped.');
+    return 0;
   } finally {
     await connection.close();
     await bank.store.close();
@@ -100,6 +117,9 @@ export async function createWorker(
       webhookUrl: process.env.REVIEW_WEBHOOK_URL || undefined,
     }),
     dataConverter: settings.dataConverter,
+    // On Ctrl-C or SIGTERM, a bank call in progress gets the longest attempt any activity
+    // has (the refund's 20 s) to finish, rather than being cancelled at once.
+    shutdownGraceTime: '20 seconds',
     // PINNED: a transfer can wait days for an operator; it finishes on the code it started on.
     ...(deployment && {
       workerDeploymentOptions: {
@@ -220,8 +240,11 @@ export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): Tuning {
 }
 
 if (require.main === module) {
-  main().catch((err: unknown) => {
-    console.error(describeError(err));
-    process.exit(1);
-  });
+  main().then(
+    (code) => (process.exitCode = code),
+    (err: unknown) => {
+      console.error(describeError(err));
+      process.exit(1);
+    },
+  );
 }

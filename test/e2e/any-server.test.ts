@@ -34,12 +34,11 @@ let server: CommandProcess;
 let address: string;
 let connection: NativeConnection;
 
-beforeAll(async () => {
+/** `temporal server start-dev` as a reader runs it: in memory, nothing of the project's. */
+async function plainDevServer(port: number): Promise<CommandProcess> {
   const cli = await resolveTemporalCli(process.env, () => {});
   if (!cli.path) throw new Error('no Temporal CLI found: see docs/dev-server.md#the-temporal-cli');
-  const port = await freeDevServerPort();
-  address = `127.0.0.1:${port}`;
-  server = new CommandProcess(
+  return new CommandProcess(
     cli.path,
     [
       'server',
@@ -54,6 +53,12 @@ beforeAll(async () => {
     ].concat(NAMESPACES.flatMap((namespace) => ['--namespace', namespace])),
     {},
   );
+}
+
+beforeAll(async () => {
+  const port = await freeDevServerPort();
+  address = `127.0.0.1:${port}`;
+  server = await plainDevServer(port);
   connection = await connectWhenUp(address, server);
 });
 
@@ -264,4 +269,38 @@ test('no worker at all: the starter says so once, after about 10 s, instead of w
   expect(starter.stdout.split('\n')[2]).toMatch(
     /^No worker has polled task queue queue-\S+ \(namespace idle\) for 10 s, so transfer idle-\S+ waits\. Start one with `npm run worker` and the same TEMPORAL_\* settings; the transfer then continues by itself\.$/,
   );
+});
+
+test('an in-memory dev server restarted under a waiting starter: it says the transfer is gone and what that means for the money', async () => {
+  const port = await freeDevServerPort();
+  const at = `127.0.0.1:${port}`;
+  let forgetful = await plainDevServer(port);
+  try {
+    await (await connectWhenUp(at, forgetful)).close();
+    const workflowId = uniqueId('forgotten');
+    const reference = uniqueId('ref');
+    // No worker: the transfer stays open while the server restarts.
+    const starter = new ScriptProcess(
+      'src/starter.js',
+      ['--workflow-id', workflowId, '--reference', reference],
+      {
+        TEMPORAL_ADDRESS: at,
+        TEMPORAL_TASK_QUEUE: uniqueId('queue'),
+      },
+    );
+    await starter.waitFor('Web UI: ');
+    await forgetful.stop('SIGTERM');
+    forgetful = await plainDevServer(port);
+    await (await connectWhenUp(at, forgetful)).close();
+    expect(await starter.exited).toEqual({ code: 1, signal: null });
+    expect(starter.stderr).toMatch(
+      new RegExp(
+        `^ResultUnknownError: The server no longer has transfer ${workflowId} \\(run [\\w-]+\\); a dev server started without ` +
+          '--db-filename forgets every workflow when it restarts\\. The bank may already have moved money ' +
+          `under reference ${reference}: check it before sending the payment again\\.\\n    caused by WorkflowNotFoundError: `,
+      ),
+    );
+  } finally {
+    await forgetful.stop('SIGTERM');
+  }
 });

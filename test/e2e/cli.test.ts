@@ -1,5 +1,6 @@
 // The starter and the worker as people run them: separate processes, real flags,
 // real exit codes, against the shared test server.
+import { temporal as proto } from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
 import { UsageError } from '../../src/config';
 import { DEFAULT_TRANSFER, parseStarterArgs } from '../../src/starter';
@@ -152,6 +153,24 @@ describe('starter against a server', () => {
     expect([first.code, second.code]).toEqual([0, 0]);
   });
 
+  test('Ctrl-C stops only the wait: exit 130, the transfer still running, and how to wait again', async () => {
+    const taskQueue = uniqueId('queue');
+    const workflowId = uniqueId('interrupted');
+    const starter = new ScriptProcess('src/starter.js', ['--workflow-id', workflowId], childEnv(taskQueue));
+    await starter.waitFor('Web UI: ');
+    starter.child.kill('SIGINT');
+    expect(await starter.exited).toEqual({ code: 130, signal: null });
+    expect(starter.stdout).toMatch(
+      new RegExp(
+        `\\nStopped waiting for transfer ${workflowId}\\. Once started, it goes on without the starter; ` +
+          'run the starter again with the same flags to wait for its result\\.\\n$',
+      ),
+    );
+    const handle = temporal.client.workflow.getHandle(workflowId);
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    await handle.terminate('test over');
+  });
+
   test('exit code 1 and a readable cause chain when the transfer fails', async () => {
     const taskQueue = uniqueId('queue');
     const worker = await newWorker(taskQueue);
@@ -182,6 +201,51 @@ describe('worker process', () => {
         `Cannot reach a Temporal server at ${address} (ECONNREFUSED). ` +
         'Start a local dev server with `npm run server`, or point TEMPORAL_ADDRESS at yours.\n',
     });
+  });
+
+  test('--help prints the usage, and any other argument is refused with exit 2', async () => {
+    const help = await runScript('src/worker.js', ['--help'], {});
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: npm run worker\n\nRuns workflow moneyTransfer /);
+    expect(help.stdout).toContain('docs/configuration.md');
+    expect(await runScript('src/worker.js', ['--task-queue', 'q'], {})).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: "worker: it takes no arguments, got '--task-queue q'. Try --help.\n",
+    });
+  });
+
+  test('Ctrl-C lets a bank call in progress finish, not cancelled, before the worker stops', async () => {
+    const taskQueue = uniqueId('queue');
+    const { worker } = await startWorkerProcess({ ...childEnv(taskQueue), BANK_DELAY_MS: '2500' });
+    const handle = await temporal.client.workflow.start(moneyTransfer, {
+      taskQueue,
+      workflowId: uniqueId('draining'),
+      args: [transferDetails()],
+    });
+    // The withdrawal is in the bank's hands (its 2.5 s delay) when the worker is told to stop.
+    for (let started = false; !started;) {
+      const { raw } = await handle.describe();
+      started =
+        raw.pendingActivities?.some((a) => a.activityType?.name === 'withdraw' && a.lastStartedTime) ?? false;
+      if (!started) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    worker.child.kill('SIGINT');
+    expect(await worker.exited).toEqual({ code: 0, signal: null });
+    expect(worker.stderr).not.toContain('WORKER_SHUTDOWN');
+    const { events } = await handle.fetchHistory();
+    const types = (events ?? []).map((e) => e.eventType);
+    const { EventType } = proto.api.enums.v1;
+    expect({
+      withdrawCompleted: types.includes(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED),
+      failed: types.includes(EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED),
+    }).toEqual({ withdrawCompleted: true, failed: false });
+    const again = await startWorkerProcess(childEnv(taskQueue));
+    try {
+      await expect(handle.result()).resolves.toMatch(/^Transfer complete/);
+    } finally {
+      await again.worker.stop('SIGINT');
+    }
   });
 
   test('stops gracefully on SIGTERM and exits 0', async () => {
