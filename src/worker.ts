@@ -53,11 +53,18 @@ async function main(): Promise<number> {
     const registered = await ensureNamespaceReady(connection, settings);
     if (registered) console.log(registered);
     const worker = await createWorker(connection, settings, bank, tuning, deployment);
-    // The SDK shuts the worker down on these signals; this only says so.
+    // The SDK shuts the worker down on the first of these signals; this says so. It stays
+    // listening, so that a second Ctrl-C does not kill the process in the middle of a bank call.
+    let signalled = false;
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.once(signal, () =>
-        console.log(`${signal} received: finishing the tasks in progress, then stopping.`),
-      );
+      process.on(signal, () => {
+        console.log(
+          signalled
+            ? `${signal} received: still finishing the tasks in progress (SIGKILL stops at once).`
+            : `${signal} received: finishing the tasks in progress, then stopping.`,
+        );
+        signalled = true;
+      });
     }
     const running = worker.run(); // polling starts here
     console.log(

@@ -215,7 +215,7 @@ describe('worker process', () => {
     });
   });
 
-  test('Ctrl-C lets a bank call in progress finish, not cancelled, before the worker stops', async () => {
+  test('Ctrl-C, even twice, lets a bank call in progress finish, not cancelled, before the worker stops', async () => {
     const taskQueue = uniqueId('queue');
     const { worker } = await startWorkerProcess({ ...childEnv(taskQueue), BANK_DELAY_MS: '2500' });
     const handle = await temporal.client.workflow.start(moneyTransfer, {
@@ -231,7 +231,13 @@ describe('worker process', () => {
       if (!started) await new Promise((resolve) => setTimeout(resolve, 100));
     }
     worker.child.kill('SIGINT');
+    // An impatient second Ctrl-C does not kill it mid-call either.
+    await worker.waitFor('SIGINT received: finishing the tasks in progress, then stopping.\n');
+    worker.child.kill('SIGINT');
     expect(await worker.exited).toEqual({ code: 0, signal: null });
+    expect(worker.stdout).toContain(
+      'SIGINT received: still finishing the tasks in progress (SIGKILL stops at once).\n',
+    );
     expect(worker.stderr).not.toContain('WORKER_SHUTDOWN');
     const { events } = await handle.fetchHistory();
     const types = (events ?? []).map((e) => e.eventType);

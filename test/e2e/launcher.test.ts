@@ -6,14 +6,17 @@ import {
   cpSync,
   mkdtempSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   symlinkSync,
+  unlinkSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { CommandProcess } from '../../tools/processes';
 import { freePort, ROOT } from '../helpers';
 
 jest.setTimeout(240_000);
@@ -144,4 +147,37 @@ test("the worker's bundle: made from the files webpack read, rebuilt when one ch
     production: await seen(['src/worker'], { NODE_ENV: 'production' }),
     starter: await seen(['src/starter', '--help']),
   }).toEqual({ worker: bundle, production: 'undefined', starter: 'undefined' });
+});
+
+test('npm run worker:watch starts the script again however a file under src/ is rewritten, git checkout included', async () => {
+  const { scripts } = JSON.parse(readFileSync(file('package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
+  expect(scripts['worker:watch']).toBe('node tools/run.js tools/watch src/worker');
+  writeFileSync(file('src/hello.ts'), "console.log('v1');\n");
+  const watcher = new CommandProcess(
+    process.execPath,
+    [file('tools/run.js'), 'tools/watch', 'src/hello'],
+    {},
+  );
+  try {
+    await watcher.waitFor('v1\nsrc/hello exited (code 0); it starts again when src/ changes.\n', 60_000);
+    // As `git checkout` does it: the old file removed, a new one created.
+    unlinkSync(file('src/hello.ts'));
+    writeFileSync(file('src/hello.ts'), "console.log('v2');\n");
+    await watcher.waitFor('Restarting src/hello: src/ changed.\n', 60_000);
+    await watcher.waitFor('v2\n', 60_000);
+    // As `sed -i` and many editors do it: a new file renamed over the old.
+    writeFileSync(file('src/hello.ts.tmp'), "console.log('v3');\n");
+    renameSync(file('src/hello.ts.tmp'), file('src/hello.ts'));
+    await watcher.waitFor('v3\n', 60_000);
+    // In place.
+    writeFileSync(file('src/hello.ts'), "console.log('v4');\n");
+    await watcher.waitFor('v4\n', 60_000);
+    expect(await watcher.stop('SIGINT')).toEqual({ code: 0, signal: null });
+    expect(watcher.stdout.match(/^Restarting /gm)).toHaveLength(3);
+  } finally {
+    watcher.child.kill('SIGKILL');
+    rmSync(file('src/hello.ts'), { force: true });
+  }
 });
