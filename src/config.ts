@@ -129,6 +129,14 @@ export class ConnectionFailedError extends StartupError {
 export async function connectionError(settings: Settings, cause: unknown): Promise<StartupError> {
   const refused = await tcpRefused(settings.address);
   if (refused) return new ServerUnreachableError(settings.address, refused, { cause });
+  if (await answersHttp1(settings.address)) {
+    return new ConnectionFailedError(
+      `A web server answers at ${settings.address} (HTTP/1.1), not a Temporal frontend, which speaks gRPC: ` +
+        "is it the Web UI's port? A dev server takes connections on 7233 and shows its Web UI on 8233; " +
+        'point TEMPORAL_ADDRESS at the first.',
+      { cause },
+    );
+  }
   return new ConnectionFailedError(
     `A server answers at ${settings.address}, but the Temporal connection failed: ` +
       `${redact(chainMessages(cause))}. Check that TLS and the credentials (TEMPORAL_TLS*, ` +
@@ -151,6 +159,24 @@ function tcpRefused(address: string): Promise<string | undefined> {
       resolve('no answer within 3 s');
     });
     socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
+
+/** Whether the address answers a plain HTTP/1.1 request as a web server does; gRPC answers in HTTP/2. */
+function answersHttp1(address: string): Promise<boolean> {
+  const [host, port] = splitAddress(address);
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 3000 }, () =>
+      socket.write(`HEAD / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+    );
+    const done = (answer: boolean) => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.once('data', (chunk) => done(chunk.toString('latin1').startsWith('HTTP/1.')));
+    socket.once('timeout', () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('close', () => done(false));
   });
 }
 

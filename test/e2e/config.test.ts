@@ -1,6 +1,8 @@
 // Connection settings come from Temporal's standard configuration (@temporalio/envconfig),
 // reach every process, and never leak an API key.
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -140,6 +142,26 @@ describe('processes', () => {
       await expect(inDefault.describe()).rejects.toThrow(/not found/i);
     } finally {
       await connection.close();
+    }
+  });
+
+  test("pointed at a web server, such as the Web UI's port, the worker and the starter say so", async () => {
+    const web = createServer((_, response) => response.end('<html>Temporal Web UI</html>'));
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(web.address() as AddressInfo).port}`;
+    try {
+      for (const script of ['src/worker.js', 'src/starter.js']) {
+        expect(await runScript(script, [], { TEMPORAL_ADDRESS: address })).toEqual({
+          code: 1,
+          stdout: '',
+          stderr:
+            `A web server answers at ${address} (HTTP/1.1), not a Temporal frontend, which speaks gRPC: ` +
+            "is it the Web UI's port? A dev server takes connections on 7233 and shows its Web UI on 8233; " +
+            'point TEMPORAL_ADDRESS at the first.\n',
+        });
+      }
+    } finally {
+      await new Promise((resolve) => web.close(resolve));
     }
   });
 
