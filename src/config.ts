@@ -124,12 +124,12 @@ export class ConnectionFailedError extends StartupError {
 /**
  * Why a connection failed. The SDK's own errors do not tell a missing server from a
  * failed TLS handshake or a rejected credential, so this tries a plain TCP connection:
- * if nothing accepts it, no server is there.
+ * if nothing accepts it, no server is there; if a web server answers, it is not Temporal.
  */
 export async function connectionError(settings: Settings, cause: unknown): Promise<StartupError> {
-  const refused = await tcpRefused(settings.address);
-  if (refused) return new ServerUnreachableError(settings.address, refused, { cause });
-  if (await answersHttp1(settings.address)) {
+  const found = await probe(settings.address);
+  if ('refused' in found) return new ServerUnreachableError(settings.address, found.refused, { cause });
+  if (found.webServer) {
     return new ConnectionFailedError(
       `A web server answers at ${settings.address} (HTTP/1.1), not a Temporal frontend, which speaks gRPC: ` +
         "is it the Web UI's port? A dev server takes connections on 7233 and shows its Web UI on 8233; " +
@@ -145,38 +145,31 @@ export async function connectionError(settings: Settings, cause: unknown): Promi
   );
 }
 
-/** The reason a TCP connection to the address fails, or undefined if one opens. */
-function tcpRefused(address: string): Promise<string | undefined> {
+/**
+ * One plain TCP connection to the address: why it could not open, or whether what
+ * answers is a web server (a plain HTTP/1.1 request gets an HTTP/1.1 reply; gRPC
+ * answers in HTTP/2).
+ */
+function probe(address: string): Promise<{ refused: string } | { webServer: boolean }> {
   const [host, port] = splitAddress(address);
   return new Promise((resolve) => {
-    const socket = connect({ host, port, timeout: 3000 });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(undefined);
+    let connected = false;
+    const socket = connect({ host, port, timeout: 3000 }, () => {
+      connected = true;
+      socket.write(`HEAD / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
     });
-    socket.once('timeout', () => {
+    const done = (found: { refused: string } | { webServer: boolean }) => {
       socket.destroy();
-      resolve('no answer within 3 s');
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-  });
-}
-
-/** Whether the address answers a plain HTTP/1.1 request as a web server does; gRPC answers in HTTP/2. */
-function answersHttp1(address: string): Promise<boolean> {
-  const [host, port] = splitAddress(address);
-  return new Promise((resolve) => {
-    const socket = connect({ host, port, timeout: 3000 }, () =>
-      socket.write(`HEAD / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
-    );
-    const done = (answer: boolean) => {
-      socket.destroy();
-      resolve(answer);
+      resolve(found);
     };
-    socket.once('data', (chunk) => done(chunk.toString('latin1').startsWith('HTTP/1.')));
-    socket.once('timeout', () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('close', () => done(false));
+    socket.once('data', (chunk) => done({ webServer: chunk.toString('latin1').startsWith('HTTP/1.') }));
+    socket.once('timeout', () =>
+      done(connected ? { webServer: false } : { refused: 'no answer within 3 s' }),
+    );
+    socket.once('error', (err: NodeJS.ErrnoException) =>
+      done(connected ? { webServer: false } : { refused: err.code ?? err.message }),
+    );
+    socket.once('close', () => done({ webServer: false }));
   });
 }
 

@@ -46,7 +46,7 @@ function main(): void {
     if (child && child.exitCode === null && child.signalCode === null) child.kill(signal);
     await exited;
   };
-  const restart = async () => {
+  const restartNow = async () => {
     const old = child;
     child = undefined; // its exit is expected: say nothing of it
     if (old && old.exitCode === null && old.signalCode === null) {
@@ -57,6 +57,9 @@ function main(): void {
     console.log(`Restarting ${script}: src/ changed.`);
     start();
   };
+  // One restart at a time: a change while the old script is still stopping queues another.
+  let restarting = Promise.resolve();
+  const restart = () => (restarting = restarting.then(restartNow));
 
   const watchers: FSWatcher[] = folders(WATCHED).map((dir) =>
     watch(dir, () => {

@@ -21,6 +21,7 @@ import {
   type LedgerEntry,
   type VoidRecord,
 } from '../../src/bank-store';
+import { FAULT_KINDS } from '../../src/bank-faults';
 import { referencesFor, type PaymentDetails } from '../../src/shared';
 import { getStatus, refundTo, retryRefund, type TransferView } from '../../src/messages';
 import { type moneyTransfer } from '../../src/workflows';
@@ -892,9 +893,9 @@ export function checkTheRun(
   expect(result.kills).toBeGreaterThanOrEqual(wanted.kills);
   expect(result.faults).toBeGreaterThan(0);
   if (wanted.large) {
-    // Each way a bank call goes wrong came up: failed before posting, posted with its reply
-    // lost, and posted after the activity had timed out.
-    const kinds = ['fail', 'post-then-fail', 'late'];
+    // Each way a bank call goes wrong, beyond a refusal, came up: failed before posting,
+    // posted with its reply lost, and posted after the activity had timed out.
+    const kinds = FAULT_KINDS.filter((k) => k !== 'reject');
     expect(kinds.filter((k) => !result.faultsByKind.has(k))).toEqual([]);
   }
   checkTheMoney(result.closed, bank.entries, bank.voided, bank.balances, report.refundedTo);
