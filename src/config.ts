@@ -122,35 +122,75 @@ export class ConnectionFailedError extends StartupError {
 }
 
 /**
- * Why a connection failed. The SDK's own errors do not tell a missing server from a
- * failed TLS handshake or a rejected credential, so this tries a plain TCP connection:
- * if nothing accepts it, no server is there; if a web server answers, it is not Temporal.
+ * Why a connection failed, from what a plain TCP connection finds there: nothing (no
+ * server), a web server, a TLS server, or a plaintext gRPC server. The SDK's own error
+ * ("Failed to connect before the deadline") cannot tell these apart, so TLS and the
+ * credentials are blamed only when the evidence points at them.
  */
 export async function connectionError(settings: Settings, cause: unknown): Promise<StartupError> {
   const found = await probe(settings.address);
-  if ('refused' in found) return new ServerUnreachableError(settings.address, found.refused, { cause });
-  if (found.webServer) {
+  const address = settings.address;
+  const observed = redact(chainMessages(cause));
+  if ('refused' in found) return new ServerUnreachableError(address, found.refused, { cause });
+  if (found.speaks === 'http/1.1') {
     return new ConnectionFailedError(
-      `A web server answers at ${settings.address} (HTTP/1.1), not a Temporal frontend, which speaks gRPC: ` +
+      `A web server answers at ${address} (HTTP/1.1), not a Temporal frontend, which speaks gRPC: ` +
         "is it the Web UI's port? A dev server takes connections on 7233 and shows its Web UI on 8233; " +
         'point TEMPORAL_ADDRESS at the first.',
       { cause },
     );
   }
+  const tls = Boolean(settings.connection.tls);
+  if (found.speaks === 'tls' && !tls) {
+    return new ConnectionFailedError(
+      `The server at ${address} expects TLS, and TLS is off here: ${observed}. ` +
+        'Set TEMPORAL_TLS=true (or the TLS settings of your profile).',
+      { cause },
+    );
+  }
+  if (found.speaks === 'h2c' && tls) {
+    return new ConnectionFailedError(
+      `The server at ${address} speaks plaintext gRPC, and TLS is on here: ${observed}. ` +
+        'Unset TEMPORAL_TLS and the TLS settings of your profile for this server.',
+      { cause },
+    );
+  }
+  if (isRefusedCredential(cause)) {
+    return new ConnectionFailedError(
+      `The Temporal server at ${address} refused the credentials: ${observed}. ` +
+        'Check TEMPORAL_API_KEY, the client certificate, or the profile.',
+      { cause },
+    );
+  }
+  const hint =
+    found.speaks === 'h2c'
+      ? 'It speaks gRPC without TLS, as this client does: it may still be starting, or be overloaded. Try again in a moment.'
+      : 'A plain probe could not tell what it speaks: check that this address is a Temporal frontend.';
   return new ConnectionFailedError(
-    `A server answers at ${settings.address}, but the Temporal connection failed: ` +
-      `${redact(chainMessages(cause))}. Check that TLS and the credentials (TEMPORAL_TLS*, ` +
-      'TEMPORAL_API_KEY or the profile) match what that server expects.',
+    `A server takes connections at ${address}, but the Temporal connection failed: ${observed}. ${hint}`,
     { cause },
   );
 }
 
+/** gRPC's status codes for a refused credential: PERMISSION_DENIED and UNAUTHENTICATED. */
+const CREDENTIAL_REFUSED = new Set([7, 16]);
+
+function isRefusedCredential(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (CREDENTIAL_REFUSED.has((e as { code?: unknown }).code as number)) return true;
+  }
+  return false;
+}
+
+type ProbeResult = { refused: string } | { speaks: 'http/1.1' | 'tls' | 'h2c' | 'unknown' };
+
 /**
- * One plain TCP connection to the address: why it could not open, or whether what
- * answers is a web server (a plain HTTP/1.1 request gets an HTTP/1.1 reply; gRPC
- * answers in HTTP/2).
+ * One plain TCP connection to the address and a plain HTTP/1.1 request: why it could not
+ * open, or what the first bytes of the answer say. A web server answers in HTTP/1.1, a
+ * gRPC server in HTTP/2 (a frame header, then a SETTINGS frame: type 4), and a TLS
+ * server with a TLS record (an alert: 0x15, or a handshake: 0x16).
  */
-function probe(address: string): Promise<{ refused: string } | { webServer: boolean }> {
+function probe(address: string): Promise<ProbeResult> {
   const [host, port] = splitAddress(address);
   return new Promise((resolve) => {
     let connected = false;
@@ -158,19 +198,29 @@ function probe(address: string): Promise<{ refused: string } | { webServer: bool
       connected = true;
       socket.write(`HEAD / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
     });
-    const done = (found: { refused: string } | { webServer: boolean }) => {
+    const done = (found: ProbeResult) => {
       socket.destroy();
       resolve(found);
     };
-    socket.once('data', (chunk) => done({ webServer: chunk.toString('latin1').startsWith('HTTP/1.') }));
+    socket.once('data', (chunk) => done({ speaks: firstBytesSpeak(chunk) }));
     socket.once('timeout', () =>
-      done(connected ? { webServer: false } : { refused: 'no answer within 3 s' }),
+      done(connected ? { speaks: 'unknown' } : { refused: 'no answer within 3 s' }),
     );
     socket.once('error', (err: NodeJS.ErrnoException) =>
-      done(connected ? { webServer: false } : { refused: err.code ?? err.message }),
+      done(connected ? { speaks: 'unknown' } : { refused: err.code ?? err.message }),
     );
-    socket.once('close', () => done({ webServer: false }));
+    socket.once('close', () => done({ speaks: 'unknown' }));
   });
+}
+
+function firstBytesSpeak(chunk: Buffer): 'http/1.1' | 'tls' | 'h2c' | 'unknown' {
+  const text = chunk.toString('latin1');
+  // Go's HTTPS servers answer a plain request with a 400 that says so.
+  if (text.startsWith('HTTP/1.') && /HTTPS server/i.test(text)) return 'tls';
+  if (text.startsWith('HTTP/1.')) return 'http/1.1';
+  if (chunk[0] === 0x15 || chunk[0] === 0x16) return 'tls';
+  if (chunk.length >= 9 && chunk[3] === 0x04) return 'h2c';
+  return 'unknown';
 }
 
 /** API keys loadSettings has seen: never printed, whatever message carries them. */
@@ -209,15 +259,46 @@ export function describeError(err: unknown): string {
   return formatErrorChain(err);
 }
 
-export async function connectClient(settings: Settings): Promise<Client> {
-  let connection: Connection;
+export interface ConnectOptions {
+  /** How long to wait for the server; the server the project just started may need a moment. */
+  timeoutMs?: number;
+}
+
+/**
+ * Opens a client connection, or throws a StartupError that says what was found at the
+ * address. A failed attempt is closed: gRPC would otherwise keep it reconnecting, with a
+ * backoff that grows to 2 minutes. Each connection also keeps its own subchannels, so it
+ * never waits out the backoff of an earlier probe of the same address.
+ */
+export async function openConnection(settings: Settings, options: ConnectOptions = {}): Promise<Connection> {
+  const connection = Connection.lazy({
+    ...settings.connection,
+    connectTimeout: options.timeoutMs ?? 5000,
+    channelArgs: { 'grpc.use_local_subchannel_pool': 1 },
+  });
   try {
-    connection = await Connection.connect({ ...settings.connection, connectTimeout: '5 seconds' });
+    await connection.ensureConnected();
+    return connection;
   } catch (cause) {
+    await connection.close();
     throw await connectionError(settings, cause);
   }
+}
+
+/** Whether a Temporal server answers at the configured address within `timeoutMs`. */
+export async function temporalAnswers(settings: Settings, timeoutMs = 2000): Promise<boolean> {
+  try {
+    await (await openConnection(settings, { timeoutMs })).close();
+    return true;
+  } catch (err) {
+    if (err instanceof StartupError) return false;
+    throw err;
+  }
+}
+
+export async function connectClient(settings: Settings, options: ConnectOptions = {}): Promise<Client> {
   return new Client({
-    connection,
+    connection: await openConnection(settings, options),
     namespace: settings.namespace,
     dataConverter: settings.dataConverter,
     interceptors: tracingClientInterceptors(settings.tracing),

@@ -71,7 +71,9 @@ export function watchProgress(
         await sleep(times.everyMs, undefined, { signal: stop.signal });
         // A failed look (the server briefly away) is no news: the result wait reports real
         // errors. The signal ends a look still retrying its calls.
-        const more = await client.withAbortSignal(stop.signal, look).catch(() => !stop.signal.aborted);
+        const more = await abortable(stop.signal, (signal) => client.withAbortSignal(signal, look)).catch(
+          () => !stop.signal.aborted,
+        );
         if (!more) return;
       }
     } catch {
@@ -82,6 +84,22 @@ export function watchProgress(
     stop.abort();
     await watching;
   };
+}
+
+/**
+ * Runs `fn` with a signal of its own that `outer` aborts. The SDK adds an abort listener
+ * for each call made under a signal and never removes it; on the watch's one long-lived
+ * signal they would pile up (Node warns at 11), so each look gets a fresh one.
+ */
+async function abortable<T>(outer: AbortSignal, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const inner = new AbortController();
+  const abort = () => inner.abort();
+  outer.addEventListener('abort', abort, { once: true });
+  try {
+    return await fn(inner.signal);
+  } finally {
+    outer.removeEventListener('abort', abort);
+  }
 }
 
 interface WorkflowTaskFailure {

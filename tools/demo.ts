@@ -2,9 +2,8 @@
 // address, or starts one there if none answers, runs a worker in this process (after the
 // worker's namespace check), starts the transfer, prints its result, and stops whatever
 // it started.
-import { Connection } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { connectClient, loadSettings, splitAddress, webUiPort, type Settings } from '../src/config';
+import { connectClient, loadSettings, splitAddress, temporalAnswers, webUiPort } from '../src/config';
 import { startDevServer } from './dev-server';
 import { ensureNamespaceReady } from '../src/namespace-check';
 import { DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID, runTransfer } from '../src/starter';
@@ -12,21 +11,11 @@ import { shutdownTracing } from '../src/telemetry';
 import { bankFromEnv } from '../src/bank-from-env';
 import { connectWorker, createWorker, installLogger } from '../src/worker';
 
-async function serverAnswers(settings: Settings): Promise<boolean> {
-  try {
-    const connection = await Connection.connect({ ...settings.connection, connectTimeout: '2 seconds' });
-    await connection.close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function main(): Promise<number> {
   installLogger('WARN');
   const settings = loadSettings();
   let server: TestWorkflowEnvironment | undefined;
-  if (await serverAnswers(settings)) {
+  if (await temporalAnswers(settings)) {
     console.log(`Using the Temporal server at ${settings.address}.`);
   } else {
     const [host, port] = splitAddress(settings.address);
@@ -48,7 +37,8 @@ async function main(): Promise<number> {
   const bank = bankFromEnv();
   try {
     const connection = await connectWorker(settings);
-    const client = await connectClient(settings);
+    // A server this demo just started may take a moment before it answers.
+    const client = await connectClient(settings, { timeoutMs: server ? 30_000 : undefined });
     try {
       const registered = await ensureNamespaceReady(connection, settings);
       if (registered) console.log(registered);

@@ -70,11 +70,13 @@ afterAll(async () => {
 async function connectWhenUp(to: string, process: CommandProcess): Promise<NativeConnection> {
   const deadline = Date.now() + 30_000;
   for (;;) {
+    let native: NativeConnection | undefined;
     try {
-      const native = await NativeConnection.connect({ address: to });
+      native = await NativeConnection.connect({ address: to });
       await native.workflowService.describeNamespace({ namespace: NAMESPACES.at(-1)! });
       return native;
     } catch (err) {
+      await native?.close();
       if (process.child.exitCode !== null || Date.now() > deadline) {
         throw new Error(`the plain dev server did not come up: ${String(err)}\n${process.stderr}`);
       }

@@ -165,13 +165,13 @@ describe('processes', () => {
     }
   });
 
-  test('a missing server and a failed TLS handshake get different messages, neither with the API key', async () => {
+  test('a missing server and TLS against a plaintext server get different messages, neither with the API key', async () => {
     const refused = `127.0.0.1:${await freePort()}`;
     const plaintext = testServer().address; // it speaks no TLS, so the handshake fails
     const outputs: string[] = [];
     for (const [address, expected] of [
       [refused, `Cannot reach a Temporal server at ${refused} (ECONNREFUSED). Start a local dev server`],
-      [plaintext, `A server answers at ${plaintext}, but the Temporal connection failed: `],
+      [plaintext, `The server at ${plaintext} speaks plaintext gRPC, and TLS is on here: `],
     ] as const) {
       const env = { TEMPORAL_ADDRESS: address, TEMPORAL_API_KEY: API_KEY, LOG_LEVEL: 'TRACE' };
       for (const script of ['src/worker.js', 'src/starter.js']) {
