@@ -6,10 +6,10 @@ const project = (name, globalSetup) => ({
   testEnvironment: 'node',
   roots: [`<rootDir>/test/${name}`],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'test/tsconfig.json' }] },
-  // Every kind needs lib/ (some tests run the compiled scripts); test/build.ts compiles
+  // Every kind needs lib/ (some tests run the compiled scripts); test/setup/build.ts compiles
   // it if a source changed. The server kinds also start one dev server for the run.
-  globalSetup: `<rootDir>/test/${globalSetup}`,
-  globalTeardown: globalSetup === 'global-setup.ts' ? '<rootDir>/test/global-teardown.ts' : undefined,
+  globalSetup: `<rootDir>/test/setup/${globalSetup}`,
+  globalTeardown: globalSetup === 'global-setup.ts' ? '<rootDir>/test/setup/global-teardown.ts' : undefined,
 });
 
 /** @type {import('jest').Config} */
@@ -22,7 +22,7 @@ module.exports = {
     // The long chaos and property runs, apart from npm test's quick loop; CI runs them at full size.
     project('chaos', 'global-setup.ts'),
     project('ui', 'global-setup.ts'),
-    // Starts its own Temporal cluster on PostgreSQL (tools/cluster.ts), not the dev server.
+    // Starts its own Temporal cluster on PostgreSQL (tools/cluster/cluster.ts), not the dev server.
     project('cluster', 'build.ts'),
   ],
 };

@@ -1,5 +1,5 @@
 import { Context, log } from '@temporalio/activity';
-import type { BankingService, CallOptions } from './banking-service';
+import type { BankingService, CallOptions } from './bank/banking-service';
 import {
   InvalidAccountError,
   referencesFor,

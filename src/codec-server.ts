@@ -5,8 +5,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Payload, PayloadCodec } from '@temporalio/common';
-import { codecFromEnv, codecServerUrl } from './codec';
-import { describeError, loadSettings } from './config';
+import { codecFromEnv, codecServerUrl } from './platform/codec';
+import { describeError, loadSettings } from './platform/config';
 
 /** A payload as protobuf JSON carries it: metadata values and data in base64. */
 interface JsonPayload {

@@ -17,8 +17,8 @@ import {
   UsageError,
   webUiLink,
   type Settings,
-} from './config';
-import { watchProgress } from './progress-watch';
+} from './platform/config';
+import { watchProgress } from './platform/progress-watch';
 import {
   describeTransfer,
   InvalidPaymentDetailsError,
@@ -26,7 +26,7 @@ import {
   validatePaymentDetails,
   type PaymentDetails,
 } from './shared';
-import { shutdownTracing } from './telemetry';
+import { shutdownTracing } from './platform/telemetry';
 // Only the type: the starter names the workflow, and never loads workflow code.
 import type { moneyTransfer } from './workflows';
 

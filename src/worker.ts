@@ -3,9 +3,9 @@ import path from 'node:path';
 import type { WorkerDeploymentVersion } from '@temporalio/common';
 import { DefaultLogger, Runtime, Worker, NativeConnection, type LogLevel } from '@temporalio/worker';
 import { createActivities } from './activities';
-import { isPostgresUrl, PgStore, redactPassword } from './bank-store';
-import { bankFromEnv } from './bank-from-env';
-import type { BankingService } from './banking-service';
+import { isPostgresUrl, PgStore, redactPassword } from './bank/store';
+import { bankFromEnv } from './bank/from-env';
+import type { BankingService } from './bank/banking-service';
 import {
   connectionError,
   describeError,
@@ -13,9 +13,9 @@ import {
   StartupError,
   webUiLink,
   type Settings,
-} from './config';
-import { ensureNamespaceReady } from './namespace-check';
-import { metricsBindFromEnv, runtimeTelemetryOptions, shutdownTracing, withTracing } from './telemetry';
+} from './platform/config';
+import { ensureNamespaceReady } from './platform/namespace-check';
+import { metricsBindFromEnv, runtimeTelemetryOptions, shutdownTracing, withTracing } from './platform/telemetry';
 
 const USAGE = `Usage: npm run worker
 

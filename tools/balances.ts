@@ -1,5 +1,5 @@
 // `npm run balances`: the accounts and balances of the bank store BANK_DB names.
-import { isPostgresUrl, openStore, redactPassword } from '../src/bank-store';
+import { isPostgresUrl, openStore, redactPassword } from '../src/bank/store';
 
 async function main(): Promise<void> {
   const db = process.env.BANK_DB;

@@ -1,7 +1,7 @@
 // `npm run bank -- close <account>` and `reopen <account>`: break the SQLite or
 // PostgreSQL bank that BANK_DB names on purpose, so a refund into a closed account is
 // refused for good.
-import { openStore } from '../src/bank-store';
+import { openStore } from '../src/bank/store';
 
 const USAGE = `Usage: BANK_DB=<file or postgres:// URL> npm run bank -- close <account> | reopen <account>
 

@@ -6,9 +6,9 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
-import { TRACING_WORKFLOW_MODULES, tracingBundlePath } from '../src/telemetry';
+import { TRACING_WORKFLOW_MODULES, tracingBundlePath } from '../src/platform/telemetry';
 import { WORKFLOW_BUNDLE_PATH } from '../src/worker';
-import { ROOT } from './processes';
+import { ROOT } from './common';
 
 /**
  * With `tracing`, the bundle includes the OpenTelemetry workflow interceptors

@@ -3,12 +3,12 @@
 // worker's namespace check), starts the transfer, prints its result, and stops whatever
 // it started.
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { connectClient, loadSettings, splitAddress, temporalAnswers, webUiPort } from '../src/config';
+import { connectClient, loadSettings, splitAddress, temporalAnswers, webUiPort } from '../src/platform/config';
 import { startDevServer } from './dev-server';
-import { ensureNamespaceReady } from '../src/namespace-check';
+import { ensureNamespaceReady } from '../src/platform/namespace-check';
 import { DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID, runTransfer } from '../src/starter';
-import { shutdownTracing } from '../src/telemetry';
-import { bankFromEnv } from '../src/bank-from-env';
+import { shutdownTracing } from '../src/platform/telemetry';
+import { bankFromEnv } from '../src/bank/from-env';
 import { connectWorker, createWorker, installLogger } from '../src/worker';
 
 async function main(): Promise<number> {

@@ -1,5 +1,5 @@
 // `npm run histories`: runs one transfer of each kind on a fresh dev server and saves
-// its history with `temporal workflow show --output json` into test/histories/, where
+// its history with `temporal workflow show --output json` into test/fixtures/histories/, where
 // the replay test reads them. Rerun it after an intended change to the workflow.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -8,18 +8,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
-import { BankingService, type CallOptions } from '../src/banking-service';
+import { BankingService, type CallOptions } from '../src/bank/banking-service';
 import { startDevServer } from './dev-server';
 import { installLogger } from '../src/worker';
 import { buildWorkflowBundle } from './bundle';
 import { transferStartOptions, type PaymentDetails } from '../src/shared';
-import { parseFaults, RefuseFirstRefundBank, UnreliableBank } from '../src/bank-faults';
+import { parseFaults, RefuseFirstRefundBank, UnreliableBank } from '../src/bank/faults';
 import { DEFAULT_TRANSFER } from '../src/starter';
 import { resolveTemporalCli } from './temporal-cli';
 import { type moneyTransfer } from '../src/workflows';
 import { getStatus, retryRefund } from '../src/messages';
+import { ROOT } from './common';
 
-const OUT_DIR = path.resolve(__dirname, '..', '..', 'test', 'histories');
+const OUT_DIR = path.join(ROOT, 'test', 'fixtures', 'histories');
 const TASK_QUEUE = 'export-histories';
 
 /** The tutorial's failure drill: every deposit into the target fails with a plain Error. */
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
         { encoding: 'utf8' },
       );
       writeFileSync(path.join(OUT_DIR, `${name}.json`), json);
-      console.log(`wrote test/histories/${name}.json`);
+      console.log(`wrote test/fixtures/histories/${name}.json`);
     }
   } finally {
     await workerConnection.close();

@@ -3,12 +3,8 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { ROOT } from './common';
 
-/** The project root: this file runs from tools/ under ts-jest and from lib/tools/ compiled. */
-export const ROOT = path.resolve(
-  __dirname,
-  path.basename(path.dirname(__dirname)) === 'lib' ? '../..' : '..',
-);
 
 /** lib/<script>, e.g. lib/src/worker.js. */
 export function compiled(script: string): string {

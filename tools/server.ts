@@ -2,11 +2,12 @@
 // executions survive a restart.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { codecServerUrl } from '../src/codec';
-import { loadSettings, splitAddress, webUiPort } from '../src/config';
+import { codecServerUrl } from '../src/platform/codec';
+import { loadSettings, splitAddress, webUiPort } from '../src/platform/config';
 import { startDevServer } from './dev-server';
+import { ROOT } from './common';
 
-const DB_FILE = path.resolve(__dirname, '..', '..', '.temporal', 'dev-server.sqlite');
+const DB_FILE = path.join(ROOT, '.temporal', 'dev-server.sqlite');
 
 async function main(): Promise<void> {
   const settings = loadSettings();

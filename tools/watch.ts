@@ -5,8 +5,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
+import { ROOT } from './common';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const WATCHED = path.join(ROOT, 'src');
 // Editors and git write a file in several steps: one restart for all of them.
 const SETTLE_MS = 300;

@@ -18,7 +18,7 @@
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startDevServer } from '../../tools/dev-server';
-import { freePort, HAS_NODE_SQLITE, runScript, testServer, uniqueId } from '../helpers';
+import { freePort, HAS_NODE_SQLITE, runScript, testServer, uniqueId } from '../support/helpers';
 import {
   checkTheMoney,
   count,

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { TRANSFER_STATUS } from '../../src/shared';
-import { groupAlive, SERVICES, startCluster, type Cluster } from '../../tools/cluster';
-import { runScript, startWorkerProcess, uniqueId } from '../helpers';
+import { groupAlive, SERVICES, startCluster, type Cluster } from '../../tools/cluster/cluster';
+import { runScript, startWorkerProcess, uniqueId } from '../support/helpers';
 
 jest.setTimeout(120_000);
 

@@ -1,4 +1,4 @@
-// The money rule on a production-shaped cluster (tools/cluster.ts: four temporal-server
+// The money rule on a production-shaped cluster (tools/cluster/cluster.ts: four temporal-server
 // processes on PostgreSQL, 4 history shards), with 3 worker processes sharing one
 // PostgreSQL bank. The property generator's transfers run under random bank faults and
 // latencies on both sides of the 5 s timeout, SIGKILLs of a random worker, cancels and
@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
-import { startCluster, type Cluster, type ServiceName } from '../../tools/cluster';
+import { startCluster, type Cluster, type ServiceName } from '../../tools/cluster/cluster';
 import { count, OPENING, reason, total } from '../support/property';
 import { propertyRun, propertySize } from '../support/property-run';
 

@@ -5,11 +5,11 @@ import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
-import { BankingService } from '../../src/banking-service';
-import { ensureNamespaceReady, SearchAttributeMissingError } from '../../src/namespace-check';
+import { BankingService } from '../../src/bank/banking-service';
+import { ensureNamespaceReady, SearchAttributeMissingError } from '../../src/platform/namespace-check';
 import { CommandProcess } from '../../tools/processes';
 import { resolveTemporalCli } from '../../tools/temporal-cli';
-import { sample } from '../readme-samples';
+import { sample } from '../support/readme-samples';
 import {
   freeDevServerPort,
   runScript,
@@ -17,7 +17,7 @@ import {
   startWorkerProcess,
   testServer,
   uniqueId,
-} from '../helpers';
+} from '../support/helpers';
 
 jest.setTimeout(60_000);
 

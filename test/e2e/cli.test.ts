@@ -2,7 +2,7 @@
 // real exit codes, against the shared test server.
 import { temporal as proto } from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
-import { UsageError } from '../../src/config';
+import { UsageError } from '../../src/platform/config';
 import { DEFAULT_TRANSFER, parseStarterArgs } from '../../src/starter';
 import { moneyTransfer } from '../../src/workflows';
 import {
@@ -15,7 +15,7 @@ import {
   testWorker,
   transferDetails,
   uniqueId,
-} from '../helpers';
+} from '../support/helpers';
 
 let temporal: TestTemporal;
 let connection: NativeConnection;

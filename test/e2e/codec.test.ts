@@ -9,10 +9,10 @@ import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
-import { BankingService } from '../../src/banking-service';
-import { EncryptionCodec, KEY_ID_METADATA, newKey, readKeyRing } from '../../src/codec';
+import { BankingService } from '../../src/bank/banking-service';
+import { EncryptionCodec, KEY_ID_METADATA, newKey, readKeyRing } from '../../src/platform/codec';
 import type { PaymentDetails } from '../../src/shared';
-import { ROOT, runScript, startWorkerProcess, testServer, transferDetails, uniqueId } from '../helpers';
+import { ROOT, runScript, startWorkerProcess, testServer, transferDetails, uniqueId } from '../support/helpers';
 
 jest.setTimeout(60_000);
 

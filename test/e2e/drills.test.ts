@@ -16,7 +16,7 @@ import {
   testWorker,
   transferDetails,
   uniqueId,
-} from '../helpers';
+} from '../support/helpers';
 
 jest.setTimeout(60_000);
 

@@ -4,11 +4,11 @@
 // past the connect timeout, and blame TLS. And a starter that waits long must not leak
 // abort listeners (Node's MaxListenersExceededWarning in the middle of its output).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connectClient, loadSettings, temporalAnswers } from '../../src/config';
-import { watchProgress } from '../../src/progress-watch';
+import { connectClient, loadSettings, temporalAnswers } from '../../src/platform/config';
+import { watchProgress } from '../../src/platform/progress-watch';
 import { moneyTransfer } from '../../src/workflows';
 import { startDevServer } from '../../tools/dev-server';
-import { freeDevServerPort, TestTemporal, transferDetails, uniqueId } from '../helpers';
+import { freeDevServerPort, TestTemporal, transferDetails, uniqueId } from '../support/helpers';
 
 // gRPC's reconnect backoff starts at 1 s and grows 1.6 times an attempt (±20%): after
 // about 30 s with no server, the next attempt is 10 to 20 s away, well past the 5 s

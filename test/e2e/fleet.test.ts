@@ -7,8 +7,8 @@
 // run's plan and faults. CI runs 150 and 6.
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { openStore } from '../../src/bank-store';
-import { HAS_NODE_SQLITE, testServer } from '../helpers';
+import { openStore } from '../../src/bank/store';
+import { HAS_NODE_SQLITE, testServer } from '../support/helpers';
 import { summary } from '../support/property';
 import { propertyRun, propertySize, tempDirEach } from '../support/property-run';
 

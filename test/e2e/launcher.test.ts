@@ -17,7 +17,7 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CommandProcess } from '../../tools/processes';
-import { freePort, ROOT } from '../helpers';
+import { freePort, ROOT } from '../support/helpers';
 
 jest.setTimeout(240_000);
 

@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import type { CommandProcess } from '../../tools/processes';
-import { freePort, ROOT, runScript, startWorkerProcess, testServer, uniqueId } from '../helpers';
+import { freePort, ROOT, runScript, startWorkerProcess, testServer, uniqueId } from '../support/helpers';
 
 jest.setTimeout(90_000);
 

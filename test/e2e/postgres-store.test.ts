@@ -4,12 +4,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PgStore, redactPassword } from '../../src/bank-store';
-import { BankingService } from '../../src/banking-service';
+import { PgStore, redactPassword } from '../../src/bank/store';
+import { BankingService } from '../../src/bank/banking-service';
 import { InsufficientFundsError, TransferAlreadyOwnedError } from '../../src/shared';
-import { startPostgres, type Postgres } from '../../tools/postgres';
-import { freePort, runScript, startWorkerProcess, testServer, uniqueId } from '../helpers';
-import { storeContract } from '../store-contract';
+import { startPostgres, type Postgres } from '../../tools/cluster/postgres';
+import { freePort, runScript, startWorkerProcess, testServer, uniqueId } from '../support/helpers';
+import { storeContract } from '../support/store-contract';
 
 let dataDir: string;
 let postgres: Postgres;

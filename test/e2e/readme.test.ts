@@ -5,10 +5,10 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
-import { BankingService } from '../../src/banking-service';
-import { parseFaults, UnreliableBank } from '../../src/bank-faults';
+import { BankingService } from '../../src/bank/banking-service';
+import { parseFaults, UnreliableBank } from '../../src/bank/faults';
 import { getStatus } from '../../src/messages';
-import { ACTIVITIES_FILE, applyDrill, drillLines, loadDrilledActivities } from '../drill';
+import { ACTIVITIES_FILE, applyDrill, drillLines, loadDrilledActivities } from '../support/drill';
 import { startDevServer } from '../../tools/dev-server';
 import { resolveTemporalCli } from '../../tools/temporal-cli';
 import {
@@ -21,8 +21,8 @@ import {
   testWorker,
   uniqueId,
   sleep,
-} from '../helpers';
-import { cliPattern, pageOf, README, sample, samplePattern } from '../readme-samples';
+} from '../support/helpers';
+import { cliPattern, pageOf, README, sample, samplePattern } from '../support/readme-samples';
 
 describe('README', () => {
   test('`npm run demo` prints the sample, starting and stopping its own dev server', async () => {
@@ -158,13 +158,13 @@ describe('README', () => {
         const handle = server.client.workflow.getHandle('pay-invoice-705');
         await starter.waitFor('Web UI: ');
         while ((await handle.query(getStatus)).stage !== 'needs-review') await sleep(100);
-        const list = await runScript('src/review.js', ['list'], env);
+        const list = await runScript('src/review-cli.js', ['list'], env);
         const started = /started (\S+)/.exec(sample('review-list'))![1]!.replace(/\./g, '\\.');
         expect(list.stdout.trimEnd()).toMatch(
           samplePattern(sample('review-list'), [[started, String.raw`[\d:.TZ-]+`]]),
         );
         const resolve = await runScript(
-          'src/review.js',
+          'src/review-cli.js',
           ['resolve', 'pay-invoice-705', '--note', 'Refunded by cheque 1001', '--operator', 'alice'],
           env,
         );

@@ -1,9 +1,9 @@
-// `npm run review` as an operator runs it: lib/src/review.js against the test server,
+// `npm run review` as an operator runs it: lib/src/review-cli.js against the test server,
 // with transfers parked in needs-review by a worker in this process.
 import type { WorkflowHandle } from '@temporalio/client';
 import { createActivities } from '../../src/activities';
-import { parseFaults, UnreliableBank } from '../../src/bank-faults';
-import { BankingService } from '../../src/banking-service';
+import { parseFaults, UnreliableBank } from '../../src/bank/faults';
+import { BankingService } from '../../src/bank/banking-service';
 import { type moneyTransfer } from '../../src/workflows';
 import { getStatus } from '../../src/messages';
 import {
@@ -14,22 +14,22 @@ import {
   transferDetails,
   uniqueId,
   sleep,
-} from '../helpers';
+} from '../support/helpers';
 
 jest.setTimeout(90_000);
 
 const temporal = useTestTemporal();
 
 const review = (...args: string[]) =>
-  runScript('src/review.js', args, { TEMPORAL_ADDRESS: testServer().address });
+  runScript('src/review-cli.js', args, { TEMPORAL_ADDRESS: testServer().address });
 
 test('usage: help exits 0, a bad command exits 2 with a hint', async () => {
-  const help = await runScript('src/review.js', ['--help'], {});
+  const help = await runScript('src/review-cli.js', ['--help'], {});
   expect(help.code).toBe(0);
   expect(help.stdout).toContain('Usage: npm run review -- <command>');
-  const bad = await runScript('src/review.js', ['frobnicate'], {});
+  const bad = await runScript('src/review-cli.js', ['frobnicate'], {});
   expect(bad).toMatchObject({ code: 2, stderr: "review: unknown command 'frobnicate'. Try --help.\n" });
-  const missing = await runScript('src/review.js', ['resolve', 'x', '--note', 'n'], {});
+  const missing = await runScript('src/review-cli.js', ['resolve', 'x', '--note', 'n'], {});
   expect(missing).toMatchObject({
     code: 2,
     stderr: 'review: resolve needs --note TEXT and --operator NAME. Try --help.\n',

@@ -7,12 +7,12 @@ import path from 'node:path';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
-import { BANK_HOSTNAME, BankingService } from '../../src/banking-service';
-import { connectClient, loadSettings } from '../../src/config';
-import { shutdownTracing, startTracing, tracingBundlePath, withTracing } from '../../src/telemetry';
+import { BANK_HOSTNAME, BankingService } from '../../src/bank/banking-service';
+import { connectClient, loadSettings } from '../../src/platform/config';
+import { shutdownTracing, startTracing, tracingBundlePath, withTracing } from '../../src/platform/telemetry';
 import { createWorker } from '../../src/worker';
 import { buildWorkflowBundle } from '../../tools/bundle';
-import { ROOT, testServer, transferDetails, uniqueId } from '../helpers';
+import { ROOT, testServer, transferDetails, uniqueId } from '../support/helpers';
 
 jest.setTimeout(120_000);
 

@@ -1,6 +1,6 @@
 // Worker Versioning: the README's deploy drill with two worker processes of different
 // workflow code, and the version a versioned worker's executions carry. v1 is the
-// compiled app in lib/; v2 is a changed copy of src/ (test/versioning-drill.ts).
+// compiled app in lib/; v2 is a changed copy of src/ (test/support/versioning-drill.ts).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -22,8 +22,8 @@ import {
   uniqueId,
   useTestTemporal,
   sleep,
-} from '../helpers';
-import { PAGES, sample, samplePattern } from '../readme-samples';
+} from '../support/helpers';
+import { PAGES, sample, samplePattern } from '../support/readme-samples';
 
 /** The page with the whole drill; the README has its short form. */
 const DRILL = PAGES.get('docs/versioning.md')!;
@@ -36,7 +36,7 @@ import {
   V2_WORKFLOW_FILE,
   V2_WORKFLOW_PROXY,
   type Release,
-} from '../versioning-drill';
+} from '../support/versioning-drill';
 
 const { VersionDrainageStatus } = temporal.api.enums.v1;
 
@@ -174,7 +174,7 @@ describe('the deploy drill (README "Ship a change while transfers wait")', () =>
       );
 
       // The operator resolves it; v1 runs the update and the end of the workflow.
-      const resolve = await runScript('src/review.js', reviewArgs(), env);
+      const resolve = await runScript('src/review-cli.js', reviewArgs(), env);
       expect(resolve.code).toBe(0); // the status below holds the resolution
       expect((await parked.exited).code).toBe(1);
       expect(parked.stdout.trimEnd()).toMatch(samplePattern(sample('versioning-starter-v1')));

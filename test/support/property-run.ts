@@ -5,8 +5,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { prng } from '../../src/bank-faults';
-import { uniqueId } from '../helpers';
+import { prng } from '../../src/bank/faults';
+import { uniqueId } from './helpers';
 import {
   checkTheRun,
   createBank,

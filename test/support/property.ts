@@ -20,12 +20,12 @@ import {
   type BankStore,
   type LedgerEntry,
   type VoidRecord,
-} from '../../src/bank-store';
-import { FAULT_KINDS } from '../../src/bank-faults';
+} from '../../src/bank/store';
+import { FAULT_KINDS } from '../../src/bank/faults';
 import { referencesFor, type PaymentDetails } from '../../src/shared';
 import { getStatus, refundTo, retryRefund, type TransferView } from '../../src/messages';
 import { type moneyTransfer } from '../../src/workflows';
-import { ScriptProcess, sleep, voidedReferences } from '../helpers';
+import { ScriptProcess, sleep, voidedReferences } from './helpers';
 
 export type Kind = 'ok' | 'insufficient' | 'invalid-source' | 'invalid-target';
 export interface Plan {
@@ -499,7 +499,7 @@ export interface DeskOptions {
   random: () => number;
   parksWanted: number;
   /**
-   * The operator lists and resolves through `npm run review` (lib/src/review.js) as a
+   * The operator lists and resolves through `npm run review` (lib/src/review-cli.js) as a
    * process against this server, as an operator would; otherwise through the client.
    */
   reviewCli?: { address: string };
@@ -509,11 +509,11 @@ export interface DeskOptions {
 type Decision = { stage: string; refundedTo?: string } | 'raced' | 'lost';
 
 /**
- * `npm run review -- <args>` as a process (lib/src/review.js). No time limit of its own:
+ * `npm run review -- <args>` as a process (lib/src/review-cli.js). No time limit of its own:
  * an Update's answer waits for the refund round, which retries through faults and kills.
  */
 async function review(address: string, args: string[]) {
-  const cli = new ScriptProcess('src/review.js', args, { TEMPORAL_ADDRESS: address });
+  const cli = new ScriptProcess('src/review-cli.js', args, { TEMPORAL_ADDRESS: address });
   const { code } = await cli.exited;
   return { code, stdout: cli.stdout, stderr: cli.stderr };
 }

@@ -8,11 +8,11 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { BrowserContext, Page } from 'playwright-core';
 import { createActivities } from '../../src/activities';
-import { BankingService } from '../../src/banking-service';
-import { EncryptionCodec, newKey, readKeyRing } from '../../src/codec';
+import { BankingService } from '../../src/bank/banking-service';
+import { EncryptionCodec, newKey, readKeyRing } from '../../src/platform/codec';
 import { startDevServer } from '../../tools/dev-server';
 import { startCodecServer, uiOrigins, type RunningCodecServer } from '../../src/codec-server';
-import { freeDevServerPort, freePort, ROOT, testServer, transferDetails } from '../helpers';
+import { freeDevServerPort, freePort, ROOT, testServer, transferDetails } from '../support/helpers';
 import { launchChromium } from './browser';
 
 jest.setTimeout(120_000);

@@ -8,10 +8,10 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type { BrowserContext, Page } from 'playwright-core';
 import { createActivities } from '../../src/activities';
-import { parseFaults, UnreliableBank } from '../../src/bank-faults';
+import { parseFaults, UnreliableBank } from '../../src/bank/faults';
 import { getStatus } from '../../src/messages';
 import { startDevServer } from '../../tools/dev-server';
-import { freeDevServerPort, ROOT, runScript, ScriptProcess, testWorker } from '../helpers';
+import { freeDevServerPort, ROOT, runScript, ScriptProcess, testWorker } from '../support/helpers';
 import { launchChromium } from './browser';
 
 jest.setTimeout(120_000);
@@ -104,7 +104,7 @@ test('a parked transfer: found by TransferStatus in the list, its metadata shown
       }
 
       const resolved = await runScript(
-        'src/review.js',
+        'src/review-cli.js',
         ['resolve', WORKFLOW_ID, '--note', 'Refunded by cheque 1001', '--operator', 'alice'],
         env,
       );

@@ -6,12 +6,12 @@ import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
 import type { BrowserContext, Page } from 'playwright-core';
 import { createActivities } from '../../src/activities';
-import { BankingService } from '../../src/banking-service';
+import { BankingService } from '../../src/bank/banking-service';
 import { startDevServer } from '../../tools/dev-server';
-import { loadDrilledActivities } from '../drill';
+import { loadDrilledActivities } from '../support/drill';
 import { DEFAULT_TASK_QUEUE } from '../../src/shared';
 import { launchChromium } from './browser';
-import { freeDevServerPort, ROOT, runScript, testWorker } from '../helpers';
+import { freeDevServerPort, ROOT, runScript, testWorker } from '../support/helpers';
 
 jest.setTimeout(120_000);
 

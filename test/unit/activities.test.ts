@@ -3,10 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
-import { BankingService } from '../../src/banking-service';
-import { UnreliableBank } from '../../src/bank-faults';
+import { BankingService } from '../../src/bank/banking-service';
+import { UnreliableBank } from '../../src/bank/faults';
 import { InsufficientFundsError, InvalidAccountError } from '../../src/shared';
-import { transferDetails, voidedReferences } from '../helpers';
+import { transferDetails, voidedReferences } from '../support/helpers';
 
 const details = transferDetails({ referenceId: 'ref-1' });
 

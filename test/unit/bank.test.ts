@@ -2,10 +2,10 @@ import { execFileSync, fork } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { isPostgresUrl, MemoryStore, redactPassword, SEED_ACCOUNTS, SqliteStore } from '../../src/bank-store';
-import { BankFaultsError, parseFaults, randomFaults, UnreliableBank } from '../../src/bank-faults';
-import { bankFromEnv } from '../../src/bank-from-env';
-import { BankingService } from '../../src/banking-service';
+import { isPostgresUrl, MemoryStore, redactPassword, SEED_ACCOUNTS, SqliteStore } from '../../src/bank/store';
+import { BankFaultsError, parseFaults, randomFaults, UnreliableBank } from '../../src/bank/faults';
+import { bankFromEnv } from '../../src/bank/from-env';
+import { BankingService } from '../../src/bank/banking-service';
 import {
   AccountClosedError,
   IdempotencyKeyReusedError,
@@ -15,8 +15,8 @@ import {
   ReferenceVoidedError,
   TransferAlreadyOwnedError,
 } from '../../src/shared';
-import { HAS_NODE_SQLITE, ROOT, voidedReferences } from '../helpers';
-import { storeContract } from '../store-contract';
+import { HAS_NODE_SQLITE, ROOT, voidedReferences } from '../support/helpers';
+import { storeContract } from '../support/store-contract';
 
 const balances = async (bank: BankingService) => Object.fromEntries(await bank.balances());
 
@@ -436,8 +436,8 @@ if (HAS_NODE_SQLITE) {
       const script = path.join(dir, 'writer.js');
       writeFileSync(
         script,
-        `const { SqliteStore } = require(${JSON.stringify(path.join(ROOT, 'lib', 'src', 'bank-store.js'))});
-       const { BankingService } = require(${JSON.stringify(path.join(ROOT, 'lib', 'src', 'banking-service.js'))});
+        `const { SqliteStore } = require(${JSON.stringify(path.join(ROOT, 'lib', 'src', 'bank', 'store.js'))});
+       const { BankingService } = require(${JSON.stringify(path.join(ROOT, 'lib', 'src', 'bank', 'banking-service.js'))});
        const bank = new BankingService('bank', { store: new SqliteStore(process.argv[2]) });
        let n = 0;
        process.send('ready');
@@ -501,7 +501,7 @@ describe('BANK_DB', () => {
         process.execPath,
         [
           '-e',
-          `const { openStore } = require(${JSON.stringify(path.join(ROOT, 'lib', 'src', 'bank-store.js'))});
+          `const { openStore } = require(${JSON.stringify(path.join(ROOT, 'lib', 'src', 'bank', 'store.js'))});
            const pgLoaded = () => Object.keys(require.cache).some((file) => file.includes('/node_modules/pg/'));
            (async () => {
              try {

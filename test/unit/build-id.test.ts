@@ -5,9 +5,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildIdPath, writeWorkflowBundles } from '../../tools/bundle';
-import { StartupError } from '../../src/config';
+import { StartupError } from '../../src/platform/config';
 import { deploymentFromEnv } from '../../src/worker';
-import { v2TypeErrors, v2Workflows, V2_WORKFLOW_CALL, writeFlowCopy } from '../versioning-drill';
+import { v2TypeErrors, v2Workflows, V2_WORKFLOW_CALL, writeFlowCopy } from '../support/versioning-drill';
 
 let dir: string;
 beforeAll(() => {

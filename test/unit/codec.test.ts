@@ -12,7 +12,7 @@ import {
   newKey,
   readKeyRing,
   type KeyRing,
-} from '../../src/codec';
+} from '../../src/platform/codec';
 import { startCodecServer, uiOrigins, type RunningCodecServer } from '../../src/codec-server';
 import { DEFAULT_TRANSFER } from '../../src/starter';
 

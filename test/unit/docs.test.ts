@@ -1,7 +1,7 @@
 // Claims the docs make about the code, checked against the code.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT } from '../helpers';
+import { ROOT } from '../support/helpers';
 
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
 
@@ -28,8 +28,8 @@ test('docs/configuration.md, with the pages its table links, names every environ
   expect(read_.filter((name) => !INTERNAL.includes(name) && !docs.includes(`\`${name}`))).toEqual([]);
 });
 
-test('docs/replay.md names every recorded history in test/histories/', () => {
-  const histories = readdirSync(path.join(ROOT, 'test', 'histories')).filter((f) => f.endsWith('.json'));
+test('docs/replay.md names every recorded history in test/fixtures/histories/', () => {
+  const histories = readdirSync(path.join(ROOT, 'test', 'fixtures', 'histories')).filter((f) => f.endsWith('.json'));
   expect(histories.length).toBeGreaterThan(0);
   const replay = read('docs/replay.md');
   expect(histories.filter((file) => !replay.includes(file.replace(/\.json$/, '')))).toEqual([]);

@@ -1,4 +1,4 @@
-import { classifyServer, registerCommands } from '../../src/namespace-check';
+import { classifyServer, registerCommands } from '../../src/platform/namespace-check';
 
 describe('classifyServer', () => {
   test.each([

@@ -6,11 +6,11 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
-import { parseFaults, UnreliableBank } from '../../src/bank-faults';
-import type { LedgerEntry } from '../../src/bank-store';
+import { parseFaults, UnreliableBank } from '../../src/bank/faults';
+import type { LedgerEntry } from '../../src/bank/store';
 import { referencesFor, type PaymentDetails } from '../../src/shared';
 import type { moneyTransfer } from '../../src/workflows';
-import { transferDetails, uniqueId, useTestTemporal } from '../helpers';
+import { transferDetails, uniqueId, useTestTemporal } from '../support/helpers';
 
 jest.setTimeout(120_000);
 

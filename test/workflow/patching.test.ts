@@ -6,17 +6,17 @@ import path from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import type { temporal } from '@temporalio/proto';
-import { BankingService } from '../../src/banking-service';
-import { transferDetails, uniqueId, useTestTemporal } from '../helpers';
+import { BankingService } from '../../src/bank/banking-service';
+import { transferDetails, uniqueId, useTestTemporal } from '../support/helpers';
 import {
   bundleWorkflowSource,
   DEPRECATED_CALL,
   loadV2Activities,
   PATCHED_CALL,
   v2Workflows,
-} from '../versioning-drill';
+} from '../support/versioning-drill';
 
-const HISTORIES = path.join(__dirname, '..', 'histories');
+const HISTORIES = path.join(__dirname, '..', 'fixtures', 'histories');
 const PRE_CHANGE = readdirSync(HISTORIES).filter((file) => file.endsWith('.json'));
 const load = (file: string): unknown => JSON.parse(readFileSync(path.join(HISTORIES, file), 'utf8'));
 const DOCS = readFileSync(path.join(__dirname, '..', '..', 'docs', 'versioning.md'), 'utf8');

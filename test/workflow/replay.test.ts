@@ -1,13 +1,13 @@
 // Determinism: today's workflow code must replay the histories a real dev server
-// recorded (test/histories, refreshed by `npm run histories`), and a changed workflow must not.
+// recorded (test/fixtures/histories, refreshed by `npm run histories`), and a changed workflow must not.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { testServer } from '../helpers';
-import { bundleWorkflowSource, TRANSFER_FLOW } from '../versioning-drill';
+import { testServer } from '../support/helpers';
+import { bundleWorkflowSource, TRANSFER_FLOW } from '../support/versioning-drill';
 
-const HISTORIES = path.join(__dirname, '..', 'histories');
+const HISTORIES = path.join(__dirname, '..', 'fixtures', 'histories');
 const load = (name: string): unknown => JSON.parse(readFileSync(path.join(HISTORIES, name), 'utf8'));
 
 const HISTORY_FILES = [

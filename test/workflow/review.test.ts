@@ -3,9 +3,9 @@
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { createActivities, type ReviewNotice } from '../../src/activities';
-import { parseFaults, RefuseFirstRefundBank, UnreliableBank } from '../../src/bank-faults';
-import { MemoryStore } from '../../src/bank-store';
-import { BankingService } from '../../src/banking-service';
+import { parseFaults, RefuseFirstRefundBank, UnreliableBank } from '../../src/bank/faults';
+import { MemoryStore } from '../../src/bank/store';
+import { BankingService } from '../../src/bank/banking-service';
 import { InvalidAccountError, transferStartOptions, type PaymentDetails } from '../../src/shared';
 import type { moneyTransfer } from '../../src/workflows';
 import {
@@ -16,7 +16,7 @@ import {
   type ReviewPolicy,
   type TransferView,
 } from '../../src/messages';
-import { activityRuns, logs, useTestTemporal, transferDetails, uniqueId, sleep } from '../helpers';
+import { activityRuns, logs, useTestTemporal, transferDetails, uniqueId, sleep } from '../support/helpers';
 
 jest.setTimeout(60_000);
 

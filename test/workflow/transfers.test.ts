@@ -3,11 +3,11 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
-import { MemoryStore } from '../../src/bank-store';
-import { BankingService, type CallOptions } from '../../src/banking-service';
-import { UnreliableBank } from '../../src/bank-faults';
+import { MemoryStore } from '../../src/bank/store';
+import { BankingService, type CallOptions } from '../../src/bank/banking-service';
+import { UnreliableBank } from '../../src/bank/faults';
 import { getStatus, type TransferView } from '../../src/messages';
-import { useTestTemporal, transferDetails } from '../helpers';
+import { useTestTemporal, transferDetails } from '../support/helpers';
 
 jest.setTimeout(60_000);
 

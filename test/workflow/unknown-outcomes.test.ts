@@ -11,8 +11,8 @@ import {
   type Injection,
   parseFaults,
   UnreliableBank,
-} from '../../src/bank-faults';
-import { BankingService } from '../../src/banking-service';
+} from '../../src/bank/faults';
+import { BankingService } from '../../src/bank/banking-service';
 import type { PaymentDetails } from '../../src/shared';
 import { type moneyTransfer } from '../../src/workflows';
 import { getStatus, type TransferView } from '../../src/messages';
@@ -23,7 +23,7 @@ import {
   transferDetails,
   uniqueId,
   sleep,
-} from '../helpers';
+} from '../support/helpers';
 
 jest.setTimeout(120_000);
 

@@ -1,10 +1,10 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
-import { BankingService, type CallOptions } from '../../src/banking-service';
+import { BankingService, type CallOptions } from '../../src/bank/banking-service';
 import { InvalidAccountError } from '../../src/shared';
-import { loadDrilledActivities } from '../drill';
-import { activityRuns, logs, useTestTemporal, transferDetails } from '../helpers';
+import { loadDrilledActivities } from '../support/drill';
+import { activityRuns, logs, useTestTemporal, transferDetails } from '../support/helpers';
 
 const temporal = useTestTemporal();
 

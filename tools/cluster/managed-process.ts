@@ -1,11 +1,11 @@
-// Long-running children of tools/cluster.ts and tools/postgres.ts: each in its own
+// Long-running children of cluster.ts and postgres.ts: each in its own
 // process group, its output appended to a log file, stopped by signal.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 /** Heads each start's part of a log file, so an error quotes only the latest run. */
-const START_MARK = '=== tools/cluster.ts started';
+const START_MARK = '=== started';
 const STOP_TIMEOUT_MS = 30_000;
 const READY_TIMEOUT_MS = 90_000;
 

@@ -7,15 +7,10 @@
 // - the starter, one transfer from start to exit: `npm run starter` and
 //   `node lib/src/starter.js`, with a worker polling.
 import { spawnSync } from 'node:child_process';
-import { startDevServer } from './dev-server';
-import { compiled, ROOT, startWorkerProcess } from './processes';
-import { installLogger } from '../src/worker';
-
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
+import { startDevServer } from '../dev-server';
+import { median, ROOT } from '../common';
+import { compiled, startWorkerProcess } from '../processes';
+import { installLogger } from '../../src/worker';
 
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 

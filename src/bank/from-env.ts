@@ -1,7 +1,7 @@
 // The bank a worker gets from its environment: the store BANK_DB names, and latency and
 // faults only when BANK_DELAY_MS or BANK_FAULTS ask for them.
-import { parseFaults, UnreliableBank } from './bank-faults';
-import { openStore } from './bank-store';
+import { parseFaults, UnreliableBank } from './faults';
+import { openStore } from './store';
 import { BANK_HOSTNAME, BankingService } from './banking-service';
 
 /**

@@ -2,7 +2,7 @@
 // patterns that let the parts that vary from run to run vary.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT } from '../tools/processes';
+import { ROOT } from '../../tools/common';
 
 export const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 

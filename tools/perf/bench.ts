@@ -8,17 +8,17 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { connectClient, loadSettings, type Settings } from '../src/config';
-import { startDevServer } from './dev-server';
-import { transferStartOptions, type PaymentDetails } from '../src/shared';
-import { SEED_ACCOUNTS } from '../src/bank-store';
-import { DEFAULT_TRANSFER } from '../src/starter';
-import { CommandProcess, ScriptProcess, startWorkerProcess } from './processes';
-import { median } from './startup-time';
-import { installLogger, type Tuning } from '../src/worker';
-import type { moneyTransfer } from '../src/workflows';
+import { connectClient, loadSettings, type Settings } from '../../src/platform/config';
+import { startDevServer } from '../dev-server';
+import { transferStartOptions, type PaymentDetails } from '../../src/shared';
+import { SEED_ACCOUNTS } from '../../src/bank/store';
+import { DEFAULT_TRANSFER } from '../../src/starter';
+import { CommandProcess, ScriptProcess, startWorkerProcess } from '../processes';
+import { median, ROOT } from '../common';
+import { installLogger, type Tuning } from '../../src/worker';
+import type { moneyTransfer } from '../../src/workflows';
 
-const JSON_PATH = path.join(__dirname, '..', '..', 'test-results', 'bench.json');
+const JSON_PATH = path.join(ROOT, 'test-results', 'bench.json');
 // The source account's opening balance; each bench transfer moves 1.
 const SEED_BALANCE = SEED_ACCOUNTS.get(DEFAULT_TRANSFER.sourceAccount)!;
 

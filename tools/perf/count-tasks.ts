@@ -3,29 +3,21 @@
 // history service's transfer, timer and visibility tasks. Each kind runs alone on a
 // fresh dev server (the same flags as every dev server here), and the count waits until
 // the activity and workflow task timers have fired, as they do for every transfer.
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createActivities } from '../src/activities';
-import { transferStartOptions, type PaymentDetails } from '../src/shared';
-import { installLogger } from '../src/worker';
-import type { moneyTransfer } from '../src/workflows';
-import { buildWorkflowBundle } from './bundle';
-import { startDevServer } from './dev-server';
-import { CASES } from './export-histories';
+import { createActivities } from '../../src/activities';
+import { transferStartOptions, type PaymentDetails } from '../../src/shared';
+import { installLogger } from '../../src/worker';
+import type { moneyTransfer } from '../../src/workflows';
+import { buildWorkflowBundle } from '../bundle';
+import { freePort } from '../common';
+import { startDevServer } from '../dev-server';
+import { CASES } from '../export-histories';
 
 const KINDS = ['success', 'insufficient-funds', 'failing-deposit-refund'];
 /** Longer than every timer a transfer leaves behind: workflow task timeouts are 10 s. */
 const TIMERS_SETTLE_MS = 15_000;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** The namespace's counters, as `metric operation` → value. */
 async function counters(port: number): Promise<Map<string, number>> {

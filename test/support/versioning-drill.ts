@@ -3,11 +3,12 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
-import type { createActivities } from '../src/activities';
-import { buildIdOf, buildWorkflowBundle } from '../tools/bundle';
+import type { createActivities } from '../../src/activities';
+import { buildIdOf, buildWorkflowBundle } from '../../tools/bundle';
+import { ROOT } from '../../tools/common';
 
-const SRC = path.resolve(__dirname, '..', 'src');
-const DRILL_DIR = path.join(__dirname, '.drill');
+const SRC = path.join(ROOT, 'src');
+const DRILL_DIR = path.join(ROOT, 'test', '.drill');
 
 /** What the README tells the reader to add to the object `createActivities` returns. */
 export const V2_ACTIVITY = `async checkDailyLimit(details: PaymentDetails): Promise<string> {
@@ -21,7 +22,7 @@ export const V2_ACTIVITY_IMPORT = "import { ApplicationFailure } from '@temporal
 /** The workflow module the drill edits, the transfer's flow, and the line it adds the call before. */
 export const V2_WORKFLOW_FILE = 'src/workflows/transfer.ts';
 export const V2_WORKFLOW_ANCHOR = "setStage(transfer, 'withdrawing');";
-export const TRANSFER_FLOW = path.resolve(__dirname, '..', V2_WORKFLOW_FILE);
+export const TRANSFER_FLOW = path.join(ROOT, V2_WORKFLOW_FILE);
 /** What the README tells the reader to add there, before V2_WORKFLOW_ANCHOR. */
 export const V2_WORKFLOW_CALL = 'await checkDailyLimit(details);';
 /** ... and the proxy it calls, at the end of that file. */

@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
-import { startDevServer } from '../tools/dev-server';
+import { startDevServer } from '../../tools/dev-server';
 import build from './build';
 
 /** A namespace the test server has besides `default`. */

@@ -1,7 +1,8 @@
 import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { isAlive, ROOT } from '../../tools/common';
 
-const DRILL_DIR = path.join(__dirname, '.drill');
+const DRILL_DIR = path.join(ROOT, 'test', '.drill');
 
 export default async function globalTeardown(): Promise<void> {
   removeDrillCopies();
@@ -26,17 +27,8 @@ function removeDrillCopies(): void {
   }
   for (const file of files) {
     const pid = Number(/-(\d+)\.ts$/.exec(file)?.[1]);
-    if (pid === process.pid || !isRunning(pid)) rmSync(path.join(DRILL_DIR, file), { force: true });
+    if (pid === process.pid || !isAlive(pid)) rmSync(path.join(DRILL_DIR, file), { force: true });
   }
   if (readdirSync(DRILL_DIR).length === 0) rmSync(DRILL_DIR, { recursive: true, force: true });
 }
 
-function isRunning(pid: number): boolean {
-  if (!Number.isInteger(pid)) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -1,5 +1,5 @@
 import { customAlphabet } from 'nanoid';
-import { MemoryStore, type BankStore } from './bank-store';
+import { MemoryStore, type BankStore } from './store';
 import {
   AccountClosedError,
   type BankError,
@@ -10,7 +10,7 @@ import {
   isValidAmount,
   ReferenceVoidedError,
   TransferAlreadyOwnedError,
-} from './shared';
+} from '../shared';
 
 /** The seed's bank host. The mock makes no calls to it. */
 export const BANK_HOSTNAME = 'bank-api.example.com';

@@ -4,13 +4,14 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import type { LogEntry } from '@temporalio/worker';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { nanoid } from 'nanoid';
-import { createActivities } from '../src/activities';
-import type { BankStore } from '../src/bank-store';
-import { BankingService } from '../src/banking-service';
-import { transferStartOptions, type PaymentDetails } from '../src/shared';
-import { DEFAULT_TRANSFER } from '../src/starter';
-import { compiled, ROOT } from '../tools/processes';
-import { type moneyTransfer } from '../src/workflows';
+import { createActivities } from '../../src/activities';
+import type { BankStore } from '../../src/bank/store';
+import { BankingService } from '../../src/bank/banking-service';
+import { transferStartOptions, type PaymentDetails } from '../../src/shared';
+import { DEFAULT_TRANSFER } from '../../src/starter';
+import { freePort, ROOT } from '../../tools/common';
+import { compiled } from '../../tools/processes';
+import { type moneyTransfer } from '../../src/workflows';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -25,7 +26,7 @@ Runtime.install({
   }),
 });
 
-export { TEST_NAMESPACE } from './global-setup';
+export { TEST_NAMESPACE } from '../setup/global-setup';
 
 /** node:sqlite, behind the SQLite bank store, exists from Node 22.5. */
 export const HAS_NODE_SQLITE = process.getBuiltinModule?.('node:sqlite') !== undefined;
@@ -166,7 +167,8 @@ export async function activityRuns(handle: WorkflowHandle): Promise<Array<{ name
   return [...runs.values()];
 }
 
-export { ROOT, ScriptProcess, startWorkerProcess } from '../tools/processes';
+export { freePort, ROOT } from '../../tools/common';
+export { ScriptProcess, startWorkerProcess } from '../../tools/processes';
 
 /** Runs a compiled script (src/starter.js, ...) to the end. LOG_LEVEL is WARN unless env says otherwise. */
 export function runScript(
@@ -183,14 +185,6 @@ export function runScript(
       (err, stdout, stderr) => resolve({ code: err ? (err.code as number) : 0, stdout, stderr }),
     );
   });
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** A localhost port P where P + 1000 (a dev server's Web UI) is free too. */

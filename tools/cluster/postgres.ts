@@ -1,4 +1,4 @@
-// A PostgreSQL server of its own in a data directory, on 127.0.0.1: tools/cluster.ts
+// A PostgreSQL server of its own in a data directory, on 127.0.0.1: tools/cluster/cluster.ts
 // keeps Temporal's persistence in it, and the PostgreSQL bank store's tests their ledgers.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,11 +13,11 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { Client } from 'pg';
+import { freePort } from '../common';
 import { ManagedProcess, waitUntil } from './managed-process';
-import { findOnPath, isExecutable } from './temporal-cli';
+import { findOnPath, isExecutable } from '../temporal-cli';
 
 const HOST = '127.0.0.1';
 
@@ -230,13 +230,3 @@ function checkReachable(pgdata: string, uid: number): void {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}

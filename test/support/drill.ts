@@ -2,9 +2,10 @@
 // the reader to make in src/activities.ts.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { createActivities } from '../src/activities';
+import type { createActivities } from '../../src/activities';
+import { ROOT } from '../../tools/common';
 
-export const ACTIVITIES_FILE = path.resolve(__dirname, '..', 'src', 'activities.ts');
+export const ACTIVITIES_FILE = path.join(ROOT, 'src', 'activities.ts');
 
 /** The line numbers the drill comment in src/activities.ts names. */
 export function drillLines(source = readFileSync(ACTIVITIES_FILE, 'utf8')): {
@@ -27,7 +28,7 @@ export function applyDrill(source = readFileSync(ACTIVITIES_FILE, 'utf8')): stri
 
 /** Loads createActivities from the drilled copy of src/activities.ts. */
 export function loadDrilledActivities(): typeof createActivities {
-  const dir = path.join(__dirname, '.drill');
+  const dir = path.join(ROOT, 'test', '.drill');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `activities-${process.pid}.ts`);
   writeFileSync(file, applyDrill().replaceAll("from './", "from '../../src/"));

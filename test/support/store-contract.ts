@@ -1,7 +1,7 @@
 // The checks every bank store must pass, run by each store's tests (unit for memory and
 // SQLite, e2e for PostgreSQL, which needs a server).
-import type { BankStore } from '../src/bank-store';
-import { BankingService } from '../src/banking-service';
+import type { BankStore } from '../../src/bank/store';
+import { BankingService } from '../../src/bank/banking-service';
 
 /** The checks every store must pass, whatever keeps its state. */
 export function storeContract(open: () => Promise<BankStore> | BankStore) {

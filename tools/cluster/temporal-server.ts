@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { findOnPath, goInstall, isExecutable, userCacheDir } from './temporal-cli';
+import { findOnPath, goInstall, isExecutable, userCacheDir } from '../temporal-cli';
 
 export const TEMPORAL_SERVER_VERSION = 'v1.29.1';
 const SERVER_MODULE = 'go.temporal.io/server';

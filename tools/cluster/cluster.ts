@@ -10,11 +10,12 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { grpc } from '@temporalio/proto';
-import { TRANSFER_STATUS } from '../src/shared';
+import { TRANSFER_STATUS } from '../../src/shared';
+import { isAlive } from '../common';
 import { ManagedProcess, signalGroup, waitUntil } from './managed-process';
 import { findPostgres, startPostgres, type PostgresBinaries } from './postgres';
-import { ROOT } from './processes';
-import { cliMissingHelp, resolveTemporalCli } from './temporal-cli';
+import { ROOT } from '../common';
+import { cliMissingHelp, resolveTemporalCli } from '../temporal-cli';
 import { resolveTemporalServer, TEMPORAL_SERVER_VERSION, type ServerBinaries } from './temporal-server';
 
 export type ServiceName = 'frontend' | 'history' | 'matching' | 'worker';
@@ -107,7 +108,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 
   const owner = path.join(dataDir, 'run', 'owner.pid');
   const ownerPid = existsSync(owner) ? Number(readFileSync(owner, 'utf8')) : 0;
-  if (ownerPid > 0 && ownerPid !== process.pid && processAlive(ownerPid)) {
+  if (ownerPid > 0 && ownerPid !== process.pid && isAlive(ownerPid)) {
     throw new Error(
       `A cluster already runs from ${dataDir}, started by process ${ownerPid}: stop it (Ctrl-C there) first. ` +
         `(If that process is something else, delete ${owner}.)`,
@@ -369,7 +370,7 @@ function writeServerConfig(configDir: string, state: ClusterState): void {
       membershipPort: ${ports.services[name].membership}
       bindOnLocalHost: true`;
   const dynamicConfig = path.join(configDir, 'dynamicconfig.yaml');
-  const yaml = `# Written by tools/cluster.ts at each start; edits are overwritten.
+  const yaml = `# Written by tools/cluster/cluster.ts at each start; edits are overwritten.
 log:
   stdout: true
   level: info
@@ -728,15 +729,6 @@ if (require.main === module) {
     console.error(err instanceof Error ? err.message : err);
     process.exit(1);
   });
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Exposed for the test's orphan check: true while any process of group `pid` is alive. */

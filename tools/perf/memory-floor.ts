@@ -38,9 +38,9 @@ async function probe(stage: Stage): Promise<void> {
   if (stage === 'node') return void console.log(JSON.stringify(memory()));
   await import('@temporalio/worker');
   if (stage === 'sdk') return void console.log(JSON.stringify(memory()));
-  const { bankFromEnv } = await import('../src/bank-from-env');
-  const { loadSettings } = await import('../src/config');
-  const { connectWorker, createWorker, installLogger } = await import('../src/worker');
+  const { bankFromEnv } = await import('../../src/bank/from-env');
+  const { loadSettings } = await import('../../src/platform/config');
+  const { connectWorker, createWorker, installLogger } = await import('../../src/worker');
   installLogger('WARN');
   const settings = loadSettings();
   const connection = await connectWorker(settings); // as the production worker connects
@@ -56,8 +56,8 @@ async function probe(stage: Stage): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const { startDevServer } = await import('./dev-server');
-  const { median } = await import('./startup-time');
+  const { startDevServer } = await import('../dev-server');
+  const { median } = await import('../common');
   const runs = Number(process.env.RUNS ?? 3);
   const server = await startDevServer();
   try {
