@@ -3,7 +3,14 @@
 // through the workflow's Updates, whose validators reject what makes no sense.
 import { parseArgs } from 'node:util';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { connectClient, describeError, loadSettings, UsageError, webUiLink, type Settings } from './platform/config';
+import {
+  connectClient,
+  describeError,
+  loadSettings,
+  UsageError,
+  webUiLink,
+  type Settings,
+} from './platform/config';
 import { TRANSFER_STATUS } from './shared';
 import { type moneyTransfer } from './workflows';
 import { getStatus, refundTo, resolveManually, retryRefund, type TransferView } from './messages';

@@ -15,7 +15,12 @@ import {
   type Settings,
 } from './platform/config';
 import { ensureNamespaceReady } from './platform/namespace-check';
-import { metricsBindFromEnv, runtimeTelemetryOptions, shutdownTracing, withTracing } from './platform/telemetry';
+import {
+  metricsBindFromEnv,
+  runtimeTelemetryOptions,
+  shutdownTracing,
+  withTracing,
+} from './platform/telemetry';
 
 const USAGE = `Usage: npm run worker
 

@@ -3,7 +3,13 @@
 // worker's namespace check), starts the transfer, prints its result, and stops whatever
 // it started.
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { connectClient, loadSettings, splitAddress, temporalAnswers, webUiPort } from '../src/platform/config';
+import {
+  connectClient,
+  loadSettings,
+  splitAddress,
+  temporalAnswers,
+  webUiPort,
+} from '../src/platform/config';
 import { startDevServer } from './dev-server';
 import { ensureNamespaceReady } from '../src/platform/namespace-check';
 import { DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID, runTransfer } from '../src/starter';

@@ -5,7 +5,6 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './common';
 
-
 /** lib/<script>, e.g. lib/src/worker.js. */
 export function compiled(script: string): string {
   const file = path.join(ROOT, 'lib', script);

@@ -12,7 +12,14 @@ import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/bank/banking-service';
 import { EncryptionCodec, KEY_ID_METADATA, newKey, readKeyRing } from '../../src/platform/codec';
 import type { PaymentDetails } from '../../src/shared';
-import { ROOT, runScript, startWorkerProcess, testServer, transferDetails, uniqueId } from '../support/helpers';
+import {
+  ROOT,
+  runScript,
+  startWorkerProcess,
+  testServer,
+  transferDetails,
+  uniqueId,
+} from '../support/helpers';
 
 jest.setTimeout(60_000);
 

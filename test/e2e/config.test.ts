@@ -8,7 +8,14 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { loadSettings } from '../../src/platform/config';
-import { freePort, runScript, startWorkerProcess, TEST_NAMESPACE, testServer, uniqueId } from '../support/helpers';
+import {
+  freePort,
+  runScript,
+  startWorkerProcess,
+  TEST_NAMESPACE,
+  testServer,
+  uniqueId,
+} from '../support/helpers';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'money-transfer-config-'));
 const TOML = path.join(dir, 'temporal.toml');

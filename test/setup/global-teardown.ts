@@ -31,4 +31,3 @@ function removeDrillCopies(): void {
   }
   if (readdirSync(DRILL_DIR).length === 0) rmSync(DRILL_DIR, { recursive: true, force: true });
 }
-

@@ -29,7 +29,9 @@ test('docs/configuration.md, with the pages its table links, names every environ
 });
 
 test('docs/replay.md names every recorded history in test/fixtures/histories/', () => {
-  const histories = readdirSync(path.join(ROOT, 'test', 'fixtures', 'histories')).filter((f) => f.endsWith('.json'));
+  const histories = readdirSync(path.join(ROOT, 'test', 'fixtures', 'histories')).filter((f) =>
+    f.endsWith('.json'),
+  );
   expect(histories.length).toBeGreaterThan(0);
   const replay = read('docs/replay.md');
   expect(histories.filter((file) => !replay.includes(file.replace(/\.json$/, '')))).toEqual([]);

@@ -229,4 +229,3 @@ function checkReachable(pgdata: string, uid: number): void {
     if (dir === path.dirname(dir)) break;
   }
 }
-
