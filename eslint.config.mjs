@@ -21,7 +21,7 @@ export default tseslint.config(
   },
   {
     // Workflow code is replayed in a sandbox: it must be deterministic and do no I/O.
-    files: ['src/workflows/**/*.ts', 'src/shared.ts', 'src/messages.ts'],
+    files: ['src/workflows/**/*.ts', 'src/contract.ts'],
     rules: {
       'no-restricted-imports': [
         'error',

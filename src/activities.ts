@@ -6,7 +6,7 @@ import {
   refundReference,
   type PaymentDetails,
   type RefundResult,
-} from './shared';
+} from './contract';
 
 /**
  * Builds the activities around one bank. The worker creates the bank once and passes

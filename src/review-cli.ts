@@ -11,9 +11,15 @@ import {
   webUiLink,
   type Settings,
 } from './platform/config';
-import { TRANSFER_STATUS } from './shared';
+import {
+  getStatus,
+  refundTo,
+  resolveManually,
+  retryRefund,
+  TRANSFER_STATUS,
+  type TransferView,
+} from './contract';
 import { type moneyTransfer } from './workflows';
-import { getStatus, refundTo, resolveManually, retryRefund, type TransferView } from './messages';
 
 const USAGE = `Usage: npm run review -- <command>
 

@@ -25,7 +25,7 @@ import {
   transferStartOptions,
   validatePaymentDetails,
   type PaymentDetails,
-} from './shared';
+} from './contract';
 import { shutdownTracing } from './platform/telemetry';
 // Only the type: the starter names the workflow, and never loads workflow code.
 import type { moneyTransfer } from './workflows';

@@ -1,5 +1,5 @@
 import { TestWorkflowEnvironment, type DevServerConfig } from '@temporalio/testing';
-import { TRANSFER_STATUS } from '../src/shared';
+import { TRANSFER_STATUS } from '../src/contract';
 import { cliMissingHelp, resolveTemporalCli } from './temporal-cli';
 
 export interface DevServerOptions extends Omit<DevServerConfig, 'type' | 'executable'> {

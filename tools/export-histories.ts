@@ -12,12 +12,11 @@ import { BankingService, type CallOptions } from '../src/bank/banking-service';
 import { startDevServer } from './dev-server';
 import { installLogger } from '../src/worker';
 import { buildWorkflowBundle } from './bundle';
-import { transferStartOptions, type PaymentDetails } from '../src/shared';
+import { getStatus, type PaymentDetails, retryRefund, transferStartOptions } from '../src/contract';
 import { parseFaults, RefuseFirstRefundBank, UnreliableBank } from '../src/bank/faults';
 import { DEFAULT_TRANSFER } from '../src/starter';
 import { resolveTemporalCli } from './temporal-cli';
 import { type moneyTransfer } from '../src/workflows';
-import { getStatus, retryRefund } from '../src/messages';
 import { ROOT } from './common';
 
 const OUT_DIR = path.join(ROOT, 'test', 'fixtures', 'histories');

@@ -10,7 +10,7 @@ import {
   isValidAmount,
   ReferenceVoidedError,
   TransferAlreadyOwnedError,
-} from '../shared';
+} from '../contract';
 
 /** The seed's bank host. The mock makes no calls to it. */
 export const BANK_HOSTNAME = 'bank-api.example.com';

@@ -3,7 +3,7 @@
 // (BANK_DELAY_MS) and faults (BANK_FAULTS). Off by default.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BankingService, type BankOptions, type CallOptions, type Settlement } from './banking-service';
-import { AccountClosedError, type BankError, InvalidAccountError } from '../shared';
+import { AccountClosedError, type BankError, InvalidAccountError } from '../contract';
 
 /** The bank calls a fault can hit. `lookup` is the settle step inside a refund. */
 export const BANK_OPERATIONS = ['withdraw', 'deposit', 'refund', 'lookup'] as const;

@@ -5,7 +5,7 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { DataConverter } from '@temporalio/common';
 import { codecFromEnv } from './codec';
-import { chainMessages, DEFAULT_TASK_QUEUE } from '../shared';
+import { chainMessages, DEFAULT_TASK_QUEUE } from '../contract';
 import { tracesExporterFromEnv, tracingClientInterceptors, type TracesExporter } from './telemetry';
 
 export const DEFAULT_ADDRESS = 'localhost:7233';

@@ -4,7 +4,7 @@
 import type { NativeConnection } from '@temporalio/worker';
 import type { temporal } from '@temporalio/proto';
 import { splitAddress, StartupError, type Settings } from './config';
-import { TRANSFER_STATUS } from '../shared';
+import { TRANSFER_STATUS } from '../contract';
 
 /** The search attributes the workflow sets, by name, with the type the `temporal` CLI calls it. */
 export const REQUIRED_SEARCH_ATTRIBUTES: ReadonlyArray<{ name: string; type: CliType }> = [

@@ -1,6 +1,6 @@
 // Telling the bank's definite "no" (nothing moved) from an unknown outcome.
 import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
-import { DEFINITE_FAILURES } from '../shared';
+import { DEFINITE_FAILURES } from '../contract';
 
 /** The bank said no: a non-retryable business error, so nothing moved. */
 export function isDefinite(err: unknown): boolean {

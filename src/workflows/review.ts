@@ -9,13 +9,13 @@ import {
   setHandler,
 } from '@temporalio/workflow';
 import {
+  chainMessages,
+  type OperatorDecision,
   refundTo,
   resolveManually,
   retryRefund,
-  type OperatorDecision,
   type TransferView,
-} from '../messages';
-import { chainMessages } from '../shared';
+} from '../contract';
 import { isDefinite } from './failures';
 import { setStage, type Activities, type Transfer } from './state';
 

@@ -13,7 +13,7 @@ import {
   refundReference,
   TransferAlreadyOwnedError,
   type RefundResult,
-} from '../shared';
+} from '../contract';
 import { failureType } from './failures';
 import { waitForOperator } from './review';
 import { setStage, type Activities, type Transfer } from './state';

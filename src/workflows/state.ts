@@ -2,8 +2,14 @@
 // TransferStatus search attribute and the Web UI's current details follow it.
 import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import type { TransferStage, TransferView } from '../messages';
-import { describeTransfer, TRANSFER_STATUS, type PaymentDetails, type ReviewPolicy } from '../shared';
+import {
+  describeTransfer,
+  type PaymentDetails,
+  type ReviewPolicy,
+  TRANSFER_STATUS,
+  type TransferStage,
+  type TransferView,
+} from '../contract';
 import type { Decision } from './review';
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -13,19 +13,19 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import { getStatus } from '../messages';
 import {
   chainMessages,
   DEFINITE_FAILURES,
+  getStatus,
   InvalidPaymentDetailsError,
+  type PaymentDetails,
   referencesFor,
+  type ReviewPolicy,
   TRANSFER_STATUS,
   TRANSFER_STATUS_AT_START,
   validatePaymentDetails,
   validateReviewPolicy,
-  type PaymentDetails,
-  type ReviewPolicy,
-} from '../shared';
+} from '../contract';
 import { isDefinite } from './failures';
 import { decisionCarriedOut, setReviewHandlers } from './review';
 import { settleFailedStep } from './settle';

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { TRANSFER_STATUS } from '../../src/shared';
+import { TRANSFER_STATUS } from '../../src/contract';
 import { groupAlive, SERVICES, startCluster, type Cluster } from '../../tools/cluster/cluster';
 import { runScript, startWorkerProcess, uniqueId } from '../support/helpers';
 

@@ -11,7 +11,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/bank/banking-service';
 import { EncryptionCodec, KEY_ID_METADATA, newKey, readKeyRing } from '../../src/platform/codec';
-import type { PaymentDetails } from '../../src/shared';
+import type { PaymentDetails } from '../../src/contract';
 import {
   ROOT,
   runScript,

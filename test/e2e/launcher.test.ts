@@ -109,7 +109,7 @@ test("the worker's bundle: made from the files webpack read, rebuilt when one ch
   expect((await ensureDevBundle()).stdout).toBe(bundle);
   const read = Object.keys(JSON.parse(readFileSync(stampFile, 'utf8')) as Record<string, string>);
   expect(read).toEqual(
-    expect.arrayContaining(['lib/src/shared.js', 'package-lock.json', 'lib/dev/workflow-bundle.js']),
+    expect.arrayContaining(['lib/src/contract.js', 'package-lock.json', 'lib/dev/workflow-bundle.js']),
   );
   expect(read.filter((rel) => /^lib\/src\/workflows(\/index)?\.js$/.test(rel))).toHaveLength(1);
   // The workflow imports the activities as a type only, and node_modules has package-lock.json.
@@ -121,13 +121,13 @@ test("the worker's bundle: made from the files webpack read, rebuilt when one ch
   expect(readFileSync(file('lib/src/activities.js'), 'utf8')).toContain('activities edited');
   expect(statSync(stampFile).mtimeMs).toBe(stamped); // compiled, not bundled
 
-  appendFileSync(file('src/shared.ts'), "export const launcherMark = 'shared edited';\n");
+  appendFileSync(file('src/contract.ts'), "export const launcherMark = 'contract edited';\n");
   await ensureDevBundle();
-  expect(readFileSync(bundle, 'utf8')).toContain('shared edited');
+  expect(readFileSync(bundle, 'utf8')).toContain('contract edited');
 
   writeFileSync(bundle, 'not the bundle the stamp names');
   await ensureDevBundle();
-  expect(readFileSync(bundle, 'utf8')).toContain('shared edited');
+  expect(readFileSync(bundle, 'utf8')).toContain('contract edited');
 
   // What each entry finds in DEV_WORKFLOW_BUNDLE; the worker exits at once, finding no server.
   const report = file('dev-workflow-bundle.txt');

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PgStore, redactPassword } from '../../src/bank/store';
 import { BankingService } from '../../src/bank/banking-service';
-import { InsufficientFundsError, TransferAlreadyOwnedError } from '../../src/shared';
+import { InsufficientFundsError, TransferAlreadyOwnedError } from '../../src/contract';
 import { startPostgres, type Postgres } from '../../tools/cluster/postgres';
 import { freePort, runScript, startWorkerProcess, testServer, uniqueId } from '../support/helpers';
 import { storeContract } from '../support/store-contract';

@@ -7,7 +7,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/bank/banking-service';
 import { parseFaults, UnreliableBank } from '../../src/bank/faults';
-import { getStatus } from '../../src/messages';
+import { getStatus } from '../../src/contract';
 import { ACTIVITIES_FILE, applyDrill, drillLines, loadDrilledActivities } from '../support/drill';
 import { startDevServer } from '../../tools/dev-server';
 import { resolveTemporalCli } from '../../tools/temporal-cli';

@@ -5,7 +5,7 @@ import { createActivities } from '../../src/activities';
 import { parseFaults, UnreliableBank } from '../../src/bank/faults';
 import { BankingService } from '../../src/bank/banking-service';
 import { type moneyTransfer } from '../../src/workflows';
-import { getStatus } from '../../src/messages';
+import { getStatus } from '../../src/contract';
 import {
   runScript,
   useTestTemporal,

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { isGrpcServiceError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { type moneyTransfer } from '../../src/workflows';
-import { getStatus } from '../../src/messages';
+import { getStatus } from '../../src/contract';
 import { startDevServer } from '../../tools/dev-server';
 import type { CommandProcess } from '../../tools/processes';
 import { resolveTemporalCli } from '../../tools/temporal-cli';

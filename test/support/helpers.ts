@@ -7,7 +7,7 @@ import { nanoid } from 'nanoid';
 import { createActivities } from '../../src/activities';
 import type { BankStore } from '../../src/bank/store';
 import { BankingService } from '../../src/bank/banking-service';
-import { transferStartOptions, type PaymentDetails } from '../../src/shared';
+import { transferStartOptions, type PaymentDetails } from '../../src/contract';
 import { DEFAULT_TRANSFER } from '../../src/starter';
 import { freePort, ROOT } from '../../tools/common';
 import { compiled } from '../../tools/processes';

@@ -22,8 +22,14 @@ import {
   type VoidRecord,
 } from '../../src/bank/store';
 import { FAULT_KINDS } from '../../src/bank/faults';
-import { referencesFor, type PaymentDetails } from '../../src/shared';
-import { getStatus, refundTo, retryRefund, type TransferView } from '../../src/messages';
+import {
+  getStatus,
+  type PaymentDetails,
+  referencesFor,
+  refundTo,
+  retryRefund,
+  type TransferView,
+} from '../../src/contract';
 import { type moneyTransfer } from '../../src/workflows';
 import { ScriptProcess, sleep, voidedReferences } from './helpers';
 

@@ -9,7 +9,7 @@ import { NativeConnection } from '@temporalio/worker';
 import type { BrowserContext, Page } from 'playwright-core';
 import { createActivities } from '../../src/activities';
 import { parseFaults, UnreliableBank } from '../../src/bank/faults';
-import { getStatus } from '../../src/messages';
+import { getStatus } from '../../src/contract';
 import { startDevServer } from '../../tools/dev-server';
 import { freeDevServerPort, ROOT, runScript, ScriptProcess, testWorker } from '../support/helpers';
 import { launchChromium } from './browser';

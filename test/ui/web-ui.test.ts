@@ -9,7 +9,7 @@ import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/bank/banking-service';
 import { startDevServer } from '../../tools/dev-server';
 import { loadDrilledActivities } from '../support/drill';
-import { DEFAULT_TASK_QUEUE } from '../../src/shared';
+import { DEFAULT_TASK_QUEUE } from '../../src/contract';
 import { launchChromium } from './browser';
 import { freeDevServerPort, ROOT, runScript, testWorker } from '../support/helpers';
 

@@ -5,7 +5,7 @@ import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/bank/banking-service';
 import { UnreliableBank } from '../../src/bank/faults';
-import { InsufficientFundsError, InvalidAccountError } from '../../src/shared';
+import { InsufficientFundsError, InvalidAccountError } from '../../src/contract';
 import { transferDetails, voidedReferences } from '../support/helpers';
 
 const details = transferDetails({ referenceId: 'ref-1' });

@@ -14,7 +14,7 @@ import {
   InvalidPaymentDetailsError,
   ReferenceVoidedError,
   TransferAlreadyOwnedError,
-} from '../../src/shared';
+} from '../../src/contract';
 import { HAS_NODE_SQLITE, ROOT, voidedReferences } from '../support/helpers';
 import { storeContract } from '../support/store-contract';
 

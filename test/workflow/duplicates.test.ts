@@ -8,7 +8,7 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
 import { parseFaults, UnreliableBank } from '../../src/bank/faults';
 import type { LedgerEntry } from '../../src/bank/store';
-import { referencesFor, type PaymentDetails } from '../../src/shared';
+import { referencesFor, type PaymentDetails } from '../../src/contract';
 import type { moneyTransfer } from '../../src/workflows';
 import { transferDetails, uniqueId, useTestTemporal } from '../support/helpers';
 

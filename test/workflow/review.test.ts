@@ -6,16 +6,18 @@ import { createActivities, type ReviewNotice } from '../../src/activities';
 import { parseFaults, RefuseFirstRefundBank, UnreliableBank } from '../../src/bank/faults';
 import { MemoryStore } from '../../src/bank/store';
 import { BankingService } from '../../src/bank/banking-service';
-import { InvalidAccountError, transferStartOptions, type PaymentDetails } from '../../src/shared';
-import type { moneyTransfer } from '../../src/workflows';
 import {
   getStatus,
+  InvalidAccountError,
+  type PaymentDetails,
   refundTo,
   resolveManually,
   retryRefund,
   type ReviewPolicy,
+  transferStartOptions,
   type TransferView,
-} from '../../src/messages';
+} from '../../src/contract';
+import type { moneyTransfer } from '../../src/workflows';
 import { activityRuns, logs, useTestTemporal, transferDetails, uniqueId, sleep } from '../support/helpers';
 
 jest.setTimeout(60_000);

@@ -6,7 +6,7 @@ import { createActivities } from '../../src/activities';
 import { MemoryStore } from '../../src/bank/store';
 import { BankingService, type CallOptions } from '../../src/bank/banking-service';
 import { UnreliableBank } from '../../src/bank/faults';
-import { getStatus, type TransferView } from '../../src/messages';
+import { getStatus, type TransferView } from '../../src/contract';
 import { useTestTemporal, transferDetails } from '../support/helpers';
 
 jest.setTimeout(60_000);

@@ -13,9 +13,8 @@ import {
   UnreliableBank,
 } from '../../src/bank/faults';
 import { BankingService } from '../../src/bank/banking-service';
-import type { PaymentDetails } from '../../src/shared';
+import { getStatus, type PaymentDetails, type TransferView } from '../../src/contract';
 import { type moneyTransfer } from '../../src/workflows';
-import { getStatus, type TransferView } from '../../src/messages';
 import {
   activityRuns,
   type ActivityRun,

@@ -2,7 +2,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
 import { BankingService, type CallOptions } from '../../src/bank/banking-service';
-import { InvalidAccountError } from '../../src/shared';
+import { InvalidAccountError } from '../../src/contract';
 import { loadDrilledActivities } from '../support/drill';
 import { activityRuns, logs, useTestTemporal, transferDetails } from '../support/helpers';
 

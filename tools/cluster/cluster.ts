@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { grpc } from '@temporalio/proto';
-import { TRANSFER_STATUS } from '../../src/shared';
+import { TRANSFER_STATUS } from '../../src/contract';
 import { isAlive } from '../common';
 import { ManagedProcess, signalGroup, waitUntil } from './managed-process';
 import { findPostgres, startPostgres, type PostgresBinaries } from './postgres';

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { connectClient, loadSettings, type Settings } from '../../src/platform/config';
 import { startDevServer } from '../dev-server';
-import { transferStartOptions, type PaymentDetails } from '../../src/shared';
+import { transferStartOptions, type PaymentDetails } from '../../src/contract';
 import { SEED_ACCOUNTS } from '../../src/bank/store';
 import { DEFAULT_TRANSFER } from '../../src/starter';
 import { CommandProcess, ScriptProcess, startWorkerProcess } from '../processes';

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
-import { transferStartOptions, type PaymentDetails } from '../../src/shared';
+import { transferStartOptions, type PaymentDetails } from '../../src/contract';
 import { installLogger } from '../../src/worker';
 import type { moneyTransfer } from '../../src/workflows';
 import { buildWorkflowBundle } from '../bundle';
