@@ -7,7 +7,7 @@ import { mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { TRACING_WORKFLOW_MODULES, tracingBundlePath } from '../src/platform/telemetry';
-import { WORKFLOW_BUNDLE_PATH } from '../src/worker';
+import { WORKFLOW_BUNDLE_PATH } from '../src/platform/worker-options';
 import { ROOT } from './common';
 
 /**

@@ -15,7 +15,8 @@ import { ensureNamespaceReady } from '../src/platform/namespace-check';
 import { DEFAULT_TRANSFER, DEFAULT_WORKFLOW_ID, runTransfer } from '../src/starter';
 import { shutdownTracing } from '../src/platform/telemetry';
 import { bankFromEnv } from '../src/bank/from-env';
-import { connectWorker, createWorker, installLogger } from '../src/worker';
+import { connectWorker, installLogger } from '../src/platform/worker-options';
+import { createWorker } from '../src/worker';
 
 async function main(): Promise<number> {
   installLogger('WARN');

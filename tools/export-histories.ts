@@ -10,7 +10,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
 import { BankingService, type CallOptions } from '../src/bank/banking-service';
 import { startDevServer } from './dev-server';
-import { installLogger } from '../src/worker';
+import { installLogger } from '../src/platform/worker-options';
 import { buildWorkflowBundle } from './bundle';
 import { getStatus, type PaymentDetails, retryRefund, transferStartOptions } from '../src/contract';
 import { parseFaults, RefuseFirstRefundBank, UnreliableBank } from '../src/bank/faults';

@@ -1,7 +1,8 @@
 // The bank a worker gets from its environment: the store BANK_DB names, and latency and
 // faults only when BANK_DELAY_MS or BANK_FAULTS ask for them.
 import { parseFaults, UnreliableBank } from './faults';
-import { openStore } from './store';
+import { StartupError } from '../platform/config';
+import { isPostgresUrl, openStore, PgStore, redactPassword } from './store';
 import { BANK_HOSTNAME, BankingService } from './banking-service';
 
 /**
@@ -34,4 +35,26 @@ function parseDelay(text: string | undefined): number | [number, number] {
     );
   }
   return match[2] === undefined ? Number(match[1]) : [Number(match[1]), Number(match[2])];
+}
+
+/** Where this worker's bank keeps its balances, and who shares them. */
+export function bankLine(env: NodeJS.ProcessEnv = process.env): string {
+  const db = env.BANK_DB;
+  if (db && isPostgresUrl(db)) return `Bank: PostgreSQL ${redactPassword(db)}`;
+  if (db) return `Bank: SQLite file ${db}.`;
+  return (
+    'Bank: in memory, starting from the seed balances. Each worker process has its own: several workers ' +
+    'do not share them (BANK_DB=<file> or BANK_DB=postgres://... does).'
+  );
+}
+
+/** Fails the start when the bank's PostgreSQL cannot be used, rather than every transfer later. */
+export async function ensureBankReady(bank: BankingService): Promise<void> {
+  if (!(bank.store instanceof PgStore)) return;
+  try {
+    await bank.store.ready();
+  } catch (err) {
+    await bank.store.close();
+    throw new StartupError((err as Error).message);
+  }
 }

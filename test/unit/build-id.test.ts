@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildIdPath, writeWorkflowBundles } from '../../tools/bundle';
 import { StartupError } from '../../src/platform/config';
-import { deploymentFromEnv } from '../../src/worker';
+import { deploymentFromEnv } from '../../src/platform/worker-options';
 import { v2TypeErrors, v2Workflows, V2_WORKFLOW_CALL, writeFlowCopy } from '../support/versioning-drill';
 
 let dir: string;

@@ -15,7 +15,7 @@ import { SEED_ACCOUNTS } from '../../src/bank/store';
 import { DEFAULT_TRANSFER } from '../../src/starter';
 import { CommandProcess, ScriptProcess, startWorkerProcess } from '../processes';
 import { median, ROOT } from '../common';
-import { installLogger, type Tuning } from '../../src/worker';
+import { installLogger, type Tuning } from '../../src/platform/worker-options';
 import type { moneyTransfer } from '../../src/workflows';
 
 const JSON_PATH = path.join(ROOT, 'test-results', 'bench.json');

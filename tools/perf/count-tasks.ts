@@ -8,7 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
 import { transferStartOptions, type PaymentDetails } from '../../src/contract';
-import { installLogger } from '../../src/worker';
+import { installLogger } from '../../src/platform/worker-options';
 import type { moneyTransfer } from '../../src/workflows';
 import { buildWorkflowBundle } from '../bundle';
 import { freePort } from '../common';

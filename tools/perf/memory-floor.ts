@@ -40,7 +40,8 @@ async function probe(stage: Stage): Promise<void> {
   if (stage === 'sdk') return void console.log(JSON.stringify(memory()));
   const { bankFromEnv } = await import('../../src/bank/from-env');
   const { loadSettings } = await import('../../src/platform/config');
-  const { connectWorker, createWorker, installLogger } = await import('../../src/worker');
+  const { connectWorker, installLogger } = await import('../../src/platform/worker-options');
+  const { createWorker } = await import('../../src/worker');
   installLogger('WARN');
   const settings = loadSettings();
   const connection = await connectWorker(settings); // as the production worker connects

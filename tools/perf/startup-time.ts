@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { startDevServer } from '../dev-server';
 import { median, ROOT } from '../common';
 import { compiled, startWorkerProcess } from '../processes';
-import { installLogger } from '../../src/worker';
+import { installLogger } from '../../src/platform/worker-options';
 
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
