@@ -10,6 +10,8 @@ import {
   type Duration,
   type SearchAttributePair,
 } from '@temporalio/common';
+// Internal to the SDK (lib/): package.json pins the SDK to one exact version, so it cannot
+// move under this import without a deliberate upgrade, which the tests then check.
 import { msToNumber } from '@temporalio/common/lib/time';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 

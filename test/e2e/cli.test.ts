@@ -3,7 +3,7 @@
 import { temporal as proto } from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
 import { UsageError } from '../../src/platform/config';
-import { DEFAULT_TRANSFER, parseStarterArgs } from '../../src/starter';
+import { DEFAULT_TRANSFER, parseStarterArgs } from '../../src/platform/starter-options';
 import { moneyTransfer } from '../../src/workflows';
 import {
   freePort,
