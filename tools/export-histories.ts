@@ -12,8 +12,14 @@ import { BankingService, type CallOptions } from '../src/bank/banking-service';
 import { startDevServer } from './dev-server';
 import { installLogger } from '../src/platform/worker-options';
 import { buildWorkflowBundle } from './bundle';
-import { getStatus, type PaymentDetails, retryRefund, transferStartOptions } from '../src/contract';
-import { parseFaults, RefuseFirstRefundBank, UnreliableBank } from '../src/bank/faults';
+import {
+  AccountClosedError,
+  getStatus,
+  type PaymentDetails,
+  retryRefund,
+  transferStartOptions,
+} from '../src/contract';
+import { parseFaults, UnreliableBank } from '../src/bank/faults';
 import { DEFAULT_TRANSFER } from '../src/starter';
 import { resolveTemporalCli } from './temporal-cli';
 import { type moneyTransfer } from '../src/workflows';
@@ -36,6 +42,24 @@ class FailingDepositBank extends BankingService {
 }
 
 const faulty = (spec: string) => new UnreliableBank('bank', { faults: parseFaults(spec) });
+
+/**
+ * A fixture bank for the review histories and tests: the refund is refused once, as if the source account were briefly frozen: the transfer
+ * waits for review.
+ */
+export class RefuseFirstRefundBank extends UnreliableBank {
+  private refused = false;
+  override async refund(
+    account: string,
+    amount: number,
+    referenceId: string,
+    call?: CallOptions,
+  ): Promise<string> {
+    if (this.refused) return super.refund(account, amount, referenceId, call);
+    this.refused = true;
+    throw new AccountClosedError(`The account ${account} is closed.`);
+  }
+}
 
 type Handle = WorkflowHandle<typeof moneyTransfer>;
 const details = DEFAULT_TRANSFER;

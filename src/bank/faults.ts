@@ -3,7 +3,7 @@
 // (BANK_DELAY_MS) and faults (BANK_FAULTS). Off by default.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BankingService, type BankOptions, type CallOptions, type Settlement } from './banking-service';
-import { AccountClosedError, type BankError, InvalidAccountError } from '../contract';
+import { type BankError, InvalidAccountError } from '../contract';
 
 /** The bank calls a fault can hit. `lookup` is the settle step inside a refund. */
 export const BANK_OPERATIONS = ['withdraw', 'deposit', 'refund', 'lookup'] as const;
@@ -230,20 +230,5 @@ export class UnreliableBank extends BankingService {
     const delay = this.unreliable.delayMs ?? 0;
     if (typeof delay === 'number') return delay;
     return Math.round(delay[0] + Math.random() * (delay[1] - delay[0]));
-  }
-}
-
-/** The refund is refused once, as if the source account were briefly frozen: the transfer waits for review. */
-export class RefuseFirstRefundBank extends UnreliableBank {
-  private refused = false;
-  override async refund(
-    account: string,
-    amount: number,
-    referenceId: string,
-    call?: CallOptions,
-  ): Promise<string> {
-    if (this.refused) return super.refund(account, amount, referenceId, call);
-    this.refused = true;
-    throw new AccountClosedError(`The account ${account} is closed.`);
   }
 }

@@ -3,7 +3,8 @@
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { createActivities, type ReviewNotice } from '../../src/activities';
-import { parseFaults, RefuseFirstRefundBank, UnreliableBank } from '../../src/bank/faults';
+import { parseFaults, UnreliableBank } from '../../src/bank/faults';
+import { RefuseFirstRefundBank } from '../../tools/export-histories';
 import { MemoryStore } from '../../src/bank/store';
 import { BankingService } from '../../src/bank/banking-service';
 import {
