@@ -17,6 +17,14 @@ import { defineQuery, defineUpdate } from '@temporalio/workflow';
 
 export const DEFAULT_TASK_QUEUE = 'TRANSFER_MONEY_TASK_QUEUE';
 
+/** The longest one attempt of `withdraw` or `deposit` may take (their StartToClose timeout). */
+export const STEP_ATTEMPT_TIMEOUT_MS = 5_000;
+/**
+ * The longest one attempt of `refund` may take: more than the steps it undoes, since it may
+ * make two bank calls (settle, then refund). It is the longest attempt of any activity.
+ */
+export const REFUND_ATTEMPT_TIMEOUT_MS = 20_000;
+
 export interface PaymentDetails {
   sourceAccount: string;
   targetAccount: string;

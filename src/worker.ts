@@ -17,6 +17,7 @@ import {
   workflowSource,
   type Tuning,
 } from './platform/worker-options';
+import { REFUND_ATTEMPT_TIMEOUT_MS } from './contract';
 
 const USAGE = `Usage: npm run worker
 
@@ -95,8 +96,8 @@ export async function createWorker(
     }),
     dataConverter: settings.dataConverter,
     // On Ctrl-C or SIGTERM, a bank call in progress gets the longest attempt any activity
-    // has (the refund's 20 s) to finish, rather than being cancelled at once.
-    shutdownGraceTime: '20 seconds',
+    // has (the refund's) to finish, rather than being cancelled at once.
+    shutdownGraceTime: REFUND_ATTEMPT_TIMEOUT_MS,
     // PINNED: a transfer can wait days for an operator; it finishes on the code it started on.
     ...(deployment && {
       workerDeploymentOptions: {

@@ -3,7 +3,7 @@
 // (BANK_DELAY_MS) and faults (BANK_FAULTS). Off by default.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BankingService, type BankOptions, type CallOptions, type Settlement } from './banking-service';
-import { type BankError, InvalidAccountError } from '../contract';
+import { type BankError, InvalidAccountError, STEP_ATTEMPT_TIMEOUT_MS } from '../contract';
 
 /** The bank calls a fault can hit. `lookup` is the settle step inside a refund. */
 export const BANK_OPERATIONS = ['withdraw', 'deposit', 'refund', 'lookup'] as const;
@@ -33,8 +33,8 @@ export interface FaultPlan {
   readonly description: string;
 }
 
-/** Longer than the 5 s StartToClose timeout of withdraw and deposit. */
-export const DEFAULT_LATE_MS = 6000;
+/** Longer than an attempt of withdraw or deposit may take. */
+export const DEFAULT_LATE_MS = STEP_ATTEMPT_TIMEOUT_MS + 1000;
 
 export class BankFaultsError extends Error {
   override name = 'BankFaultsError';
@@ -42,8 +42,11 @@ export class BankFaultsError extends Error {
 
 const USAGE =
   'BANK_FAULTS is a comma-separated list of OP:FAULT[*TIMES], or random:SEED. ' +
-  `OP is one of ${BANK_OPERATIONS.join(', ')}; FAULT is one of fail, post-then-fail, late, late=<ms>, reject; ` +
+  `OP is one of ${BANK_OPERATIONS.join(', ')}; FAULT is one of ${FAULT_KINDS.join(', ')}, or late=<ms>; ` +
   '*TIMES limits it to the first TIMES calls for each reference. Example: deposit:late*1,refund:fail*2';
+
+/** OP:FAULT[=ms][*TIMES], with FAULT one of FAULT_KINDS. */
+const FAULT_RULE = new RegExp(`^(\\w+):(${FAULT_KINDS.join('|')})(?:=(\\d+))?(?:\\*(\\d+))?$`);
 
 /** Parses BANK_FAULTS. An empty or missing value means no faults. */
 export function parseFaults(spec: string | undefined): FaultPlan | undefined {
@@ -54,7 +57,7 @@ export function parseFaults(spec: string | undefined): FaultPlan | undefined {
 
   const rules = new Map<BankOperation, { fault: FaultKind; delayMs: number; times?: number }>();
   for (const part of text.split(',').map((p) => p.trim())) {
-    const match = /^(\w+):(fail|post-then-fail|late|reject)(?:=(\d+))?(?:\*(\d+))?$/.exec(part);
+    const match = FAULT_RULE.exec(part);
     if (!match) throw new BankFaultsError(`BANK_FAULTS: cannot read '${part}'. ${USAGE}`);
     const [, op, fault, ms, times] = match as unknown as [string, string, FaultKind, string?, string?];
     if (!(BANK_OPERATIONS as readonly string[]).includes(op)) {

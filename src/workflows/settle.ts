@@ -10,9 +10,10 @@ import {
 import {
   chainMessages,
   DEFINITE_FAILURES,
+  REFUND_ATTEMPT_TIMEOUT_MS,
   refundReference,
-  TransferAlreadyOwnedError,
   type RefundResult,
+  TransferAlreadyOwnedError,
 } from '../contract';
 import { failureType } from './failures';
 import { waitForOperator } from './review';
@@ -35,7 +36,7 @@ export async function settleFailedStep(
   // More time per attempt than the steps it undoes: it may make two bank calls (settle,
   // then refund), and a dead worker is still caught within the heartbeat timeout.
   const { refund } = proxyActivities<Activities>({
-    startToCloseTimeout: '20 seconds',
+    startToCloseTimeout: REFUND_ATTEMPT_TIMEOUT_MS,
     scheduleToCloseTimeout: transfer.policy.reviewAfter,
     heartbeatTimeout: '2 seconds',
     retry: { maximumInterval: '10 seconds', nonRetryableErrorTypes: [...DEFINITE_FAILURES] },

@@ -21,6 +21,7 @@ import {
   type PaymentDetails,
   referencesFor,
   type ReviewPolicy,
+  STEP_ATTEMPT_TIMEOUT_MS,
   TRANSFER_STATUS,
   TRANSFER_STATUS_AT_START,
   validatePaymentDetails,
@@ -32,7 +33,7 @@ import { settleFailedStep } from './settle';
 import { isOwing, setStage, showStage, type Activities, type Transfer } from './state';
 
 const { withdraw, deposit } = proxyActivities<Activities>({
-  startToCloseTimeout: '5 seconds',
+  startToCloseTimeout: STEP_ATTEMPT_TIMEOUT_MS,
   // Activities heartbeat while the bank works; a missed heartbeat means the worker died.
   heartbeatTimeout: '2 seconds',
   retry: {
