@@ -13,7 +13,13 @@ import { grpc } from '@temporalio/proto';
 import { TRANSFER_STATUS } from '../../src/contract';
 import { isAlive } from '../common';
 import { ManagedProcess, signalGroup, waitUntil } from './managed-process';
-import { findPostgres, startPostgres, type PostgresBinaries } from './postgres';
+import {
+  checkDatabaseName,
+  findPostgres,
+  startPostgres,
+  type Postgres,
+  type PostgresBinaries,
+} from './postgres';
 import { ROOT } from '../common';
 import { cliMissingHelp, resolveTemporalCli } from '../temporal-cli';
 import { resolveTemporalServer, TEMPORAL_SERVER_VERSION, type ServerBinaries } from './temporal-server';
@@ -34,15 +40,8 @@ export interface ClusterOptions {
   log?: (line: string) => void;
 }
 
-export interface PostgresInfo {
-  host: string;
-  port: number;
-  user: string;
-  /** Generated per data dir; keep it out of logs. */
-  password: string;
-  /** Creates database `name` if it is missing; returns its postgres:// URL (with the password). */
-  createDatabase(name: string): Promise<string>;
-}
+/** The cluster's PostgreSQL as its users see it; the password is generated per data dir. */
+export type PostgresInfo = Pick<Postgres, 'host' | 'port' | 'user' | 'password' | 'createDatabase'>;
 
 export interface Cluster {
   /** The frontend's gRPC host:port, for TEMPORAL_ADDRESS. */
@@ -240,10 +239,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         user: PG_USER,
         password: state.password,
         createDatabase: async (name) => {
-          // The SQL tool puts the name into CREATE DATABASE as it is.
-          if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {
-            throw new Error(`createDatabase: '${name}' is not a plain lower-case PostgreSQL name`);
-          }
+          checkDatabaseName(name); // the SQL tool puts it into CREATE DATABASE as it is
           await sql.createDatabase(name);
           return postgres.url(name);
         },

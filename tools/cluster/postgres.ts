@@ -42,6 +42,13 @@ export interface StartPostgresOptions {
   log?: (line: string) => void;
 }
 
+/** CREATE DATABASE takes no parameters: a name goes into the statement as it is, so only plain ones. */
+export function checkDatabaseName(name: string): void {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {
+    throw new Error(`createDatabase: '${name}' is not a plain lower-case PostgreSQL name`);
+  }
+}
+
 export interface Postgres {
   host: string;
   port: number;
@@ -146,10 +153,7 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
     process: postgres,
     url,
     createDatabase: async (name) => {
-      // CREATE DATABASE takes no parameters: the name goes into the statement as it is.
-      if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {
-        throw new Error(`createDatabase: '${name}' is not a plain lower-case PostgreSQL name`);
-      }
+      checkDatabaseName(name);
       const client = new Client({ connectionString: url('postgres') });
       await client.connect();
       try {
