@@ -39,7 +39,7 @@ export function createActivities(bank: BankingService, operators: OperatorOption
      * - a refund of an earlier round posted after all: that is the refund;
      * - otherwise: a deposit into the source account (or the one an operator named).
      * Every part is idempotent, so a retry after a crash at any point is safe.
-     * The seed's name stays although it settles first: recorded histories and open
+     * The template's name stays although it settles first: recorded histories and open
      * transfers schedule the activity type `refund`, and a renamed one fails their replay.
      */
     async refund(details: PaymentDetails, options: RefundOptions = {}): Promise<RefundResult> {

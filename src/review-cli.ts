@@ -19,7 +19,7 @@ import {
   TRANSFER_STATUS,
   type TransferView,
 } from './contract';
-import { type moneyTransfer } from './workflows';
+import type { moneyTransfer } from './workflows';
 
 const USAGE = `Usage: npm run review -- <command>
 

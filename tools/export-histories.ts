@@ -22,7 +22,7 @@ import {
 import { parseFaults, UnreliableBank } from '../src/bank/faults';
 import { DEFAULT_TRANSFER } from '../src/starter';
 import { resolveTemporalCli } from './temporal-cli';
-import { type moneyTransfer } from '../src/workflows';
+import type { moneyTransfer } from '../src/workflows';
 import { ROOT } from './common';
 
 const OUT_DIR = path.join(ROOT, 'test', 'fixtures', 'histories');

@@ -12,13 +12,13 @@ import {
   TransferAlreadyOwnedError,
 } from '../contract';
 
-/** The seed's bank host. The mock makes no calls to it. */
+/** The template's bank host. The mock makes no calls to it. */
 export const BANK_HOSTNAME = 'bank-api.example.com';
 
 const newId = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ', 10);
 
 export interface BankOptions {
-  /** Where balances and the ledger live. Default: memory, with the seed's accounts. */
+  /** Where balances and the ledger live. Default: memory, at the opening balances. */
   store?: BankStore;
 }
 

@@ -43,7 +43,7 @@ export function bankLine(env: NodeJS.ProcessEnv = process.env): string {
   if (db && isPostgresUrl(db)) return `Bank: PostgreSQL ${redactPassword(db)}`;
   if (db) return `Bank: SQLite file ${db}.`;
   return (
-    'Bank: in memory, starting from the seed balances. Each worker process has its own: several workers ' +
+    'Bank: in memory, starting from the opening balances. Each worker process has its own: several workers ' +
     'do not share them (BANK_DB=<file> or BANK_DB=postgres://... does).'
   );
 }

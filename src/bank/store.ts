@@ -68,8 +68,8 @@ class Serial {
   }
 }
 
-/** The seed's accounts and opening balances. */
-export const SEED_ACCOUNTS: ReadonlyMap<string, number> = new Map([
+/** The template's accounts and their opening balances. */
+export const OPENING_BALANCES: ReadonlyMap<string, number> = new Map([
   ['85-150', 2000],
   ['43-812', 0],
 ]);
@@ -81,7 +81,7 @@ export class MemoryStore implements BankStore {
   private readonly closed = new Set<string>();
   private readonly serial = new Serial();
 
-  constructor(accounts: ReadonlyMap<string, number> = SEED_ACCOUNTS) {
+  constructor(accounts: ReadonlyMap<string, number> = OPENING_BALANCES) {
     this.accounts = new Map(accounts);
   }
 
@@ -151,7 +151,7 @@ export class SqliteStore implements BankStore {
 
   constructor(
     readonly file: string,
-    seed: ReadonlyMap<string, number> = SEED_ACCOUNTS,
+    openingBalances: ReadonlyMap<string, number> = OPENING_BALANCES,
   ) {
     const isNew = !existsSync(file);
     this.db = new (loadSqlite().DatabaseSync)(file);
@@ -183,13 +183,13 @@ export class SqliteStore implements BankStore {
       this.db.close();
       throw new Error(
         `${file} was made by an older version of this bank, whose ledger has no owners. ` +
-          'Remove it (its balances start again from the seed), or point BANK_DB at a new file.',
+          'Remove it (its balances start again from the opening balances), or point BANK_DB at a new file.',
       );
     }
     if (isNew) {
       this.db.exec('BEGIN IMMEDIATE');
       const insert = this.db.prepare('INSERT OR IGNORE INTO accounts (id, balance) VALUES (?, ?)');
-      for (const [id, balance] of seed) insert.run(id, balance);
+      for (const [id, balance] of openingBalances) insert.run(id, balance);
       this.db.exec('COMMIT');
     }
   }
@@ -355,7 +355,7 @@ export class PgStore implements BankStore {
 
   constructor(
     readonly url: string,
-    seed: ReadonlyMap<string, number> = SEED_ACCOUNTS,
+    openingBalances: ReadonlyMap<string, number> = OPENING_BALANCES,
   ) {
     // A connect that hangs (a host that drops packets) fails after 10 s instead of never.
     this.pool = new (loadPg().Pool)({ connectionString: url, max: 10, connectionTimeoutMillis: 10_000 });
@@ -363,7 +363,7 @@ export class PgStore implements BankStore {
     this.pool.on('error', (err) =>
       console.warn(`PostgreSQL bank ${redactPassword(url)}: idle connection lost: ${err.message}`),
     );
-    this.schema = this.createSchema(seed);
+    this.schema = this.createSchema(openingBalances);
     this.schema.catch(() => undefined); // reported by the first call that needs it
   }
 
@@ -372,7 +372,7 @@ export class PgStore implements BankStore {
     return this.schema;
   }
 
-  private async createSchema(seed: ReadonlyMap<string, number>): Promise<void> {
+  private async createSchema(openingBalances: ReadonlyMap<string, number>): Promise<void> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -384,7 +384,7 @@ export class PgStore implements BankStore {
     }
     try {
       await client.query('BEGIN');
-      // Workers starting at once take turns here, so one creates and seeds, the others find it done.
+      // Workers starting at once take turns here, so one creates and funds the accounts, the others find it done.
       await client.query('SELECT pg_advisory_xact_lock($1, 0)', [SCHEMA_LOCK]);
       const found = await client.query<{ exists: boolean }>(
         "SELECT to_regclass('accounts') IS NOT NULL AS exists",
@@ -412,7 +412,7 @@ export class PgStore implements BankStore {
         CREATE TABLE IF NOT EXISTS closed_accounts (id TEXT PRIMARY KEY REFERENCES accounts (id));
       `);
       if (!found.rows[0]!.exists) {
-        for (const [id, balance] of seed)
+        for (const [id, balance] of openingBalances)
           await client.query('INSERT INTO accounts (id, balance) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
             id,
             balance,

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { InvalidPaymentDetailsError, validatePaymentDetails, type PaymentDetails } from '../contract';
 import { UsageError } from './config';
 
-/** The tutorial's transfer: the starter's defaults, and the seed of the demo, tests and tools. */
+/** The tutorial's transfer: the starter's defaults, and the transfer the demo, tests and tools run. */
 export const DEFAULT_TRANSFER: PaymentDetails = {
   sourceAccount: '85-150',
   targetAccount: '43-812',

@@ -36,7 +36,7 @@ function childEnv(taskQueue: string): Record<string, string> {
 const newWorker = (taskQueue: string) => testWorker(connection, taskQueue);
 
 describe('starter flags', () => {
-  test('the seed values are the defaults', () => {
+  test("the template's values are the defaults", () => {
     expect(parseStarterArgs([])).toEqual({
       help: false,
       workflowId: 'pay-invoice-701',

@@ -35,7 +35,7 @@ const NO_FILE = { TEMPORAL_CONFIG_FILE: TOML, TEMPORAL_PROFILE: 'staging' };
 const API_KEY = 'sk-test-NEVER-PRINT-THIS-9f3c2a';
 
 describe('loadSettings', () => {
-  test('the defaults are the seed values: localhost:7233, default, TRANSFER_MONEY_TASK_QUEUE', () => {
+  test("the defaults are the template's values: localhost:7233, default, TRANSFER_MONEY_TASK_QUEUE", () => {
     // A config directory with no temporal.toml in it, as on a fresh machine.
     const home = mkdtempSync(path.join(tmpdir(), 'money-transfer-home-'));
     expect(loadSettings({ HOME: home, XDG_CONFIG_HOME: home })).toMatchObject({

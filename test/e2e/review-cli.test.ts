@@ -4,7 +4,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { createActivities } from '../../src/activities';
 import { parseFaults, UnreliableBank } from '../../src/bank/faults';
 import { BankingService } from '../../src/bank/banking-service';
-import { type moneyTransfer } from '../../src/workflows';
+import type { moneyTransfer } from '../../src/workflows';
 import { getStatus } from '../../src/contract';
 import {
   runScript,

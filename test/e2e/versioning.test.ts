@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { isGrpcServiceError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { type moneyTransfer } from '../../src/workflows';
+import type { moneyTransfer } from '../../src/workflows';
 import { getStatus } from '../../src/contract';
 import { startDevServer } from '../../tools/dev-server';
 import type { CommandProcess } from '../../tools/processes';

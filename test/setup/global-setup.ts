@@ -20,7 +20,7 @@ export default async function globalSetup(): Promise<void> {
     // A second namespace, to check that TEMPORAL_NAMESPACE reaches both client and worker.
     startDevServer({ extraArgs: ['--namespace', TEST_NAMESPACE] }),
     bundleWorkflowCode({
-      workflowsPath: require.resolve('../src/workflows'),
+      workflowsPath: require.resolve('../../src/workflows'),
       logger: new DefaultLogger('WARN'),
     }),
   ]);

@@ -11,7 +11,7 @@ import { transferStartOptions, type PaymentDetails } from '../../src/contract';
 import { DEFAULT_TRANSFER } from '../../src/starter';
 import { freePort, ROOT } from '../../tools/common';
 import { compiled } from '../../tools/processes';
-import { type moneyTransfer } from '../../src/workflows';
+import type { moneyTransfer } from '../../src/workflows';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -58,7 +58,7 @@ export function transferDetails(overrides: Partial<PaymentDetails> = {}): Paymen
   return { ...DEFAULT_TRANSFER, referenceId: uniqueId('ref'), ...overrides };
 }
 
-/** A worker with the shared test bundle, on `taskQueue`; by default with a fresh seed bank. */
+/** A worker with the shared test bundle, on `taskQueue`; by default with a fresh bank at its opening balances. */
 export function testWorker(
   connection: NativeConnection,
   taskQueue: string,

@@ -30,7 +30,7 @@ import {
   retryRefund,
   type TransferView,
 } from '../../src/contract';
-import { type moneyTransfer } from '../../src/workflows';
+import type { moneyTransfer } from '../../src/workflows';
 import { ScriptProcess, sleep, voidedReferences } from './helpers';
 
 export type Kind = 'ok' | 'insufficient' | 'invalid-source' | 'invalid-target';
@@ -824,7 +824,7 @@ export async function createBank(bankDb: string): Promise<void> {
   if (isPostgresUrl(bankDb)) {
     const store = new PgStore(bankDb, OPENING);
     try {
-      await store.ready(); // the schema and the seed are laid once the store is ready
+      await store.ready(); // the schema and the opening balances are laid once the store is ready
     } finally {
       await store.close();
     }

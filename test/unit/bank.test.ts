@@ -2,7 +2,13 @@ import { execFileSync, fork } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { isPostgresUrl, MemoryStore, redactPassword, SEED_ACCOUNTS, SqliteStore } from '../../src/bank/store';
+import {
+  isPostgresUrl,
+  MemoryStore,
+  redactPassword,
+  OPENING_BALANCES,
+  SqliteStore,
+} from '../../src/bank/store';
 import { BankFaultsError, parseFaults, randomFaults, UnreliableBank } from '../../src/bank/faults';
 import { bankFromEnv } from '../../src/bank/from-env';
 import { BankingService } from '../../src/bank/banking-service';
@@ -26,7 +32,7 @@ describe('BankingService', () => {
     bank = new BankingService('bank-api.example.com');
   });
 
-  test('starts with the seed accounts: 85-150 holds 2000, 43-812 holds 0', async () => {
+  test("starts with the template's accounts: 85-150 holds 2000, 43-812 holds 0", async () => {
     expect(await balances(bank)).toEqual({ '85-150': 2000, '43-812': 0 });
   });
 
@@ -474,8 +480,8 @@ if (HAS_NODE_SQLITE) {
   });
 }
 
-test('SEED_ACCOUNTS holds the seed balances', () => {
-  expect(Object.fromEntries(SEED_ACCOUNTS)).toEqual({ '85-150': 2000, '43-812': 0 });
+test("OPENING_BALANCES holds the template's balances", () => {
+  expect(Object.fromEntries(OPENING_BALANCES)).toEqual({ '85-150': 2000, '43-812': 0 });
 });
 
 describe('BANK_DB', () => {

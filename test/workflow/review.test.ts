@@ -25,7 +25,7 @@ jest.setTimeout(60_000);
 
 const temporal = useTestTemporal();
 
-/** The seed accounts plus a savings account of the same customer. */
+/** The template's accounts plus a savings account of the same customer. */
 const accounts = () =>
   new Map([
     ['85-150', 2000],

@@ -14,7 +14,7 @@ import {
 } from '../../src/bank/faults';
 import { BankingService } from '../../src/bank/banking-service';
 import { getStatus, type PaymentDetails, type TransferView } from '../../src/contract';
-import { type moneyTransfer } from '../../src/workflows';
+import type { moneyTransfer } from '../../src/workflows';
 import {
   activityRuns,
   type ActivityRun,

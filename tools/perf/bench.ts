@@ -11,7 +11,7 @@ import { Client, Connection } from '@temporalio/client';
 import { connectClient, loadSettings, type Settings } from '../../src/platform/config';
 import { startDevServer } from '../dev-server';
 import { transferStartOptions, type PaymentDetails } from '../../src/contract';
-import { SEED_ACCOUNTS } from '../../src/bank/store';
+import { OPENING_BALANCES } from '../../src/bank/store';
 import { DEFAULT_TRANSFER } from '../../src/starter';
 import { CommandProcess, ScriptProcess, startWorkerProcess } from '../processes';
 import { median, ROOT } from '../common';
@@ -20,7 +20,7 @@ import type { moneyTransfer } from '../../src/workflows';
 
 const JSON_PATH = path.join(ROOT, 'test-results', 'bench.json');
 // The source account's opening balance; each bench transfer moves 1.
-const SEED_BALANCE = SEED_ACCOUNTS.get(DEFAULT_TRANSFER.sourceAccount)!;
+const SOURCE_BALANCE = OPENING_BALANCES.get(DEFAULT_TRANSFER.sourceAccount)!;
 
 interface Config {
   label: string;
@@ -552,9 +552,9 @@ async function main(): Promise<void> {
     if (!Number.isSafeInteger(n) || n < min)
       throw new Error(`${flag} must be a whole number of at least ${min}`);
   }
-  if (transfers + lowLoad > SEED_BALANCE) {
+  if (transfers + lowLoad > SOURCE_BALANCE) {
     throw new Error(
-      `each transfer moves 1 from ${DEFAULT_TRANSFER.sourceAccount}, which holds ${SEED_BALANCE}: keep --transfers plus --low-load within that`,
+      `each transfer moves 1 from ${DEFAULT_TRANSFER.sourceAccount}, which holds ${SOURCE_BALANCE}: keep --transfers plus --low-load within that`,
     );
   }
 
@@ -562,8 +562,8 @@ async function main(): Promise<void> {
   if (values.cost) {
     const rounds = Number(values.rounds);
     if (!Number.isSafeInteger(rounds) || rounds < 1) throw new Error('--rounds must be at least 1');
-    if (50 + transfers + lowLoad > SEED_BALANCE)
-      throw new Error(`--cost moves 50 + --transfers + --low-load from an account holding ${SEED_BALANCE}`);
+    if (50 + transfers + lowLoad > SOURCE_BALANCE)
+      throw new Error(`--cost moves 50 + --transfers + --low-load from an account holding ${SOURCE_BALANCE}`);
     const targets: CostTarget[] = [
       {
         label: 'this project, production worker',
