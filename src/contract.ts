@@ -38,8 +38,8 @@ export interface PaymentDetails {
  * `ApplicationFailure.type`, so each subclass's class name is its failure type.
  */
 export class BankError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = new.target.name;
   }
 }
@@ -67,6 +67,18 @@ export class ReferenceVoidedError extends BankError {}
  * duplicate submission under another workflow id gets this, and nothing moves.
  */
 export class TransferAlreadyOwnedError extends BankError {}
+
+/**
+ * The bank could not reach its ledger (its database is down, restarting or cut off), so
+ * the call may or may not have posted. Retryable: the same reference settles it.
+ */
+export class BankUnavailableError extends BankError {}
+
+/**
+ * The bank's ledger refused a statement for a reason other than reachability: a bug or a
+ * broken database. Retryable, like any unknown outcome; the driver's error is its cause.
+ */
+export class BankLedgerError extends BankError {}
 
 /**
  * Definite failures: the bank said no and nothing moved, so retrying or settling is

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import type * as sqlite from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type * as pg from 'pg';
+import { BankLedgerError, BankUnavailableError, STEP_ATTEMPT_TIMEOUT_MS } from '../contract';
 
 /** One movement of money. `amount` is signed: negative for a withdrawal. */
 export interface LedgerEntry {
@@ -351,33 +352,50 @@ function loadSqlite(): typeof sqlite {
  */
 export class PgStore implements BankStore {
   private readonly pool: pg.Pool;
-  private readonly schema: Promise<void>;
+  private readonly reachability: Reachability;
+  private readonly reconnectWithinMs: number;
+  private schema?: Promise<void>;
 
   constructor(
     readonly url: string,
-    openingBalances: ReadonlyMap<string, number> = OPENING_BALANCES,
+    private readonly openingBalances: ReadonlyMap<string, number> = OPENING_BALANCES,
+    options: PgStoreOptions = {},
   ) {
     // A connect that hangs (a host that drops packets) fails after 10 s instead of never.
     this.pool = new (loadPg().Pool)({ connectionString: url, max: 10, connectionTimeoutMillis: 10_000 });
-    // An idle client whose server went away emits 'error'; unhandled, it would end the process.
-    this.pool.on('error', (err) =>
-      console.warn(`PostgreSQL bank ${redactPassword(url)}: idle connection lost: ${err.message}`),
+    this.reconnectWithinMs = options.reconnectWithinMs ?? RECONNECT_WITHIN_MS;
+    this.reachability = new Reachability(
+      `PostgreSQL bank ${redactPassword(url)}`,
+      this.reconnectWithinMs,
+      options.warn,
     );
-    this.schema = this.createSchema(openingBalances);
-    this.schema.catch(() => undefined); // reported by the first call that needs it
+    // A client whose server goes away emits 'error', idle or checked out; unheard, that
+    // error would end the process. The pool drops a broken client and connects anew.
+    this.pool.on('error', (err) => this.reachability.lost(err));
+    this.pool.on('connect', (client) => client.on('error', (err) => this.reachability.lost(err)));
+    this.ensureSchema().catch(() => undefined); // reported by the first call that needs it
   }
 
   /** Resolves once the schema exists, or rejects saying why the database cannot be used. */
   ready(): Promise<void> {
+    return this.ensureSchema();
+  }
+
+  /** Sets the schema up once; after a failure (the database was down), the next call tries again. */
+  private ensureSchema(): Promise<void> {
+    this.schema ??= this.createSchema().catch((err: unknown) => {
+      this.schema = undefined;
+      throw err;
+    });
     return this.schema;
   }
 
-  private async createSchema(openingBalances: ReadonlyMap<string, number>): Promise<void> {
+  private async createSchema(): Promise<void> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
     } catch (cause) {
-      throw new Error(
+      throw new BankUnavailableError(
         `Cannot connect to the PostgreSQL bank ${redactPassword(this.url)}: ${(cause as Error).message}`,
         { cause },
       );
@@ -412,7 +430,7 @@ export class PgStore implements BankStore {
         CREATE TABLE IF NOT EXISTS closed_accounts (id TEXT PRIMARY KEY REFERENCES accounts (id));
       `);
       if (!found.rows[0]!.exists) {
-        for (const [id, balance] of openingBalances)
+        for (const [id, balance] of this.openingBalances)
           await client.query('INSERT INTO accounts (id, balance) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
             id,
             balance,
@@ -422,61 +440,99 @@ export class PgStore implements BankStore {
       client.release();
     } catch (cause) {
       client.release(true); // its transaction may still be open: do not reuse it
-      throw new Error(
-        `The PostgreSQL bank ${redactPassword(this.url)} could not set up its tables: ${(cause as Error).message}`,
-        { cause },
-      );
+      const message = `The PostgreSQL bank ${redactPassword(this.url)} could not set up its tables: ${(cause as Error).message}`;
+      throw isUnreachable(cause)
+        ? new BankUnavailableError(message, { cause })
+        : new Error(message, { cause });
     }
   }
 
+  /**
+   * Runs `fn` in one database transaction. A database that is unreachable, or goes away
+   * before COMMIT was sent, gets another try until `reconnectWithinMs` has passed (the
+   * server rolls back what a lost connection had not committed), then BankUnavailableError.
+   * A connection lost during COMMIT is an unknown outcome: BankUnavailableError at once,
+   * and the transfer settles its reference as after any other unknown outcome.
+   */
   async transaction<T>(fn: (tx: LedgerTransaction) => Promise<T>): Promise<T> {
-    await this.schema;
+    const giveUpAt = Date.now() + this.reconnectWithinMs;
     for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect();
+      let client: pg.PoolClient | undefined;
+      let committing = false;
       let broken = false;
       try {
+        await this.ensureSchema();
+        client = await this.pool.connect();
         await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
         const result = await fn(lockingTransaction(client));
+        committing = true;
         // A statement that failed inside fn, caught there, aborts the transaction: COMMIT then rolls back.
         const commit = await client.query('COMMIT');
         if (commit.command === 'ROLLBACK')
           throw new Error('The bank transaction was rolled back by an error.');
+        this.reachability.reached();
         return result;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
+        if (client && !committing)
+          await client.query('ROLLBACK').catch(() => {
+            broken = true;
+          });
+        if (committing) broken = true;
         const code = (err as { code?: string }).code;
         if ((code === '40001' || code === '40P01') && attempt < MAX_ATTEMPTS) {
           await sleep(Math.random() * 20 * attempt);
           continue;
         }
-        throw err;
+        if (!isUnreachable(err)) throw asBankError(err);
+        this.reachability.lost(err as Error);
+        if (committing) {
+          throw new BankUnavailableError(
+            `The bank lost its ledger database while committing, so whether this call posted is unknown ` +
+              `until its reference is settled: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+        if (Date.now() < giveUpAt) {
+          await sleep(RECONNECT_PAUSE_MS);
+          continue;
+        }
+        throw unavailable(err);
       } finally {
-        client.release(broken);
+        client?.release(broken);
       }
     }
   }
 
+  /** One read outside a transaction, with the bank's own errors. */
+  private async read<R extends pg.QueryResultRow>(sql: string): Promise<R[]> {
+    try {
+      await this.ensureSchema();
+      const { rows } = await this.pool.query<R>(sql);
+      this.reachability.reached();
+      return rows;
+    } catch (err) {
+      if (!isUnreachable(err)) throw asBankError(err);
+      this.reachability.lost(err as Error);
+      throw unavailable(err);
+    }
+  }
+
   async balances(): Promise<Map<string, number>> {
-    await this.schema;
-    const { rows } = await this.pool.query<{ id: string; balance: string }>(
+    const rows = await this.read<{ id: string; balance: string }>(
       'SELECT id, balance FROM accounts ORDER BY id',
     );
     return new Map(rows.map((row) => [row.id, Number(row.balance)]));
   }
 
   async entries(): Promise<LedgerEntry[]> {
-    await this.schema;
-    const { rows } = await this.pool.query<PgLedgerRow>(
+    const rows = await this.read<PgLedgerRow>(
       'SELECT reference, transaction_id, account, amount, owner FROM ledger ORDER BY id',
     );
     return rows.map(fromPgRow);
   }
 
   async voided(): Promise<VoidRecord[]> {
-    await this.schema;
-    const { rows } = await this.pool.query<VoidRow>(
+    const rows = await this.read<VoidRow>(
       'SELECT reference, owner, refusal_type, refusal_message FROM voided ORDER BY id',
     );
     return rows.map(fromVoidRow);
@@ -495,15 +551,94 @@ export class PgStore implements BankStore {
   }
 
   async closedAccounts(): Promise<string[]> {
-    await this.schema;
-    const { rows } = await this.pool.query<{ id: string }>('SELECT id FROM closed_accounts ORDER BY id');
+    const rows = await this.read<{ id: string }>('SELECT id FROM closed_accounts ORDER BY id');
     return rows.map((row) => row.id);
   }
 
   async close(): Promise<void> {
-    await this.schema.catch(() => undefined);
+    await this.schema?.catch(() => undefined);
     await this.pool.end();
   }
+}
+
+export interface PgStoreOptions {
+  /** How long one call waits for the database to come back. Default: RECONNECT_WITHIN_MS. */
+  reconnectWithinMs?: number;
+  /** Where the store says that its database went away and came back. Default: console.warn. */
+  warn?: (line: string) => void;
+}
+
+/**
+ * How long one bank call waits for its database to come back: a restart takes a second
+ * or two. It leaves a step's 5 s attempt time to do its work, and the step's three
+ * attempts ride out about 12 s in all (docs/bank.md, "When the database goes away").
+ */
+export const RECONNECT_WITHIN_MS = STEP_ATTEMPT_TIMEOUT_MS - 2_000;
+const RECONNECT_PAUSE_MS = 250;
+
+/** Says once that the database went away, and once that it is back, however many calls notice. */
+class Reachability {
+  private lostAt: number | undefined;
+
+  constructor(
+    private readonly name: string,
+    private readonly waitMs: number,
+    private readonly warn: (line: string) => void = (line) => console.warn(line),
+  ) {}
+
+  lost(err: Error): void {
+    if (this.lostAt !== undefined) return;
+    this.lostAt = Date.now();
+    this.warn(
+      `${this.name}: unreachable (${err.message}). Bank calls wait up to ${this.waitMs / 1000} s ` +
+        'for it, then fail as BankUnavailableError and the transfers retry; said once until it is back.',
+    );
+  }
+
+  reached(): void {
+    if (this.lostAt === undefined) return;
+    const seconds = ((Date.now() - this.lostAt) / 1000).toFixed(1);
+    this.lostAt = undefined;
+    this.warn(`${this.name}: reachable again, ${seconds} s after it was lost.`);
+  }
+}
+
+/** SQLSTATE classes of a database that cannot serve now: 08 connection, 53 resources, 57P shutdown. */
+const UNAVAILABLE_STATES = /^(08|53|57P)/;
+/** Node's socket errors, and the driver's own words for a connection that went away. */
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+const LOST_CONNECTION =
+  /Connection terminated|not queryable|timeout exceeded when trying to connect|connection timeout/i;
+
+function isUnreachable(err: unknown): boolean {
+  if (err instanceof BankUnavailableError) return true;
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && (UNAVAILABLE_STATES.test(code) || SOCKET_CODES.has(code))) return true;
+  return typeof message === 'string' && LOST_CONNECTION.test(message);
+}
+
+function unavailable(err: unknown): BankUnavailableError {
+  if (err instanceof BankUnavailableError) return err;
+  return new BankUnavailableError(`The bank's ledger database is unreachable: ${(err as Error).message}`, {
+    cause: err,
+  });
+}
+
+/** A statement the database refused is the bank's failure to the caller, not the driver's class. */
+function asBankError(err: unknown): unknown {
+  if (!(err instanceof loadPg().DatabaseError)) return err;
+  return new BankLedgerError(`The bank's ledger refused a statement (${err.code}): ${err.message}`, {
+    cause: err,
+  });
 }
 
 /** Advisory lock key spaces (the first of two int4 keys), so the bank's locks meet no one else's. */

@@ -4,11 +4,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PgStore, redactPassword } from '../../src/bank/store';
+import { PgStore, RECONNECT_WITHIN_MS, redactPassword } from '../../src/bank/store';
 import { BankingService } from '../../src/bank/banking-service';
-import { InsufficientFundsError, TransferAlreadyOwnedError } from '../../src/contract';
+import { BankUnavailableError, InsufficientFundsError, TransferAlreadyOwnedError } from '../../src/contract';
 import { startPostgres, type Postgres } from '../../tools/cluster/postgres';
-import { freePort, runScript, startWorkerProcess, testServer, uniqueId } from '../support/helpers';
+import { freePort, runScript, sleep, startWorkerProcess, testServer, uniqueId } from '../support/helpers';
 import { storeContract } from '../support/store-contract';
 
 let dataDir: string;
@@ -115,6 +115,83 @@ describe('PgStore', () => {
     await expect(failure).rejects.not.toThrow(/s3cret/);
     await store.close();
   });
+});
+
+describe('PgStore when its database goes away', () => {
+  // A test that failed while the database was down leaves it up for the next.
+  afterEach(async () => {
+    if (!postgres.process.running) postgres = await postgres.restart();
+  }, 60_000);
+  /** A store that keeps what it says about its database, to count the lines. */
+  async function watchedStore(url: string, reconnectWithinMs?: number) {
+    const said: string[] = [];
+    const store = await warm(
+      new PgStore(url, undefined, { warn: (line) => said.push(line), reconnectWithinMs }),
+    );
+    return { store, bank: new BankingService('bank', { store }), said };
+  }
+  const count = (said: string[], words: RegExp) => said.filter((line) => words.test(line)).length;
+
+  test.each(['immediate', 'SIGKILL'] as const)(
+    'a crash (%s) mid-transaction fails the call as BankUnavailableError, the process lives, and the pool serves again once it is back',
+    async (how) => {
+      const url = await newDatabase();
+      const { store, bank, said } = await watchedStore(url);
+      // A transaction checked out and busy when the server goes: the client the pool cannot watch.
+      const busy = store.transaction((tx) =>
+        (tx as unknown as { client: { query(sql: string): Promise<unknown> } }).client.query(
+          'SELECT pg_sleep(30)',
+        ),
+      );
+      await sleep(300);
+      await postgres.crash(how);
+      const started = Date.now();
+      const failure = await busy.then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(failure).toBeInstanceOf(BankUnavailableError);
+      expect((failure as Error).name).toBe('BankUnavailableError');
+      // The driver's error, kept as the cause (an Error of Node's realm, not jest's).
+      expect((failure as Error).cause).toHaveProperty('message', expect.any(String));
+      // It waited for the database to come back before it gave up.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(RECONNECT_WITHIN_MS - 500);
+      // Calls while it is down fail the same way, and it is said once.
+      await expect(
+        bank.withdraw('85-150', 10, `${how}-down-withdrawal`, { owner: 'wf-down' }),
+      ).rejects.toBeInstanceOf(BankUnavailableError);
+      expect(count(said, /unreachable/)).toBe(1);
+      expect(said.join('\n')).not.toContain(postgres.password);
+
+      postgres = await postgres.restart();
+      await expect(
+        bank.withdraw('85-150', 10, `${how}-back-withdrawal`, { owner: 'wf-back' }),
+      ).resolves.toMatch(/^W-/);
+      expect(count(said, /reachable again/)).toBe(1);
+      expect(count(said, /unreachable/)).toBe(1);
+      // Nothing the cut-off calls did stayed: only the call after the restart moved money.
+      expect((await store.entries()).map((e) => e.reference)).toEqual([`${how}-back-withdrawal`]);
+      await store.close();
+    },
+    90_000,
+  );
+
+  test('a call made while the database restarts waits for it and posts once', async () => {
+    const url = await newDatabase();
+    const { store, bank, said } = await watchedStore(url, 30_000);
+    await postgres.crash('immediate');
+    const call = bank.withdraw('85-150', 25, 'restart-withdrawal', { owner: 'wf-restart' });
+    await sleep(1_000);
+    postgres = await postgres.restart();
+    const id = await call;
+    expect(await bank.withdraw('85-150', 25, 'restart-withdrawal', { owner: 'wf-restart' })).toBe(id);
+    expect(Object.fromEntries(await store.balances())).toEqual({ '85-150': 1975, '43-812': 0 });
+    expect(said.map((line) => line.replace(/\(.*\)|[\d.]+ s/g, '…'))).toEqual([
+      expect.stringMatching(/: unreachable …\. Bank calls wait up to … for it/),
+      expect.stringMatching(/: reachable again, … after it was lost\.$/),
+    ]);
+    await store.close();
+  }, 90_000);
 });
 
 describe('a worker with BANK_DB=postgres://...', () => {

@@ -63,6 +63,14 @@ export interface Postgres {
   createDatabase(name: string): Promise<string>;
   /** PostgreSQL's "fast" shutdown: open transactions are rolled back. */
   stop(): Promise<void>;
+  /**
+   * A crash, for fault tests: `immediate` is `pg_ctl stop -m immediate` (SIGQUIT: every
+   * process quits at once, and the next start recovers from the WAL); `SIGKILL` kills the
+   * postmaster alone, and its backends notice and exit.
+   */
+  crash(how: 'immediate' | 'SIGKILL'): Promise<void>;
+  /** Starts it again in the same directory, on the same port, once the old processes are gone. */
+  restart(): Promise<Postgres>;
 }
 
 /** Starts PostgreSQL in `options.dataDir` and resolves once it accepts connections. */
@@ -166,6 +174,25 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
       return url(name);
     },
     stop: () => postgres.stop('SIGINT'),
+    crash: async (how) => {
+      if (how === 'immediate') return postgres.stop('SIGQUIT');
+      process.kill(postgres.pid, 'SIGKILL');
+      await postgres.exited;
+    },
+    restart: async () => {
+      // Until the killed postmaster's backends have exited, a new one refuses the data directory.
+      for (let tries = 1; ; tries++) {
+        try {
+          return await startPostgres({ ...options, dataDir, port, user, password, binaries: pg });
+        } catch (err) {
+          if (tries >= 20) throw err;
+          log(
+            `PostgreSQL did not start again yet (${(err as Error).message.split('\n', 1)[0]}); trying again`,
+          );
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+      }
+    },
   };
 }
 
