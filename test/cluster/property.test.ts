@@ -32,7 +32,7 @@ afterAll(async () => {
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
-test(`cluster: ${size.transfers} transfers, ${WORKERS} workers on a PostgreSQL bank, random faults, worker SIGKILLs, history, matching and frontend restarts (CLUSTER_SEED=${size.seed})`, async () => {
+test(`cluster: ${size.transfers} transfers, ${WORKERS} workers on a PostgreSQL bank, random faults, worker SIGKILLs, history, matching and frontend restarts, PostgreSQL crashes (CLUSTER_SEED=${size.seed})`, async () => {
   const started = Date.now();
   dataDir = mkdtempSync(path.join(tmpdir(), 'money-transfer-cluster-property-'));
   cluster = await startCluster({ dataDir, historyShards: 4 });
@@ -58,8 +58,11 @@ test(`cluster: ${size.transfers} transfers, ${WORKERS} workers on a PostgreSQL b
     killGapMs: [3000, 10000],
     infrastructure: [
       { atFraction: 0.2, name: 'history', run: killAndRestart('history') },
+      // One PostgreSQL holds Temporal's persistence and the bank's ledger: both go away at once.
+      { atFraction: 0.3, name: 'postgres', run: () => c.crashPostgres('immediate') },
       { atFraction: 0.4, name: 'matching', run: killAndRestart('matching') },
       { atFraction: 0.6, name: 'history', run: killAndRestart('history') },
+      { atFraction: 0.7, name: 'postgres', run: () => c.crashPostgres('SIGKILL') },
       { atFraction: 0.8, name: 'frontend', run: () => c.restart('frontend') },
     ],
     deadlineMs: DEADLINE_MS,
@@ -72,9 +75,9 @@ test(`cluster: ${size.transfers} transfers, ${WORKERS} workers on a PostgreSQL b
       `${report.parked.size} parked, resolved through npm run review: retry ${report.resolved.retryRefund}, ` +
       `refund-to ${report.resolved.refundTo}, ${report.listFailures} list runs and ${report.lostAnswers} ` +
       `decisions lost to restarts); ${result.kills} worker kills, ` +
-      `${(['history', 'matching', 'frontend'] as const).map((s) => `${result.disruptions.get(s) ?? 0} ${s} restarts`).join(', ')}; ` +
+      `${(['history', 'matching', 'frontend', 'postgres'] as const).map((s) => `${result.disruptions.get(s) ?? 0} ${s} restarts`).join(', ')}; ` +
       `money before ${total(OPENING)}, after ${total(balances)}`,
     since: started, // the cluster's start included
   });
-  expect(Object.fromEntries(disruptions)).toEqual({ history: 2, matching: 1, frontend: 1 });
+  expect(Object.fromEntries(disruptions)).toEqual({ history: 2, matching: 1, frontend: 1, postgres: 2 });
 });

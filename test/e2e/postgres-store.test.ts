@@ -107,12 +107,15 @@ describe('PgStore', () => {
 
   test('an unreachable database is refused with its URL, without the password', async () => {
     const url = `postgres://bank:s3cret-pw@127.0.0.1:${await freePort()}/nowhere`;
-    const store = new PgStore(url);
+    const said: string[] = [];
+    const store = new PgStore(url, undefined, { warn: (line) => said.push(line) });
     const failure = store.balances();
     await expect(failure).rejects.toThrow(
       `Cannot connect to the PostgreSQL bank ${redactPassword(url)}: connect ECONNREFUSED`,
     );
     await expect(failure).rejects.not.toThrow(/s3cret/);
+    expect(said).toEqual([expect.stringContaining(`PostgreSQL bank ${redactPassword(url)}: unreachable`)]);
+    expect(said.join('\n')).not.toContain('s3cret');
     await store.close();
   });
 });

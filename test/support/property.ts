@@ -23,6 +23,7 @@ import {
 } from '../../src/bank/store';
 import { FAULT_KINDS } from '../../src/bank/faults';
 import {
+  BankUnavailableError,
   getStatus,
   type PaymentDetails,
   referencesFor,
@@ -133,6 +134,8 @@ export interface ScenarioResult {
   busy: number;
   /** How many times each disruption ran, by name. */
   disruptions: Map<string, number>;
+  /** Worker processes that exited without being killed on purpose, with the end of their stderr. */
+  unplannedExits: string[];
 }
 
 type Started = Plan & {
@@ -194,6 +197,8 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
     ...s.workerEnv,
   };
   const everyProcess: Array<{ slot: number; worker: ScriptProcess }> = [];
+  // The processes this run killed on purpose; any other that exits died by itself.
+  const killedOnPurpose = new Set<ScriptProcess>();
   // A worker may fail to start while a service restarts: it says why and exits; try again.
   const startWorker = async (slot: number) => {
     for (let attempt = 1; ; attempt++) {
@@ -203,6 +208,7 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
         await worker.waitFor('Worker polling', 60_000);
         return worker;
       } catch (err) {
+        killedOnPurpose.add(worker);
         worker.child.kill('SIGKILL');
         await worker.exited;
         if (attempt >= 5) throw err;
@@ -226,6 +232,7 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
         await sleep(s.killGapMs[0] + s.random() * (s.killGapMs[1] - s.killGapMs[0]));
         // One worker draws nothing, so a one-worker run's kill gaps are the draws they always were.
         const i = workers.length === 1 ? 0 : Math.floor(s.random() * workers.length);
+        killedOnPurpose.add(workers[i]!);
         workers[i]!.child.kill('SIGKILL');
         await workers[i]!.exited;
         kills++;
@@ -331,6 +338,16 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
       faultsBySlot: workers.map((_, slot) => lines(faultLine, slot)),
       busy: lines(/^.*(?:SQLITE_BUSY|database is locked).*$/gm),
       disruptions,
+      unplannedExits: everyProcess
+        .filter(
+          ({ worker }) =>
+            !killedOnPurpose.has(worker) &&
+            (worker.child.exitCode !== null || worker.child.signalCode !== null),
+        )
+        .map(
+          ({ slot, worker }) =>
+            `worker ${slot} exited ${worker.child.exitCode}: ${worker.stderr.slice(-600)}`,
+        ),
     };
   } finally {
     over = true;
@@ -593,7 +610,7 @@ export function reviewDesk(options: DeskOptions): {
   const setClosed = async (account: string, closed: boolean) => {
     const store = openStore({ BANK_DB: bankDb });
     try {
-      await store.setClosed(account, closed);
+      await whileBankAway(() => store.setClosed(account, closed));
     } finally {
       await store.close();
     }
@@ -635,8 +652,8 @@ export function reviewDesk(options: DeskOptions): {
     hold = { account: target, until: Date.now() + 30_000 };
     while (!run.over()) {
       await sleep(20);
-      const posted = new Set((await bank.entries()).map((e) => e.reference));
-      const voided = new Set(await voidedReferences(bank));
+      const posted = new Set((await whileBankAway(() => bank.entries())).map((e) => e.reference));
+      const voided = new Set(await whileBankAway(() => voidedReferences(bank)));
       for (const [referenceId, bait] of baits) {
         const refs = referencesFor(referenceId);
         // Only a closed source refuses a refund; otherwise the refund or deposit won the race.
@@ -833,6 +850,22 @@ export async function createBank(bankDb: string): Promise<void> {
   await new SqliteStore(bankDb, OPENING).close();
 }
 
+/**
+ * Runs a read or write of the clerk's again while the bank's database is away (a
+ * disruption crashed it), as the workers' calls do, for up to a minute.
+ */
+async function whileBankAway<T>(fn: () => Promise<T>): Promise<T> {
+  const giveUpAt = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof BankUnavailableError) || Date.now() > giveUpAt) throw err;
+      await sleep(500);
+    }
+  }
+}
+
 /** The ledger, the voids and the balances, read through `openStore` as the workers read them. */
 export async function readBank(bankDb: string) {
   const store = openStore({ BANK_DB: bankDb });
@@ -898,6 +931,13 @@ export function checkTheRun(
 ): void {
   expect(result.kills).toBeGreaterThanOrEqual(wanted.kills);
   expect(result.faults).toBeGreaterThan(0);
+  // No worker died by itself: not of a bank fault, nor of its database going away.
+  expect(result.unplannedExits).toEqual([]);
+  // A customer sees the bank's reasons, never the database driver's class.
+  const driverTypes = result.closed
+    .flatMap((t) => failureTypes(t.error))
+    .filter((t) => /DatabaseError/.test(t));
+  expect(driverTypes).toEqual([]);
   if (wanted.large) {
     // Each way a bank call goes wrong, beyond a refusal, came up: failed before posting,
     // posted with its reply lost, and posted after the activity had timed out.
@@ -929,4 +969,12 @@ export function checkTheRun(
       retryRefund: report.resolved.retryRefund > 0,
     }).toEqual({ parked: true, refundTo: true, retryRefund: true });
   }
+}
+
+/** The `type` of every ApplicationFailure in an error's cause chain. */
+function failureTypes(err: unknown): string[] {
+  const types: string[] = [];
+  for (let e = err as { type?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e)
+    if (typeof e.type === 'string') types.push(e.type);
+  return types;
 }

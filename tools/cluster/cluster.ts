@@ -61,6 +61,8 @@ export interface Cluster {
   kill(service: ServiceName, signal?: NodeJS.Signals): Promise<void>;
   /** Starts the service again with the same config and ports (stopping it first if it runs); waits until healthy. */
   restart(service: ServiceName): Promise<void>;
+  /** Crashes PostgreSQL (see Postgres.crash), then starts it again on its port; the services reconnect. */
+  crashPostgres(how: 'immediate' | 'SIGKILL'): Promise<void>;
   /** Stops the services gracefully, then PostgreSQL. */
   stop(): Promise<void>;
 }
@@ -156,7 +158,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 
   try {
     const pgStarted = Date.now();
-    const postgres = await startPostgres({
+    let postgres = await startPostgres({
       dataDir,
       port: state.ports.postgres,
       user: PG_USER,
@@ -257,6 +259,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         const child = startService(service);
         await waitServiceReady(service, child, state);
         if (service === 'history') await waitHistoryServesAllShards(address, child);
+      },
+      crashPostgres: async (how) => {
+        await postgres.crash(how);
+        postgres = await postgres.restart();
+        running.set('postgres', postgres.process);
+        log(`PostgreSQL crashed (${how}) and started again on ${HOST}:${state.ports.postgres}`);
       },
       stop: stopAll,
     };
