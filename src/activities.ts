@@ -69,6 +69,33 @@ export function createActivities(bank: BankingService, operators: OperatorOption
       });
     },
 
+    /**
+     * For a transfer whose workflow ended with its money unaccounted for (terminated, for
+     * one): settles the withdrawal, then the deposit, so no call of the ended run still in
+     * flight can post, and finds what is owed. The withdrawal comes first: another
+     * execution's reference is refused (TransferAlreadyOwnedError) before this one touches
+     * anything, and a withdrawal that never posted means the deposit was never asked for.
+     * A deposit or a refund that posted means nothing is owed; otherwise a refund is, under
+     * the first round no refund used yet.
+     */
+    async findWhatIsOwed(details: PaymentDetails): Promise<OwedResult> {
+      const refs = referencesFor(details.referenceId);
+      return bankCall('Settling a stranded transfer failed', details, async (call): Promise<OwedResult> => {
+        if (!(await bank.settle(refs.withdrawal, call)).posted) return { outcome: 'nothing-to-refund' };
+        const deposit = await bank.settle(refs.deposit, call);
+        if (deposit.posted) return { outcome: 'deposit-posted', transactionId: deposit.transactionId };
+        // A round's refund that was refused or settled is void; a refund of that round
+        // still in flight posts under the same reference as this one's would: at most one does.
+        for (let round = 1; ; round++) {
+          const refund = await bank.referenceState(refundReference(details.referenceId, round), call);
+          if (refund.state === 'posted') {
+            return { outcome: 'refunded', transactionId: refund.transactionId, account: refund.account };
+          }
+          if (refund.state === 'unused') return { outcome: 'refund-owed', round };
+        }
+      });
+    },
+
     /** The accounts a refund could go to instead, for the operator to choose from. */
     async refundAccounts(details: PaymentDetails): Promise<string[]> {
       const open = await bank.openAccounts();
@@ -153,6 +180,9 @@ export interface RefundOptions {
   /** Default: the source account. An operator may name another account of the customer. */
   account?: string;
 }
+
+/** What `findWhatIsOwed` found for a stranded transfer: settled already, or a refund owed in this round. */
+export type OwedResult = RefundResult | { outcome: 'refund-owed'; round: number };
 
 /** What an operator is told when a transfer waits for review. */
 export interface ReviewNotice {

@@ -118,8 +118,22 @@ export type RefundResult =
   | { outcome: 'deposit-posted'; transactionId: string }
   | { outcome: 'nothing-to-refund' };
 
+/** Who settles a stranded transfer, and why: the settling run records both. */
+export interface SettleRequest {
+  operator: string;
+  note: string;
+}
+
 /** The Keyword search attribute that carries a transfer's stage, for the Web UI and `review list`. */
 export const TRANSFER_STATUS = defineSearchAttributeKey('TransferStatus', SearchAttributeType.KEYWORD);
+
+/** The workflow types that move a transfer's money: its own run, and an operator's settling run. */
+export const TRANSFER_WORKFLOW_TYPES: readonly string[] = ['moneyTransfer', 'settleStrandedTransfer'];
+
+/** The visibility query for running transfers parked for an operator (`review list`, reconcile). */
+export const NEEDS_REVIEW_QUERY =
+  `WorkflowType IN (${TRANSFER_WORKFLOW_TYPES.map((t) => `'${t}'`).join(', ')}) ` +
+  `AND ExecutionStatus = 'Running' AND ${TRANSFER_STATUS.name} = 'needs-review'`;
 
 /**
  * TransferStatus from the start until a refund begins: ExecutionStatus tells running,

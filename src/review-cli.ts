@@ -2,10 +2,19 @@
 // the parked transfers through the TransferStatus search attribute and acts on one
 // through the workflow's Updates, whose validators reject what makes no sense.
 import { parseArgs } from 'node:util';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowExecutionDescription,
+} from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import {
   connectClient,
   describeError,
+  formatErrorChain,
   loadSettings,
   UsageError,
   webUiLink,
@@ -16,25 +25,32 @@ import {
   refundTo,
   resolveManually,
   retryRefund,
-  TRANSFER_STATUS,
+  describeTransfer,
+  NEEDS_REVIEW_QUERY,
+  transferStartOptions,
   type TransferView,
 } from './contract';
-import type { moneyTransfer } from './workflows';
+import { openStore } from './bank/store';
+import { runInput } from './platform/history';
+import { watchProgress } from './platform/progress-watch';
+import { reconcile, settleCommand } from './reconcile';
+import type { moneyTransfer, settleStrandedTransfer } from './workflows';
 
 const USAGE = `Usage: npm run review -- <command>
 
 Commands:
-  list                                        transfers waiting for review
-  show <workflow-id>                          a transfer's status
+  list                                        transfers waiting for review, and closed
+                                              ones that still owe money (with BANK_DB)
+  show <workflow-id>                          a transfer's execution status and stage
   retry <workflow-id>                         try the refund again now
   refund-to <workflow-id> <account>           refund to another account of the customer
   resolve <workflow-id> --note TEXT --operator NAME
                                               record a fix made outside the system
+  settle <workflow-id> --note TEXT --operator NAME
+                                              settle a transfer that was terminated or
+                                              timed out: put back what it owes
 
 Exit codes: 0 done, 1 refused or failed (unknown id, not in review, rejected), 2 usage error.`;
-
-/** The visibility query behind `list`: running transfers parked for an operator. */
-export const NEEDS_REVIEW_QUERY = `WorkflowType = 'moneyTransfer' AND ExecutionStatus = 'Running' AND ${TRANSFER_STATUS.name} = 'needs-review'`;
 
 /** A refusal the operator should read: exit code 1, no stack. */
 class ReviewError extends Error {}
@@ -71,7 +87,7 @@ type Command =
   | { name: 'list' }
   | { name: 'show' | 'retry'; workflowId: string }
   | { name: 'refund-to'; workflowId: string; account: string }
-  | { name: 'resolve'; workflowId: string; note: string; operator: string };
+  | { name: 'resolve' | 'settle'; workflowId: string; note: string; operator: string };
 
 function parseCommand(argv: string[]): Command {
   let parsed;
@@ -102,10 +118,11 @@ function parseCommand(argv: string[]): Command {
       expect(3, 'a workflow id and an account');
       return { name, workflowId: workflowId!, account: account! };
     case 'resolve':
+    case 'settle':
       expect(2, 'a workflow id, --note and --operator');
-      // Empty notes and operators go through: the workflow's validator refuses them.
+      // Empty notes and operators go through: the workflow refuses them.
       if (values.note === undefined || values.operator === undefined) {
-        throw new UsageError('resolve needs --note TEXT and --operator NAME');
+        throw new UsageError(`${name} needs --note TEXT and --operator NAME`);
       }
       return { name, workflowId: workflowId!, note: values.note, operator: values.operator };
     default:
@@ -118,23 +135,13 @@ async function run(
   settings: Settings,
   command: Exclude<Command, { name: 'help' }>,
 ): Promise<void> {
-  if (command.name === 'list') {
-    let count = 0;
-    for await (const execution of client.workflow.list({ query: NEEDS_REVIEW_QUERY })) {
-      if (count++ === 0) console.log('Transfers waiting for review:');
-      console.log(`  ${execution.workflowId}  started ${execution.startTime.toISOString()}`);
-      console.log(`    ${webUiLink(settings, execution.workflowId, execution.runId)}`);
-    }
-    if (count === 0) console.log('No transfer is waiting for review.');
-    return;
-  }
+  if (command.name === 'list') return list(client, settings);
+  if (command.name === 'show') return show(client, command.workflowId);
+  if (command.name === 'settle') return settle(client, settings, command);
   const handle = client.workflow.getHandle<typeof moneyTransfer>(command.workflowId);
   let status: TransferView;
   try {
     switch (command.name) {
-      case 'show':
-        status = await handle.query(getStatus);
-        break;
       case 'retry':
         status = await handle.executeUpdate(retryRefund);
         break;
@@ -148,15 +155,167 @@ async function run(
         break;
     }
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) {
-      throw new ReviewError(`No running transfer with workflow id ${command.workflowId}.`);
-    }
+    if (err instanceof WorkflowNotFoundError) throw await notRunning(client, command.workflowId);
     if (err instanceof WorkflowUpdateFailedError) {
       throw new ReviewError(`Refused: ${err.cause?.message ?? err.message}`);
     }
     throw err;
   }
   console.log(formatStatus(status));
+}
+
+async function list(client: Client, settings: Settings): Promise<void> {
+  let count = 0;
+  for await (const execution of client.workflow.list({ query: NEEDS_REVIEW_QUERY })) {
+    if (count++ === 0) console.log('Transfers waiting for review:');
+    console.log(`  ${execution.workflowId}  started ${execution.startTime.toISOString()}`);
+    console.log(`    ${webUiLink(settings, execution.workflowId, execution.runId)}`);
+  }
+  if (count === 0) console.log('No transfer is waiting for review.');
+  // What a closed transfer still owes is in the ledger alone.
+  if (!process.env.BANK_DB) {
+    console.log(
+      'Closed transfers that still owe money: set BANK_DB to the bank the workers use to see them ' +
+        '(the memory bank lives inside each worker).',
+    );
+    return;
+  }
+  const store = openStore();
+  try {
+    const { stranded } = await reconcile(store, client);
+    if (stranded.length === 0) console.log('No closed transfer owes money.');
+    else console.log('Closed transfers that still owe money (settle each with `settle`):');
+    for (const f of stranded) {
+      console.log(`  ${f.workflowId}  ${f.status} at ${f.closedAt}  ${-f.net} owed`);
+      console.log(`    ${webUiLink(settings, f.workflowId, f.runId!)}`);
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+/** The run's execution status, then the workflow's own status, which a closed run gives only to a worker's replay. */
+async function show(client: Client, workflowId: string): Promise<void> {
+  const handle = client.workflow.getHandle<typeof moneyTransfer>(workflowId);
+  const run = await describe(client, workflowId);
+  const closed = run.closeTime ? ` at ${run.closeTime.toISOString()}` : '';
+  console.log(`Execution: ${run.status.name}${closed} (${run.type}, run ${run.runId})`);
+  if (run.status.name === 'TERMINATED' || run.status.name === 'TIMED_OUT') {
+    console.log(
+      'This run ended from outside: what it withdrew and did not put back is still out. ' +
+        `\`npm run reconcile\` shows it; \`${settleCommand(workflowId)}\` settles it.`,
+    );
+  }
+  try {
+    // A closed run answers only through a worker's replay: do not wait for one for long.
+    const status = await client.connection.withDeadline(Date.now() + 5000, () => handle.query(getStatus));
+    console.log(formatStatus(status));
+  } catch (err) {
+    if (run.status.name === 'RUNNING') throw err;
+    console.log(
+      `Stage: unknown (the closed run's status needs a worker to replay it: ${(err as Error).message})`,
+    );
+  }
+}
+
+/**
+ * Starts a settling run under the transfer's own workflow id, so the bank takes its calls
+ * as the transfer's, and waits until it has settled, or parks for review.
+ */
+async function settle(
+  client: Client,
+  settings: Settings,
+  command: { workflowId: string; note: string; operator: string },
+): Promise<void> {
+  const { workflowId } = command;
+  const run = await describe(client, workflowId);
+  const ended = `Transfer ${workflowId} ${run.status.name.toLowerCase().replace('_', ' ')}`;
+  if (run.status.name === 'RUNNING') {
+    throw new ReviewError(
+      `${ended}: it puts back its own money. When it waits for review, decide with retry, refund-to or resolve.`,
+    );
+  }
+  if (run.status.name === 'COMPLETED') {
+    throw new ReviewError(
+      run.type === 'settleStrandedTransfer'
+        ? `Transfer ${workflowId} was settled already (run ${run.runId}). Nothing to settle.`
+        : `${ended}: its money is where its result says. Nothing to settle.`,
+    );
+  }
+  if (run.status.name === 'FAILED') {
+    const failure = await client.workflow
+      .getHandle(workflowId)
+      .result()
+      .then(
+        () => undefined,
+        (err: unknown) => (err instanceof WorkflowFailedError ? err.cause : undefined),
+      );
+    if (failure instanceof ApplicationFailure && failure.type === 'ResolvedManually') {
+      throw new ReviewError(
+        `${ended}, resolved manually (${failure.message}): the money was handled outside the bank, and settling it would pay twice.`,
+      );
+    }
+  }
+  const details = await runInput(client, workflowId, run.runId);
+  if (!details) throw new ReviewError(`Cannot read the payment details of ${workflowId}'s run ${run.runId}.`);
+  const handle = await client.workflow.start<typeof settleStrandedTransfer>('settleStrandedTransfer', {
+    taskQueue: settings.taskQueue,
+    workflowId,
+    args: [details, { operator: command.operator, note: command.note }],
+    staticSummary: `Settle ${describeTransfer(details)}`,
+    staticDetails: `Started by \`npm run review -- settle\` for ${command.operator}: ${command.note}`,
+    ...transferStartOptions(),
+  });
+  console.log(`${ended}; settling it in run ${handle.firstExecutionRunId}: ${describeTransfer(details)}`);
+  console.log(`  ${webUiLink(settings, workflowId, handle.firstExecutionRunId)}`);
+  const stopWatching = watchProgress(client, settings, handle, console.log);
+  const done = new AbortController();
+  const result = handle.result();
+  result.catch(() => undefined); // when it parks for review, the wait ends without a result
+  const parked = (async () => {
+    while (!done.signal.aborted) {
+      await sleep(1000);
+      const status = await handle.query(getStatus).catch(() => undefined);
+      if (status?.stage === 'needs-review') return status;
+    }
+    return undefined;
+  })();
+  try {
+    const outcome = await Promise.race([result, parked]);
+    if (typeof outcome === 'string') return console.log(outcome);
+    if (outcome) console.log(formatStatus(outcome));
+    throw new ReviewError(
+      'The settling run waits for review: decide with retry, refund-to or resolve, as for any transfer.',
+    );
+  } catch (err) {
+    if (err instanceof WorkflowFailedError)
+      throw new ReviewError(`Settling failed: ${formatErrorChain(err)}`);
+    throw err;
+  } finally {
+    done.abort();
+    await parked;
+    await stopWatching();
+  }
+}
+
+async function describe(client: Client, workflowId: string): Promise<WorkflowExecutionDescription> {
+  try {
+    return await client.workflow.getHandle(workflowId).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError)
+      throw new ReviewError(`No transfer with workflow id ${workflowId}.`);
+    throw err;
+  }
+}
+
+/** Why an update found no running transfer: none with that id, or the run is closed. */
+async function notRunning(client: Client, workflowId: string): Promise<ReviewError> {
+  const run = await describe(client, workflowId);
+  const fromOutside = run.status.name === 'TERMINATED' || run.status.name === 'TIMED_OUT';
+  return new ReviewError(
+    `Transfer ${workflowId} is not running (${run.status.name}): only a running transfer in review takes a decision.` +
+      (fromOutside ? ` \`npm run reconcile\` shows whether it owes money; \`settle\` settles it.` : ''),
+  );
 }
 
 /** A status as an operator reads it. */

@@ -8,10 +8,7 @@ import {
   type Client,
   type WorkflowHandle,
 } from '@temporalio/client';
-// The SDK's own payload decoding, so a key ring (PAYLOAD_KEYS_FILE) is honoured too. It is
-// internal (lib/), not public API: package.json pins the SDK to one exact version, so it
-// cannot move under this import without a deliberate upgrade, which the tests then check.
-import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
+import { TerminatedFailure } from '@temporalio/common';
 import { describeTransfer, transferStartOptions, type PaymentDetails } from './contract';
 import {
   connectClient,
@@ -22,6 +19,7 @@ import {
   webUiLink,
   type Settings,
 } from './platform/config';
+import { runInput } from './platform/history';
 import { watchProgress } from './platform/progress-watch';
 import { parseStarterArgs, USAGE, type StarterArgs } from './platform/starter-options';
 import { shutdownTracing } from './platform/telemetry';
@@ -128,11 +126,18 @@ export async function runTransfer(
 
   const stopWatching = watchProgress(client, settings, handle, print);
   try {
-    print(`Result: ${await handle.result()}`);
+    print(`Result: ${await transferResult(client, handle, print)}`);
     return true;
   } catch (err) {
     if (err instanceof WorkflowFailedError) {
       print(`Got expected exception: ${formatErrorChain(err)}`);
+      if (err.cause instanceof TerminatedFailure) {
+        print(
+          `Transfer ${workflowId} was terminated, so no run of it will put back money it withdrew. ` +
+            `\`npm run reconcile\` shows whether money is out; \`npm run review -- settle ${workflowId} ` +
+            '--operator NAME --note TEXT` settles it (docs/operations.md).',
+        );
+      }
       return false;
     }
     if (err instanceof WorkflowNotFoundError) {
@@ -154,6 +159,34 @@ export async function runTransfer(
   }
 }
 
+/**
+ * The transfer's result, whichever run ends it. The SDK follows a continue-as-new; a
+ * reset terminates the run it replaces and starts another under the same id, which is
+ * followed here, as is an operator's settling run after a termination.
+ */
+async function transferResult(
+  client: Client,
+  first: WorkflowHandle<typeof moneyTransfer>,
+  print: (line: string) => void,
+): Promise<string> {
+  let handle: WorkflowHandle = first;
+  for (;;) {
+    try {
+      return (await handle.result()) as string;
+    } catch (err) {
+      if (!(err instanceof WorkflowFailedError && err.cause instanceof TerminatedFailure)) throw err;
+      const latest = await client.workflow.getHandle(first.workflowId).describe();
+      // The newest run is the terminated one: nothing carries the transfer on.
+      if (latest.status.name === 'TERMINATED') throw err;
+      print(
+        `The run was terminated (${err.cause.message}); run ${latest.runId} (${latest.type}) carries ` +
+          'the transfer on, so the starter follows it.',
+      );
+      handle = client.workflow.getHandle(first.workflowId, latest.runId);
+    }
+  }
+}
+
 /** The wait for a transfer's result ended without one: its outcome is unknown here. */
 export class ResultUnknownError extends Error {
   override name = 'ResultUnknownError';
@@ -167,21 +200,6 @@ async function describeIfExists(client: Client, workflowId: string): Promise<str
     if (err instanceof WorkflowNotFoundError) return undefined;
     throw err;
   }
-}
-
-/** The payment details a run was started with, read from its first history event. */
-async function runInput(
-  client: Client,
-  workflowId: string,
-  runId: string,
-): Promise<PaymentDetails | undefined> {
-  const { history } = await client.workflowService.getWorkflowExecutionHistory({
-    namespace: client.options.namespace,
-    execution: { workflowId, runId },
-    maximumPageSize: 1,
-  });
-  const payloads = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
-  return decodeFromPayloadsAtIndex<PaymentDetails>(client.options.loadedDataConverter, 0, payloads);
 }
 
 function samePayment(a: PaymentDetails | undefined, b: PaymentDetails): boolean {

@@ -1,4 +1,4 @@
-// `npm run worker`: runs workflow moneyTransfer and the bank activities on the task
+// `npm run worker`: runs the transfer's workflows and the bank activities on the task
 // queue. The options it reads from the environment are in src/platform/worker-options.ts.
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import type { WorkerDeploymentVersion } from '@temporalio/common';
@@ -17,11 +17,11 @@ import {
   workflowSource,
   type Tuning,
 } from './platform/worker-options';
-import { REFUND_ATTEMPT_TIMEOUT_MS } from './contract';
+import { REFUND_ATTEMPT_TIMEOUT_MS, TRANSFER_WORKFLOW_TYPES } from './contract';
 
 const USAGE = `Usage: npm run worker
 
-Runs workflow moneyTransfer and the bank activities until Ctrl-C or SIGTERM, which let
+Runs the transfer's workflows and the bank activities until Ctrl-C or SIGTERM, which let
 the bank calls in progress finish first. It takes no options: its settings come from
 the environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, BANK_DB, ...),
 listed in docs/configuration.md.`;
@@ -51,7 +51,7 @@ async function main(): Promise<number> {
     const running = worker.run(); // polling starts here
     console.log(
       `Worker polling ${settings.address}, namespace ${settings.namespace}, ` +
-        `task queue ${settings.taskQueue}: workflow moneyTransfer; activities ${[...worker.options.activities.keys()].join(', ')}. ` +
+        `task queue ${settings.taskQueue}: workflows ${TRANSFER_WORKFLOW_TYPES.join(', ')}; activities ${[...worker.options.activities.keys()].join(', ')}. ` +
         'Press Ctrl-C to stop.',
     );
     console.log(bankLine());

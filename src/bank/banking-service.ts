@@ -1,5 +1,5 @@
 import { customAlphabet } from 'nanoid';
-import { MemoryStore, type BankStore } from './store';
+import { MemoryStore, type BankStore, type LedgerTransaction } from './store';
 import {
   AccountClosedError,
   type BankError,
@@ -24,6 +24,10 @@ export interface BankOptions {
 
 /** What a settle found: the transaction posted under the reference, or a void. */
 export type Settlement = { posted: true; transactionId: string; account: string } | { posted: false };
+
+/** What a reference holds, as `referenceState` reads it without changing it. */
+export type ReferenceState =
+  { state: 'posted'; transactionId: string; account: string } | { state: 'voided' } | { state: 'unused' };
 
 /** Who makes a call, and how to stop it. */
 export interface CallOptions {
@@ -108,14 +112,23 @@ export class BankingService {
     const owner = call.owner ?? NO_OWNER;
     call.signal?.throwIfAborted();
     return this.store.transaction(async (tx): Promise<Settlement> => {
-      const entry = await tx.entryFor(referenceId);
-      const voided = entry ? undefined : await tx.voidFor(referenceId);
-      const holder = entry?.owner ?? voided?.owner;
-      if (holder !== undefined && holder !== owner) throw ownedBy(referenceId, holder, owner);
-      if (entry) return { posted: true, transactionId: entry.transactionId, account: entry.account };
-      if (!voided) await tx.markVoided({ reference: referenceId, owner });
+      const found = await stateOf(tx, referenceId, owner);
+      if (found.state === 'posted') {
+        return { posted: true, transactionId: found.transactionId, account: found.account };
+      }
+      if (found.state === 'unused') await tx.markVoided({ reference: referenceId, owner });
       return { posted: false };
     });
+  }
+
+  /**
+   * Reads what a reference holds and changes nothing: a real bank's "status by
+   * idempotency key". Another owner's reference is refused, as for every call.
+   */
+  async referenceState(referenceId: string, call: CallOptions = {}): Promise<ReferenceState> {
+    const owner = call.owner ?? NO_OWNER;
+    call.signal?.throwIfAborted();
+    return this.store.transaction((tx) => stateOf(tx, referenceId, owner));
   }
 
   balances(): Promise<Map<string, number>> {
@@ -202,6 +215,16 @@ export class BankingService {
     if ('error' in outcome) throw outcome.error;
     return outcome.id;
   }
+}
+
+/** What a reference holds, for its owner; another caller is refused. */
+async function stateOf(tx: LedgerTransaction, reference: string, owner: string): Promise<ReferenceState> {
+  const entry = await tx.entryFor(reference);
+  const voided = entry ? undefined : await tx.voidFor(reference);
+  const holder = entry?.owner ?? voided?.owner;
+  if (holder !== undefined && holder !== owner) throw ownedBy(reference, holder, owner);
+  if (entry) return { state: 'posted', transactionId: entry.transactionId, account: entry.account };
+  return voided ? { state: 'voided' } : { state: 'unused' };
 }
 
 function ownedBy(reference: string, owner: string, caller: string): TransferAlreadyOwnedError {

@@ -2,10 +2,16 @@
 // when a real bank does: `UnreliableBank` wraps the plain mock bank's calls with latency
 // (BANK_DELAY_MS) and faults (BANK_FAULTS). Off by default.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BankingService, type BankOptions, type CallOptions, type Settlement } from './banking-service';
+import {
+  BankingService,
+  type BankOptions,
+  type CallOptions,
+  type ReferenceState,
+  type Settlement,
+} from './banking-service';
 import { type BankError, InvalidAccountError, STEP_ATTEMPT_TIMEOUT_MS } from '../contract';
 
-/** The bank calls a fault can hit. `lookup` is the settle step inside a refund. */
+/** The bank calls a fault can hit. `lookup` is a settle, or a read of a reference's state. */
 export const BANK_OPERATIONS = ['withdraw', 'deposit', 'refund', 'lookup'] as const;
 export type BankOperation = (typeof BANK_OPERATIONS)[number];
 
@@ -194,6 +200,10 @@ export class UnreliableBank extends BankingService {
 
   override settle(reference: string, call: CallOptions = {}): Promise<Settlement> {
     return this.inject('lookup', reference, call, (c) => super.settle(reference, c));
+  }
+
+  override referenceState(reference: string, call: CallOptions = {}): Promise<ReferenceState> {
+    return this.inject('lookup', reference, call, (c) => super.referenceState(reference, c));
   }
 
   protected override refusalFor(_reference: string, call: CallOptions): BankError | undefined {

@@ -30,6 +30,7 @@ export async function settleFailedStep(
   transfer: Transfer,
   failedStep: 'withdraw' | 'deposit',
   stepFailure: unknown,
+  firstRound = 1,
 ): Promise<RefundResult> {
   const { details, status } = transfer;
   const meta = { referenceId: details.referenceId };
@@ -43,7 +44,7 @@ export async function settleFailedStep(
   });
   return CancellationScope.nonCancellable(async () => {
     status.owed = details.amount;
-    let round = 1;
+    let round = firstRound;
     let account = details.sourceAccount;
     for (;;) {
       // Each round refunds under its own reference (-refund, -refund-2, ...): show the one in use.

@@ -14,6 +14,12 @@ import type { Decision } from './review';
 
 export type Activities = ReturnType<typeof createActivities>;
 
+/** When a refund that cannot complete asks for an operator, and how often it reminds, unless the caller says. */
+export const DEFAULT_REVIEW_POLICY: Required<ReviewPolicy> = {
+  reviewAfter: '1 hour',
+  remindEvery: '4 hours',
+};
+
 /** The workflow's own state: the status it reports and an operator's latest decision. */
 export interface Transfer {
   details: PaymentDetails;

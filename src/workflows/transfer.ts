@@ -30,7 +30,7 @@ import {
 import { isDefinite } from './failures';
 import { decisionCarriedOut, setReviewHandlers } from './review';
 import { settleFailedStep } from './settle';
-import { isOwing, setStage, showStage, type Activities, type Transfer } from './state';
+import { DEFAULT_REVIEW_POLICY, isOwing, setStage, showStage, type Activities, type Transfer } from './state';
 
 const { withdraw, deposit } = proxyActivities<Activities>({
   startToCloseTimeout: STEP_ATTEMPT_TIMEOUT_MS,
@@ -48,7 +48,7 @@ export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolic
     details,
     status: { stage: 'validating' },
     policyGiven: policy,
-    policy: { reviewAfter: '1 hour', remindEvery: '4 hours', ...policy },
+    policy: { ...DEFAULT_REVIEW_POLICY, ...policy },
     shown: workflowInfo().typedSearchAttributes.get(TRANSFER_STATUS),
   };
   // The project's clients set it at start (transferStartOptions); a start from elsewhere,

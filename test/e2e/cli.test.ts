@@ -206,7 +206,7 @@ describe('worker process', () => {
   test('--help prints the usage, and any other argument is refused with exit 2', async () => {
     const help = await runScript('src/worker.js', ['--help'], {});
     expect(help.code).toBe(0);
-    expect(help.stdout).toMatch(/^Usage: npm run worker\n\nRuns workflow moneyTransfer /);
+    expect(help.stdout).toMatch(/^Usage: npm run worker\n\nRuns the transfer's workflows /);
     expect(help.stdout).toContain('docs/configuration.md');
     expect(await runScript('src/worker.js', ['--task-queue', 'q'], {})).toEqual({
       code: 2,

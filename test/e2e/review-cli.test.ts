@@ -70,7 +70,7 @@ test('list finds exactly the parked transfers; show, retry, refund-to and resolv
     const show = await review('show', a.workflowId);
     expect(show.code).toBe(0);
     expect(show.stdout).toMatch(
-      /^Stage: needs-review\nOwed: 250\nReview: The refund to 85-150 was refused: /,
+      /^Execution: RUNNING \(moneyTransfer, run [0-9a-f-]{36}\)\nStage: needs-review\nOwed: 250\nReview: The refund to 85-150 was refused: /,
     );
 
     // The bank still refuses: the retry is carried out and the transfer parks again.
@@ -113,13 +113,13 @@ test('list finds exactly the parked transfers; show, retry, refund-to and resolv
     const notInReview = await review('retry', a.workflowId);
     expect(notInReview).toMatchObject({
       code: 1,
-      stderr: `No running transfer with workflow id ${a.workflowId}.\n`,
+      stderr: `Transfer ${a.workflowId} is not running (FAILED): only a running transfer in review takes a decision.\n`,
     });
   });
 
   const unknown = await review('show', `${prefix}-nope`);
   expect(unknown).toMatchObject({
     code: 1,
-    stderr: `No running transfer with workflow id ${prefix}-nope.\n`,
+    stderr: `No transfer with workflow id ${prefix}-nope.\n`,
   });
 });

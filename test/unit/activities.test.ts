@@ -5,7 +5,7 @@ import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
 import { BankingService } from '../../src/bank/banking-service';
 import { UnreliableBank } from '../../src/bank/faults';
-import { InsufficientFundsError, InvalidAccountError } from '../../src/contract';
+import { InsufficientFundsError, InvalidAccountError, TransferAlreadyOwnedError } from '../../src/contract';
 import { transferDetails, voidedReferences } from '../support/helpers';
 
 const details = transferDetails({ referenceId: 'ref-1' });
@@ -72,6 +72,69 @@ describe('activities', () => {
     });
     expect(await voidedReferences(bank.store)).toEqual(['ref-1-deposit']);
     expect(Object.fromEntries(await bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
+  });
+
+  describe('findWhatIsOwed, for a transfer ended from outside', () => {
+    test('a withdrawal that never posted is voided, and nothing is owed; the deposit is left alone', async () => {
+      const { bank, env, activities } = setUp();
+      await expect(env.run(activities.findWhatIsOwed, details)).resolves.toEqual({
+        outcome: 'nothing-to-refund',
+      });
+      expect(await voidedReferences(bank.store)).toEqual(['ref-1-withdrawal']);
+      await expect(bank.withdraw('85-150', 250, 'ref-1-withdrawal', AS_WORKFLOW)).rejects.toThrow(
+        /was voided/,
+      );
+    });
+
+    test('a deposit that posted: the money arrived, nothing is owed', async () => {
+      const { bank, env, activities } = setUp();
+      await bank.withdraw('85-150', 250, 'ref-1-withdrawal', AS_WORKFLOW);
+      const depositId = await bank.deposit('43-812', 250, 'ref-1-deposit', AS_WORKFLOW);
+      await expect(env.run(activities.findWhatIsOwed, details)).resolves.toEqual({
+        outcome: 'deposit-posted',
+        transactionId: depositId,
+      });
+    });
+
+    test('withdrawn only: the deposit is voided, and a refund is owed in round 1', async () => {
+      const { bank, env, activities } = setUp();
+      await bank.withdraw('85-150', 250, 'ref-1-withdrawal', AS_WORKFLOW);
+      await expect(env.run(activities.findWhatIsOwed, details)).resolves.toEqual({
+        outcome: 'refund-owed',
+        round: 1,
+      });
+      expect(await voidedReferences(bank.store)).toEqual(['ref-1-deposit']);
+      expect(Object.fromEntries(await bank.balances())).toEqual({ '85-150': 1750, '43-812': 0 });
+    });
+
+    test('rounds refused or settled are skipped; a round that posted is the refund', async () => {
+      const { bank, env, activities } = setUp();
+      await bank.withdraw('85-150', 250, 'ref-1-withdrawal', AS_WORKFLOW);
+      await bank.settle('ref-1-deposit', AS_WORKFLOW);
+      await bank.settle('ref-1-refund', AS_WORKFLOW); // round 1 voided, as round 2's refund does
+      await expect(env.run(activities.findWhatIsOwed, details)).resolves.toEqual({
+        outcome: 'refund-owed',
+        round: 2,
+      });
+      const refundId = await bank.refund('85-150', 250, 'ref-1-refund-2', AS_WORKFLOW);
+      await expect(env.run(activities.findWhatIsOwed, details)).resolves.toEqual({
+        outcome: 'refunded',
+        transactionId: refundId,
+        account: '85-150',
+      });
+    });
+
+    test("another execution's payment is refused before anything of it is touched", async () => {
+      const { bank, env, activities } = setUp();
+      await bank.withdraw('85-150', 250, 'ref-1-withdrawal', { owner: 'the-first-submission' });
+      await expect(env.run(activities.findWhatIsOwed, details)).rejects.toBeInstanceOf(
+        TransferAlreadyOwnedError,
+      );
+      expect(await voidedReferences(bank.store)).toEqual([]);
+      await expect(
+        bank.deposit('43-812', 250, 'ref-1-deposit', { owner: 'the-first-submission' }),
+      ).resolves.toMatch(/^D-/);
+    });
   });
 
   test('refund finds a deposit that posted after all, and refunds nothing', async () => {

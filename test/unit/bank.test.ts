@@ -257,6 +257,21 @@ describe('one owner per reference', () => {
     );
   });
 
+  test("referenceState reads a reference (unused, posted, voided) and changes nothing; another owner's is refused", async () => {
+    await expect(bank.referenceState('o6-withdrawal', a)).resolves.toEqual({ state: 'unused' });
+    // Read, not bound: another owner may still use it.
+    const id = await bank.withdraw('85-150', 10, 'o6-withdrawal', b);
+    await expect(bank.referenceState('o6-withdrawal', b)).resolves.toEqual({
+      state: 'posted',
+      transactionId: id,
+      account: '85-150',
+    });
+    await expect(bank.referenceState('o6-withdrawal', a)).rejects.toBeInstanceOf(TransferAlreadyOwnedError);
+    await bank.settle('o6-deposit', b);
+    await expect(bank.referenceState('o6-deposit', b)).resolves.toEqual({ state: 'voided' });
+    expect(await voidedReferences(bank.store)).toEqual(['o6-deposit']);
+  });
+
   test('twins racing on one reference: exactly one posts, the others are refused', async () => {
     const twins = await Promise.allSettled(
       ['pay-1', 'pay-2', 'pay-3'].map((owner) => bank.withdraw('85-150', 10, 'o5-withdrawal', { owner })),
