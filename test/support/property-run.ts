@@ -12,6 +12,7 @@ import {
   createBank,
   randomPlans,
   readBank,
+  reconcileWithCli,
   reviewDesk,
   runScenario,
   summary,
@@ -97,15 +98,19 @@ export async function propertyRun(size: PropertySize, options: PropertyOptions):
     alongside: desk.alongside,
   });
   const bank = await readBank(bankDb);
+  const reconcileStarted = Date.now();
+  const books = await reconcileWithCli(options.address, bankDb);
+  const reconcileSeconds = ((Date.now() - reconcileStarted) / 1000).toFixed(1);
   const facts: RunFacts = { plans, result, report: desk.report, balances: bank.balances };
   const line = options.line ?? ((f: RunFacts) => summary(f.plans, f.result, f.report, f.balances));
   console.log(
     `${name}: seed ${seed}; ${line(facts)}; ` +
-      `${Math.round((Date.now() - since) / 1000)} s. Repeat with ${name.toUpperCase()}_SEED=${seed}`,
+      `reconcile (${books.owners} owners, ${reconcileSeconds} s): ${books.settled.length} settled by an operator, ` +
+      `${books.stranded.length} stranded, ${books.orphans.length} orphans; ${Math.round((Date.now() - since) / 1000)} s. Repeat with ${name.toUpperCase()}_SEED=${seed}`,
   );
   // At 40 transfers and up: each kind of fault came up, transfers parked, and both kinds
   // of Update ended a review.
-  checkTheRun(result, desk.report, bank, { kills, large: transfers >= 40 });
+  checkTheRun(result, desk.report, bank, books, { kills, large: transfers >= 40, taskQueue });
   return result;
 }
 

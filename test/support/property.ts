@@ -31,6 +31,7 @@ import {
   retryRefund,
   type TransferView,
 } from '../../src/contract';
+import type { Finding, Reconciliation } from '../../src/reconcile';
 import type { moneyTransfer } from '../../src/workflows';
 import { ScriptProcess, sleep, voidedReferences } from './helpers';
 
@@ -42,8 +43,14 @@ export interface Plan {
   cancelAfterMs?: number;
   /** Milliseconds after its start at which the same payment is submitted again, under another workflow id. */
   duplicatesAfterMs?: number[];
+  /**
+   * Milliseconds after its start at which an operator terminates it, if at all, and then
+   * settles it with `npm run review -- settle`, as docs/operations.md says.
+   */
+  terminateAfterMs?: number;
 }
-type End = 'completed' | 'failed' | 'cancelled' | 'open';
+/** `terminated`: terminated, then settled by an operator's run; its result is the settling run's. */
+type End = 'completed' | 'failed' | 'cancelled' | 'terminated' | 'open';
 export interface Closed extends Plan {
   workflowId: string;
   /** 0 for the first submission of the payment, 1 and 2 for its duplicates. */
@@ -72,8 +79,9 @@ export function planTransfer(kind: Kind, i: number, run: string, amount: number)
 
 /**
  * The property generator: mostly transfers the bank can take, some it must refuse, about
- * one in ten cancelled at a random moment, and about one in seven submitted again under
- * other workflow ids. The same `random` stream gives the same plans.
+ * one in ten cancelled at a random moment, about one in seven submitted again under
+ * other workflow ids, and a few terminated (one in 25 at once, one in 30 at a random
+ * moment). The same `random` stream gives the same plans.
  */
 export function randomPlans(random: () => number, size: number, run: string): Plan[] {
   return Array.from({ length: size }, (_, i) => {
@@ -85,7 +93,10 @@ export function randomPlans(random: () => number, size: number, run: string): Pl
     // Some payments are submitted again under other workflow ids, once or twice, at random moments.
     const copies = random() < 0.15 ? 1 + Math.floor(random() * 2) : 0;
     const duplicatesAfterMs = Array.from({ length: copies }, () => Math.floor(random() * 6000));
-    return { kind, details, cancelAfterMs, duplicatesAfterMs };
+    // One in 25 is terminated as soon as it starts, so that a run always has one to settle.
+    const drawn = random() < 1 / 30 ? Math.floor(random() * 8000) : undefined;
+    const terminateAfterMs = i % 25 === 12 ? 0 : drawn;
+    return { kind, details, cancelAfterMs, duplicatesAfterMs, terminateAfterMs };
   });
 }
 
@@ -142,6 +153,8 @@ type Started = Plan & {
   copy: number;
   handle: WorkflowHandle<typeof moneyTransfer>;
   cancelled?: Promise<void>;
+  /** Resolves once it was terminated and the settling run began (true), or it ended first (false). */
+  terminated?: Promise<boolean>;
 };
 
 /** What a scenario's `alongside` sees: the transfers started so far, and whether all closed. */
@@ -178,6 +191,41 @@ async function persist<T>(call: () => Promise<T>, settled: (err: unknown) => T |
       if (attempt >= 12) throw err;
       await sleep(5000);
     }
+  }
+}
+
+/**
+ * Terminates a transfer as an operator would, then settles it the documented way, with
+ * `npm run review -- settle` (which waits for the settling run, or for it to park for
+ * review, where the desk's operator finds it). False if the transfer ended first. Tried
+ * again while a service restarts.
+ */
+async function terminateAndSettle(client: Client, s: Scenario, workflowId: string): Promise<boolean> {
+  const handle = client.workflow.getHandle(workflowId);
+  await persist(
+    () => handle.terminate('the property test terminates it').then(() => true),
+    (err) => (err instanceof WorkflowNotFoundError ? true : undefined),
+  );
+  // Terminated by this call, or by an earlier try whose answer was lost; or it had ended.
+  const run = await persist(
+    () => handle.describe(),
+    () => undefined,
+  );
+  if (run.status.name !== 'TERMINATED') return false;
+  for (let attempt = 1; ; attempt++) {
+    const cli = new ScriptProcess(
+      'src/review-cli.js',
+      ['settle', workflowId, '--operator', 'property-test', '--note', 'terminated at a random moment'],
+      { TEMPORAL_ADDRESS: s.address, TEMPORAL_TASK_QUEUE: s.taskQueue },
+    );
+    const { code } = await cli.exited;
+    // An earlier try's settling run may be going on, or done, with its answer lost.
+    if (code === 0 || /waits for review|Nothing to settle|puts back its own money/.test(cli.stderr))
+      return true;
+    if (attempt >= 12) {
+      throw new Error(`npm run review -- settle ${workflowId} failed (${code}): ${cli.stderr.slice(-600)}`);
+    }
+    await sleep(5000);
   }
 }
 
@@ -272,7 +320,11 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
                 (err) => (err instanceof WorkflowNotFoundError ? true : undefined),
               ).then(() => undefined),
             );
-      started.push({ ...plan, copy: 0, handle, cancelled });
+      const terminated =
+        plan.terminateAfterMs === undefined
+          ? undefined
+          : sleep(plan.terminateAfterMs).then(() => terminateAndSettle(client, s, handle.workflowId));
+      started.push({ ...plan, copy: 0, handle, cancelled, terminated });
       // A duplicate submission: the same payment under another workflow id, as a client
       // that retries with a new id would send it.
       for (const [k, delayMs] of (plan.duplicatesAfterMs ?? []).entries()) {
@@ -295,10 +347,13 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
       (resolve) => (timer = setTimeout(() => resolve('open'), s.deadlineMs)),
     );
     const everyEnd = Promise.all(
-      started.map(async ({ handle, cancelled, ...plan }): Promise<Closed> => {
+      started.map(async ({ handle, cancelled, terminated, ...plan }): Promise<Closed> => {
         await cancelled;
+        // A terminated transfer ends with its settling run: the newest under its id.
+        const settling = await terminated;
+        const ending = settling ? client.workflow.getHandle<typeof moneyTransfer>(handle.workflowId) : handle;
         const outcome = await Promise.race([
-          handle.result().then(
+          ending.result().then(
             (result) => ({ result, error: undefined }),
             (error: unknown) => ({ result: undefined, error }),
           ),
@@ -308,8 +363,9 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
         const { workflowId } = handle;
         if (outcome === 'open') return { ...plan, workflowId, end: 'open', stage };
         const { result, error } = outcome;
-        const end: End =
-          error === undefined
+        const end: End = settling
+          ? 'terminated'
+          : error === undefined
             ? 'completed'
             : error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure
               ? 'cancelled'
@@ -422,8 +478,15 @@ export function checkTheMoney(
       owners: true,
     });
     for (const t of twins) {
-      expect({ ...seen, stage: [t.workflowId, t.stage] }).toEqual({ ...seen, stage: [t.workflowId, t.end] });
-      if (owners[0] !== undefined && t.workflowId !== owners[0] && t.end !== 'cancelled') {
+      // A terminated transfer's stage is its settling run's, which completes.
+      const stage = t.end === 'terminated' ? 'completed' : t.end;
+      expect({ ...seen, stage: [t.workflowId, t.stage] }).toEqual({ ...seen, stage: [t.workflowId, stage] });
+      if (owners[0] !== undefined && t.workflowId !== owners[0] && t.end === 'terminated') {
+        expect({ ...seen, twin: [t.workflowId, t.result] }).toEqual({
+          ...seen,
+          twin: [t.workflowId, expect.stringMatching(/another transfer owns this payment|no money moved/)],
+        });
+      } else if (owners[0] !== undefined && t.workflowId !== owners[0] && t.end !== 'cancelled') {
         expect({ ...seen, twin: [t.workflowId, failureType(t)] }).toEqual({
           ...seen,
           twin: [t.workflowId, 'TransferAlreadyOwnedError'],
@@ -431,8 +494,16 @@ export function checkTheMoney(
       }
     }
     const completed = twins.filter((t) => t.end === 'completed');
-    expect({ ...seen, completed: completed.length <= 1 }).toEqual({ ...seen, completed: true });
-    if (completed.length === 1) {
+    // A settling run that found the deposit posted: the transfer's money moved in full.
+    const delivered = twins.filter(
+      (t) => t.end === 'terminated' && /the deposit had posted/.test(t.result ?? ''),
+    );
+    expect({ ...seen, completed: completed.length + delivered.length <= 1 }).toEqual({
+      ...seen,
+      completed: true,
+    });
+    // Exactly one debit of the amount from the source, and one credit to the target.
+    const movedInFull = () =>
       expect(seen).toEqual({
         ...seen,
         entries: [
@@ -440,6 +511,17 @@ export function checkTheMoney(
           [refs.deposit, targetAccount, amount],
         ],
       });
+    if (delivered.length === 1) {
+      movedInFull();
+      const deposit = mine.find((e) => e.reference === refs.deposit)!.transactionId;
+      expect({ ...seen, result: delivered[0]!.result }).toEqual({
+        ...seen,
+        result: expect.stringContaining(`the deposit had posted (${deposit})`),
+      });
+      continue;
+    }
+    if (completed.length === 1) {
+      movedInFull();
       // The result tells the truth: the ledger's own transaction ids, reported by their owner.
       const id = (reference: string) => mine.find((e) => e.reference === reference)!.transactionId;
       expect({ ...seen, result: [completed[0]!.workflowId, completed[0]!.result] }).toEqual({
@@ -763,7 +845,11 @@ export function reviewDesk(options: DeskOptions): {
       report.parkedAgain++;
       return;
     }
-    // The review is over: the money went back where the operator said.
+    // The review is over: the money went back where the operator said. A transfer ends
+    // failed or cancelled then; a settling run (of a terminated one) completes.
+    const terminated = plans.some(
+      (p) => p.details.referenceId === referenceId && p.terminateAfterMs !== undefined,
+    );
     expect({
       referenceId,
       action,
@@ -772,7 +858,9 @@ export function reviewDesk(options: DeskOptions): {
     }).toEqual({
       referenceId,
       action,
-      stage: expect.stringMatching(/^(failed|cancelled)$/) as unknown,
+      stage: expect.stringMatching(
+        terminated ? /^(failed|cancelled|completed)$/ : /^(failed|cancelled)$/,
+      ) as unknown,
       refundedTo: account,
     });
     report.resolved[action]++;
@@ -866,6 +954,18 @@ async function whileBankAway<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** `npm run reconcile -- --json` on the run's bank and server, as an operator runs it. */
+export async function reconcileWithCli(address: string, bankDb: string): Promise<Reconciliation> {
+  const cli = new ScriptProcess('src/reconcile.js', ['--json'], {
+    TEMPORAL_ADDRESS: address,
+    BANK_DB: bankDb,
+  });
+  const { code } = await cli.exited;
+  if (code !== 0 && code !== 1)
+    throw new Error(`npm run reconcile failed (${code}): ${cli.stderr.slice(-600)}`);
+  return JSON.parse(cli.stdout) as Reconciliation;
+}
+
 /** The ledger, the voids and the balances, read through `openStore` as the workers read them. */
 export async function readBank(bankDb: string) {
   const store = openStore({ BANK_DB: bankDb });
@@ -927,7 +1027,8 @@ export function checkTheRun(
   result: ScenarioResult,
   report: DeskReport,
   bank: Awaited<ReturnType<typeof readBank>>,
-  wanted: { kills: number; large: boolean },
+  books: Reconciliation,
+  wanted: { kills: number; large: boolean; taskQueue: string },
 ): void {
   expect(result.kills).toBeGreaterThanOrEqual(wanted.kills);
   expect(result.faults).toBeGreaterThan(0);
@@ -945,6 +1046,24 @@ export function checkTheRun(
     expect(kinds.filter((k) => !result.faultsByKind.has(k))).toEqual([]);
   }
   checkTheMoney(result.closed, bank.entries, bank.voided, bank.balances, report.refundedTo);
+  // The books agree, as `npm run reconcile` sees them: every transfer closed, and each
+  // terminated one settled.
+  const mine = (group: Finding[]) => group.filter((f) => f.workflowId.startsWith(`${wanted.taskQueue}-`));
+  expect({
+    stranded: books.stranded,
+    orphans: books.orphans,
+    inFlight: books.inFlight,
+    reviews: mine(books.reviews),
+  }).toEqual({ stranded: [], orphans: [], inFlight: [], reviews: [] });
+  const terminated = result.closed.filter((t) => t.end === 'terminated').map((t) => t.workflowId);
+  if (result.closed.filter((t) => t.copy === 0).length > 12) expect(terminated.length).toBeGreaterThan(0);
+  // Reconcile walks the ledger's owners: a terminated transfer that posted nothing has no line.
+  const owners = new Set(bank.entries.map((e) => e.owner));
+  expect(
+    mine(books.settled)
+      .map((f) => f.workflowId)
+      .sort(),
+  ).toEqual(terminated.filter((id) => owners.has(id)).sort());
   for (const t of result.closed)
     if (t.kind !== 'ok' || report.parked.has(t.details.referenceId))
       expect({ ref: t.details.referenceId, end: t.end }).not.toEqual({
