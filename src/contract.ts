@@ -146,7 +146,21 @@ export function transferStartOptions(): { typedSearchAttributes: SearchAttribute
   return { typedSearchAttributes: [{ key: TRANSFER_STATUS, value: TRANSFER_STATUS_AT_START }] };
 }
 
-const FIELDS = ['sourceAccount', 'targetAccount', 'amount', 'referenceId'] as const;
+export const PAYMENT_FIELDS = ['sourceAccount', 'targetAccount', 'amount', 'referenceId'] as const;
+const FIELDS = PAYMENT_FIELDS;
+
+/**
+ * How a payment someone sent differs from this one, a phrase per field, e.g.
+ * `amount is 250, not 300`; empty when they are the same payment.
+ */
+export function paymentDifferences(
+  mine: PaymentDetails,
+  sent: Partial<PaymentDetails> | undefined,
+): string[] {
+  return FIELDS.filter((field) => sent?.[field] !== mine[field]).map(
+    (field) => `${field} is ${JSON.stringify(mine[field])}, not ${JSON.stringify(sent?.[field])}`,
+  );
+}
 
 /** The amount rule, for the workflow and the bank alike: a whole number of units above 0. */
 export function isValidAmount(amount: unknown): amount is number {
@@ -174,7 +188,10 @@ export const MAX_ACCOUNT_LENGTH = 34;
 export const MAX_REFERENCE_LENGTH = 64;
 
 /** Control and format characters (NUL, bidi overrides, zero-width joiners): invisible or misleading in logs and UIs. */
-const UNPRINTABLE = /[\p{Cc}\p{Cf}]/u;
+const UNPRINTABLE_CLASSES = '\\p{Cc}\\p{Cf}';
+const UNPRINTABLE = new RegExp(`[${UNPRINTABLE_CLASSES}]`, 'u');
+/** The same rule as a JSON Schema pattern (Unicode mode), for the HTTP API's schemas. */
+export const PRINTABLE_PATTERN = `^[^${UNPRINTABLE_CLASSES}]*$`;
 
 /**
  * Checks a transfer request before any money moves. Unknown fields are rejected, not
@@ -286,6 +303,8 @@ export interface TransferView {
   settlement?: RefundResult['outcome'];
   /** The failure that stopped the transfer, or that keeps the refund from completing. */
   lastFailure?: string;
+  /** Once the transfer failed: the type of that failure, e.g. InsufficientFundsError. */
+  failureType?: string;
   cancelRequested?: boolean;
   /** While the transfer waits for an operator: why, and what they can do. */
   review?: {
@@ -315,6 +334,14 @@ export const refundTo = defineUpdate<TransferView, [{ account: string }]>('refun
 export const resolveManually = defineUpdate<TransferView, [{ note: string; operator: string }]>(
   'resolveManually',
 );
+
+/**
+ * Returns the status once the withdrawal's outcome is known: posted, or the transfer
+ * ended. Its argument is the payment as the caller sent it: the validator refuses one
+ * that differs from the transfer's own, so a reused idempotency key cannot attach a
+ * different payment. The HTTP API sends it with update-with-start.
+ */
+export const withdrawalOutcome = defineUpdate<TransferView, [PaymentDetails]>('withdrawalOutcome');
 
 /** What an operator decided for a transfer in review. */
 export type OperatorDecision = NonNullable<TransferView['resolution']>;

@@ -9,7 +9,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { TerminatedFailure } from '@temporalio/common';
-import { describeTransfer, transferStartOptions, type PaymentDetails } from './contract';
+import { describeTransfer, paymentDifferences, transferStartOptions, type PaymentDetails } from './contract';
 import {
   connectClient,
   describeError,
@@ -109,7 +109,7 @@ export async function runTransfer(
     runId = current.runId;
     // Waiting on that run is right only if it is this payment; its result says nothing of another.
     const running = await runInput(client, workflowId, runId);
-    if (!samePayment(running, details)) {
+    if (!running || paymentDifferences(running, details).length > 0) {
       print(
         `Workflow ${workflowId} is already taken by another transfer (${running ? describeTransfer(running) : 'input unreadable'}); ` +
           'nothing was started. Give this transfer its own --workflow-id.',
@@ -126,8 +126,9 @@ export async function runTransfer(
 
   const stopWatching = watchProgress(client, settings, handle, print);
   try {
-    print(`Result: ${await transferResult(client, handle, print)}`);
-    return true;
+    const { result, completed } = await transferResult(client, handle, details, print);
+    print(`Result: ${result}`);
+    return completed;
   } catch (err) {
     if (err instanceof WorkflowFailedError) {
       print(`Got expected exception: ${formatErrorChain(err)}`);
@@ -167,17 +168,25 @@ export async function runTransfer(
 async function transferResult(
   client: Client,
   first: WorkflowHandle<typeof moneyTransfer>,
+  details: PaymentDetails,
   print: (line: string) => void,
-): Promise<string> {
+): Promise<{ result: string; completed: boolean }> {
   let handle: WorkflowHandle = first;
+  let settling = false;
   for (;;) {
     try {
-      return (await handle.result()) as string;
+      const result = String(await handle.result());
+      // A settling run puts the money back unless the deposit had posted.
+      return { result, completed: !settling || /the deposit had posted/.test(result) };
     } catch (err) {
       if (!(err instanceof WorkflowFailedError && err.cause instanceof TerminatedFailure)) throw err;
       const latest = await client.workflow.getHandle(first.workflowId).describe();
-      // The newest run is the terminated one: nothing carries the transfer on.
+      // The newest run is the terminated one, or another payment under a reused id:
+      // nothing carries this transfer on.
       if (latest.status.name === 'TERMINATED') throw err;
+      const input = await runInput(client, first.workflowId, latest.runId);
+      if (!input || paymentDifferences(input, details).length > 0) throw err;
+      settling = latest.type === 'settleStrandedTransfer';
       print(
         `The run was terminated (${err.cause.message}); run ${latest.runId} (${latest.type}) carries ` +
           'the transfer on, so the starter follows it.',
@@ -200,16 +209,6 @@ async function describeIfExists(client: Client, workflowId: string): Promise<str
     if (err instanceof WorkflowNotFoundError) return undefined;
     throw err;
   }
-}
-
-function samePayment(a: PaymentDetails | undefined, b: PaymentDetails): boolean {
-  return (
-    a !== undefined &&
-    a.sourceAccount === b.sourceAccount &&
-    a.targetAccount === b.targetAccount &&
-    a.amount === b.amount &&
-    a.referenceId === b.referenceId
-  );
 }
 
 if (require.main === module) {

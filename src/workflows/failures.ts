@@ -13,3 +13,9 @@ export function failureType(err: unknown): string | undefined {
     ? (err.cause.type ?? undefined)
     : undefined;
 }
+
+/** The type of the failure a transfer ends with: a bank error's, or the workflow's own (e.g. ResolvedManually). */
+export function endingType(err: unknown): string | undefined {
+  if (err instanceof ApplicationFailure) return err.type ?? undefined;
+  return failureType(err);
+}

@@ -27,7 +27,8 @@ import {
   validatePaymentDetails,
   validateReviewPolicy,
 } from '../contract';
-import { isDefinite } from './failures';
+import { setEarlyReturnHandler } from './early-return';
+import { endingType, isDefinite } from './failures';
 import { decisionCarriedOut, setReviewHandlers } from './review';
 import { settleFailedStep } from './settle';
 import { DEFAULT_REVIEW_POLICY, isOwing, setStage, showStage, type Activities, type Transfer } from './state';
@@ -56,6 +57,7 @@ export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolic
   if (transfer.shown === undefined) showStage(transfer, TRANSFER_STATUS_AT_START);
   setHandler(getStatus, () => transfer.status);
   setReviewHandlers(transfer);
+  setEarlyReturnHandler(transfer);
   CancellationScope.current().cancelRequested.catch(() => {
     transfer.status.cancelRequested = true;
     if (isOwing(transfer.status.stage)) {
@@ -76,6 +78,7 @@ export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolic
   } catch (err) {
     setStage(transfer, isCancellation(err) ? 'cancelled' : 'failed');
     if (err instanceof Error) transfer.status.lastFailure = chainMessages(err);
+    transfer.status.failureType = endingType(err);
     countTransfer(endOutcome(transfer));
     throw err;
   } finally {

@@ -446,3 +446,39 @@ test('a settling run whose refund is refused parks for review, where `review lis
   });
   expect(Object.fromEntries(await bank.balances())).toEqual({ '85-150': 1750, '43-812': 0, '85-999': 250 });
 });
+
+test('a starter waiting on a transfer that is terminated exits 1, saying how to reconcile and settle it', async () => {
+  const taskQueue = uniqueId('terminated');
+  const p = payment('terminated');
+  const deposit = `${p.details.referenceId}-deposit`;
+  bank.hooks.set(deposit, hangBefore);
+  const { client, workerConnection } = temporal();
+  const worker = await testWorker(workerConnection, taskQueue, createActivities(bank));
+  const run = await worker.runUntil(async () => {
+    const starter = runScript(
+      'src/starter.js',
+      [
+        '--workflow-id',
+        p.workflowId,
+        '--from',
+        'A-1',
+        '--to',
+        'B-1',
+        '--amount',
+        '100',
+        '--reference',
+        p.details.referenceId,
+      ],
+      env(taskQueue),
+    );
+    await until('the deposit to hang', () => bank.reached.has(deposit));
+    await client.workflow.getHandle(p.workflowId).terminate('stopped by an operator');
+    return starter;
+  });
+  expect(run.code).toBe(1);
+  expect(run.stdout).toContain('caused by TerminatedFailure: stopped by an operator');
+  expect(run.stdout).toContain(
+    `Transfer ${p.workflowId} was terminated, so no run of it will put back money it withdrew. ` +
+      `\`npm run reconcile\` shows whether money is out; \`npm run review -- settle ${p.workflowId} --operator NAME --note TEXT\` settles it (docs/operations.md).`,
+  );
+});

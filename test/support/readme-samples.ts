@@ -59,3 +59,12 @@ export function cliPattern(text: string, taskQueue: string): RegExp {
     .replace(/[0-9a-f]{64}/g, '[0-9a-f]{64}');
   return new RegExp(source);
 }
+
+/** The shell commands after `<!-- commands: name -->`, as a script, to run as the README says. */
+export function commands(name: string): string {
+  const page = [...PAGES.values()].find((text) => text.includes(`<!-- commands: ${name} -->`));
+  const match =
+    page && new RegExp(`<!-- commands: ${name} -->\\n\\n?\`\`\`sh\\n([\\s\\S]*?)\\n\`\`\``).exec(page);
+  if (!match?.[1]) throw new Error(`no sh block after <!-- commands: ${name} -->`);
+  return match[1];
+}

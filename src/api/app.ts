@@ -1,0 +1,485 @@
+// The HTTP API's routes (Fastify): POST /transfers starts a payment idempotently with
+// update-with-start and answers once the withdrawal's outcome is known; GET reads one
+// transfer, or a page of them from visibility. docs/api.md is its reference.
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import swagger from '@fastify/swagger';
+import {
+  ServiceError,
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateStage,
+  type Client,
+} from '@temporalio/client';
+import { ApplicationFailure, TerminatedFailure } from '@temporalio/common';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import {
+  describeTransfer,
+  getStatus,
+  InvalidPaymentDetailsError,
+  type PaymentDetails,
+  paymentDifferences,
+  TRANSFER_STATUS,
+  TRANSFER_WORKFLOW_TYPES,
+  transferStartOptions,
+  type TransferView,
+  validatePaymentDetails,
+  withdrawalOutcome,
+} from '../contract';
+import { runInput } from '../platform/history';
+import type { Settings } from '../platform/config';
+import type { moneyTransfer } from '../workflows';
+import type { Principal, TokenVerifier } from './auth';
+import { Problem, refusalKind } from './problems';
+import {
+  BODY_LIMIT_BYTES,
+  createHeadersSchema,
+  listQuerySchema,
+  listSchema,
+  paymentSchema,
+  problemSchema,
+  transferSchema,
+} from './schemas';
+
+export interface ApiOptions {
+  client: Client;
+  settings: Pick<Settings, 'taskQueue'>;
+  verify: TokenVerifier;
+  /** How long POST waits for the withdrawal's outcome before it answers 202. Default 3 s. */
+  earlyReturnMs?: number;
+  /** Each Temporal call's deadline: an unreachable server is a 503, not a hang. Default 10 s. */
+  temporalDeadlineMs?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+  interface FastifyContextConfig {
+    /** The scope a route needs; none for the health checks. */
+    scope?: string;
+  }
+}
+
+type Transfer = Record<string, unknown> & {
+  id: string;
+  execution: string;
+  answeredFrom: 'workflow' | 'history';
+};
+
+export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
+  const { client, settings, verify } = options;
+  const earlyReturnMs = options.earlyReturnMs ?? 3000;
+  const deadline = options.temporalDeadlineMs ?? 10_000;
+  const temporal = <T>(fn: () => Promise<T>) => client.connection.withDeadline(Date.now() + deadline, fn);
+
+  const app = Fastify({
+    bodyLimit: BODY_LIMIT_BYTES,
+    // Validation must refuse, never repair: no dropped fields, no "250" turned into 250.
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+    },
+    return503OnClosing: true,
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'money-transfer',
+        version: '1.0.0',
+        description: 'Payments through Temporal: docs/api.md.',
+      },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      },
+      security: [{ bearer: [] }],
+    },
+    // Shared schemas keep their names (Payment, Transfer, Problem) in the document.
+    refResolver: {
+      buildLocalReference: (json, _base, _fragment, i) =>
+        typeof json.$id === 'string' ? json.$id : `def-${i}`,
+    },
+  });
+  app.addSchema(paymentSchema);
+  app.addSchema(transferSchema);
+  app.addSchema(problemSchema);
+
+  app.addHook('onRequest', async (request) => {
+    const scope = request.routeOptions.config.scope;
+    if (!scope) return;
+    const header = request.headers.authorization;
+    const token = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(header ?? '')?.[1];
+    if (!token) throw new Problem('unauthorized', 'Send a bearer token: Authorization: Bearer <JWT>.');
+    request.principal = await verify(token);
+    if (!request.principal.scopes.has(scope)) {
+      throw new Problem('forbidden', `This route needs the scope ${scope}.`, { scope });
+    }
+  });
+  app.setErrorHandler((err: FastifyError | Problem, request, reply) => {
+    const problem = err instanceof Problem ? err : asProblem(err, request);
+    void reply
+      .code(problem.status)
+      .type('application/problem+json')
+      .send(problem.body(request.url.split('?')[0]!));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply
+      .code(404)
+      .type('application/problem+json')
+      .send(new Problem('not-found', `No route ${request.method} ${request.url}.`).body(request.url));
+  });
+
+  const problems = { 400: { $ref: 'Problem#' }, 401: { $ref: 'Problem#' }, 403: { $ref: 'Problem#' } };
+
+  app.post<{ Body: PaymentDetails; Headers: { 'idempotency-key': string } }>(
+    '/transfers',
+    {
+      config: { scope: 'transfers:create' },
+      schema: {
+        summary: 'Start a payment, or get back the one this Idempotency-Key started',
+        headers: createHeadersSchema,
+        body: { $ref: 'Payment#' },
+        response: {
+          201: { $ref: 'Transfer#' },
+          202: { $ref: 'Transfer#' },
+          200: { $ref: 'Transfer#' },
+          ...problems,
+          422: { $ref: 'Problem#' },
+          503: { $ref: 'Problem#' },
+        },
+      },
+    },
+    async (request, reply) => {
+      const details = request.body;
+      try {
+        validatePaymentDetails(details); // the workflow's own rules, beyond the schema's
+      } catch (err) {
+        if (err instanceof InvalidPaymentDetailsError) throw new Problem('invalid-payment', err.message);
+        throw err;
+      }
+      const subject = request.principal!.subject;
+      const id = transferId(subject, request.headers['idempotency-key']);
+      const location = `/transfers/${encodeURIComponent(id)}`;
+      const startWorkflowOperation = new WithStartWorkflowOperation<typeof moneyTransfer>('moneyTransfer', {
+        workflowId: id,
+        taskQueue: settings.taskQueue,
+        args: [details],
+        // A running transfer under this key is attached to; a closed one is never run again.
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        memo: { startedBy: subject },
+        staticSummary: describeTransfer(details),
+        staticDetails: `Started through the HTTP API by \`${subject}\`.`,
+        ...transferStartOptions(),
+      });
+      let view: TransferView | 'pending';
+      try {
+        // Accepted by a worker, then answered: both within the bound, or the answer is 202.
+        const answer = temporal(() =>
+          client.workflow.startUpdateWithStart(withdrawalOutcome, {
+            args: [details],
+            waitForStage: WorkflowUpdateStage.ACCEPTED,
+            startWorkflowOperation,
+          }),
+        ).then((update) => update.result());
+        view = await withinBound(answer, earlyReturnMs);
+        // No answer yet, often because no worker has taken the update: the transfer must exist.
+        if (view === 'pending') await temporal(() => client.workflow.getHandle(id).describe());
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError) {
+          throw new Problem('idempotency-key-reused', idempotencyDetail(err.cause?.message ?? err.message), {
+            transfer: location,
+          });
+        }
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+        // The transfer under this key has closed: the same payment gets its end back.
+        const closed = await readTransfer(id);
+        const sent = await temporal(() => runInput(client, id, closed.runId!));
+        const differences = sent ? paymentDifferences(sent, details) : [];
+        if (differences.length > 0) {
+          throw new Problem('idempotency-key-reused', idempotencyDetail(differences.join('; ')), {
+            transfer: location,
+          });
+        }
+        void reply.header('location', location).code(200);
+        return closed.transfer;
+      }
+      void reply.header('location', location);
+      if (view === 'pending') {
+        return reply.code(202).send({
+          id,
+          execution: 'RUNNING',
+          stage: 'withdrawing',
+          answeredFrom: 'workflow',
+          note: `The withdrawal's outcome is not known after ${earlyReturnMs} ms; GET ${location} follows it.`,
+        });
+      }
+      if (view.stage === 'failed' && view.withdrawId === undefined) {
+        throw new Problem(
+          refusalKind(view.failureType),
+          view.lastFailure ?? 'The bank refused the payment.',
+          {
+            transfer: location,
+          },
+        );
+      }
+      return reply
+        .code(201)
+        .send({ id, execution: 'RUNNING', stage: view.stage, status: view, answeredFrom: 'workflow' });
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/transfers/:id',
+    {
+      config: { scope: 'transfers:read' },
+      schema: {
+        summary: "A transfer's status while it runs, and its result or failure once it has closed",
+        params: { type: 'object', properties: { id: { type: 'string', maxLength: 300 } } },
+        response: {
+          200: { $ref: 'Transfer#' },
+          ...problems,
+          404: { $ref: 'Problem#' },
+          503: { $ref: 'Problem#' },
+        },
+      },
+    },
+    async (request) => (await readTransfer(request.params.id)).transfer,
+  );
+
+  app.get<{ Querystring: { stage?: string; execution?: string; pageSize?: string; pageToken?: string } }>(
+    '/transfers',
+    {
+      config: { scope: 'transfers:read' },
+      schema: {
+        summary: 'Transfers from visibility, newest first, a page at a time',
+        querystring: listQuerySchema,
+        response: { 200: listSchema, ...problems, 503: { $ref: 'Problem#' } },
+      },
+    },
+    async (request) => {
+      const { stage, execution, pageSize, pageToken } = request.query;
+      const types = TRANSFER_WORKFLOW_TYPES.map((t) => `'${t}'`).join(', ');
+      // Both values passed the schema's enums: nothing from the caller reaches the query unchecked.
+      const query =
+        `WorkflowType IN (${types})` +
+        (stage ? ` AND ${TRANSFER_STATUS.name} = '${stage}'` : '') +
+        (execution ? ` AND ExecutionStatus = '${execution}'` : '');
+      const page = await temporal(() =>
+        client.workflowService.listWorkflowExecutions({
+          namespace: client.options.namespace,
+          query,
+          pageSize: Number(pageSize ?? 20),
+          nextPageToken: pageToken ? Buffer.from(pageToken, 'base64url') : undefined,
+        }),
+      );
+      const transfers = (page.executions ?? []).map((e) => ({
+        id: e.execution?.workflowId ?? '',
+        execution: statusName(e.status),
+        stage: stage ?? keyword(e.searchAttributes?.indexedFields?.[TRANSFER_STATUS.name]?.data),
+        startedAt: e.startTime?.seconds
+          ? new Date(Number(e.startTime.seconds) * 1000).toISOString()
+          : undefined,
+      }));
+      const next = page.nextPageToken?.length
+        ? Buffer.from(page.nextPageToken).toString('base64url')
+        : undefined;
+      return next ? { transfers, nextPageToken: next } : { transfers };
+    },
+  );
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    try {
+      await client.connection.withDeadline(Date.now() + 2000, () => client.workflowService.getSystemInfo({}));
+      return { status: 'ready' };
+    } catch {
+      return reply.code(503).send({ status: 'Temporal does not answer' });
+    }
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  /** One transfer, from the workflow while a worker answers, else from history. */
+  async function readTransfer(id: string): Promise<{ runId?: string; transfer: Transfer }> {
+    const handle = client.workflow.getHandle<typeof moneyTransfer>(id);
+    let run;
+    try {
+      run = await temporal(() => handle.describe());
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new Problem('not-found', `No transfer ${id}.`);
+      throw err;
+    }
+    const startedBy = typeof run.memo?.startedBy === 'string' ? run.memo.startedBy : undefined;
+    const base = { id, execution: run.status.name, ...(startedBy ? { startedBy } : {}) };
+    if (run.status.name === 'RUNNING') {
+      try {
+        const status = await client.connection.withDeadline(Date.now() + 2000, () => handle.query(getStatus));
+        return {
+          runId: run.runId,
+          transfer: { ...base, stage: status.stage, status, answeredFrom: 'workflow' },
+        };
+      } catch {
+        return {
+          runId: run.runId,
+          transfer: {
+            ...base,
+            answeredFrom: 'history',
+            note: 'No worker answered within 2 s, so the stage is unknown: this comes from history.',
+          },
+        };
+      }
+    }
+    try {
+      const result: unknown = await temporal(() => client.workflow.getHandle(id, run.runId).result());
+      return {
+        runId: run.runId,
+        transfer: { ...base, stage: 'completed', result: String(result), answeredFrom: 'history' },
+      };
+    } catch (err) {
+      if (!(err instanceof WorkflowFailedError)) throw err;
+      const cause = err.cause;
+      const type =
+        cause instanceof ApplicationFailure
+          ? (cause.type ?? 'Error')
+          : cause instanceof TerminatedFailure
+            ? 'Terminated'
+            : ((cause?.cause instanceof ApplicationFailure ? cause.cause.type : undefined) ??
+              cause?.name ??
+              'Error');
+      return {
+        runId: run.runId,
+        transfer: {
+          ...base,
+          ...(run.status.name === 'FAILED' ? { stage: 'failed' } : {}),
+          failure: {
+            type,
+            message: (cause?.cause instanceof Error ? cause.cause.message : cause?.message) ?? err.message,
+          },
+          answeredFrom: 'history',
+        },
+      };
+    }
+  }
+
+  return app;
+}
+
+/**
+ * The workflow id for a caller's key: a key is the caller's own, so two callers' equal
+ * keys are two transfers. Hashed, so the id is short, URL-safe and reveals neither.
+ */
+export function transferId(subject: string, idempotencyKey: string): string {
+  const digest = createHash('sha256').update(`${subject}\n${idempotencyKey}`).digest('base64url');
+  return `pay-${digest.slice(0, 22)}`;
+}
+
+function idempotencyDetail(why: string): string {
+  return `This Idempotency-Key already started a different payment (${why.replace(/^This transfer is another payment: /, '').replace(/\.$/, '')}). Use a new key for a new payment.`;
+}
+
+/** The update's answer, or 'pending' once `ms` have passed; the late answer is dropped. */
+async function withinBound<T>(answer: Promise<T>, ms: number): Promise<T | 'pending'> {
+  const timer = new AbortController();
+  answer.catch(() => undefined);
+  try {
+    return await Promise.race([answer, sleep(ms, 'pending' as const, { signal: timer.signal })]);
+  } finally {
+    timer.abort();
+  }
+}
+
+/** A framework or Temporal error as a problem: validation, body size, or an unreachable server. */
+function asProblem(err: FastifyError, request: FastifyRequest): Problem {
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return new Problem('body-too-large', `The body may be at most ${BODY_LIMIT_BYTES} bytes.`);
+  }
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return new Problem('unsupported-media-type', 'Send the body as application/json.');
+  }
+  if (
+    err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+    (err instanceof SyntaxError && err.statusCode === 400)
+  ) {
+    return new Problem('malformed-json', err.message);
+  }
+  if (err.validation) {
+    const v = err.validation[0]!;
+    const field =
+      (v.instancePath.replace(/^\//, '') ||
+        [v.params.missingProperty, v.params.additionalProperty].find((p) => typeof p === 'string')) ??
+      '';
+    if (err.validationContext === 'headers') {
+      return v.keyword === 'required'
+        ? new Problem(
+            'idempotency-key-missing',
+            'Send an Idempotency-Key header: a key of your own for this payment.',
+          )
+        : new Problem(
+            'invalid-idempotency-key',
+            'The Idempotency-Key must be 1 to 128 characters of A-Z a-z 0-9 . _ : -.',
+          );
+    }
+    if (err.validationContext === 'querystring')
+      return new Problem('invalid-query', `${field}: ${v.message}.`);
+    if (v.keyword === 'required') return new Problem('missing-field', `The body needs ${field}.`, { field });
+    if (v.keyword === 'additionalProperties') {
+      return new Problem('unknown-field', `The body has a field the API does not know: ${field}.`, { field });
+    }
+    if (field === 'amount') {
+      return new Problem('invalid-amount', 'amount must be a whole number above 0.', { field });
+    }
+    if (v.keyword === 'type') return new Problem('wrong-type', `${field} ${v.message}.`, { field });
+    if (v.keyword === 'pattern') {
+      return new Problem('invalid-characters', `${field} must not contain control or format characters.`, {
+        field,
+      });
+    }
+    if (v.keyword === 'maxLength') return new Problem('too-long', `${field} ${v.message}.`, { field });
+    if (v.keyword === 'minLength')
+      return new Problem('missing-field', `${field} must not be empty.`, { field });
+    return new Problem('wrong-type', `${field} ${v.message}.`, { field });
+  }
+  if (isUnavailable(err)) {
+    return new Problem('temporal-unavailable', 'The Temporal service did not answer; try again shortly.');
+  }
+  console.error(`API: ${request.method} ${request.url} failed:`, err);
+  return new Problem('internal-error', 'The request failed; the server log has the details.');
+}
+
+function isUnavailable(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (e instanceof ServiceError) return true;
+    const code = (e as { code?: unknown }).code;
+    if (code === 14 || code === 4) return true; // gRPC UNAVAILABLE, DEADLINE_EXCEEDED
+  }
+  return false;
+}
+
+const STATUS_NAMES = [
+  'UNSPECIFIED',
+  'RUNNING',
+  'COMPLETED',
+  'FAILED',
+  'CANCELED',
+  'TERMINATED',
+  'CONTINUED_AS_NEW',
+  'TIMED_OUT',
+];
+
+function statusName(status: number | null | undefined): string {
+  return STATUS_NAMES[status ?? 0] ?? 'UNSPECIFIED';
+}
+
+/** A Keyword search attribute's value, JSON in its payload. */
+function keyword(data: Uint8Array | null | undefined): string | undefined {
+  if (!data) return undefined;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(data).toString('utf8'));
+    return typeof value === 'string' ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,78 @@
+// Who calls: every route but the health checks takes a bearer JWT, verified against the
+// issuer's JWKS (jose), with its issuer and audience checked, and a scope per route.
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
+import { StartupError } from '../platform/config';
+import { Problem } from './problems';
+
+export interface Principal {
+  /** The token's `sub`: the calling service, recorded as the transfer's starter. */
+  subject: string;
+  scopes: ReadonlySet<string>;
+}
+
+export type TokenVerifier = (token: string) => Promise<Principal>;
+
+export interface AuthSettings {
+  jwksUrl: string;
+  issuer: string;
+  audience: string;
+}
+
+/** AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE: all three, or the API does not start. */
+export function authSettings(env: NodeJS.ProcessEnv = process.env): AuthSettings {
+  const { AUTH_JWKS_URL: jwksUrl, AUTH_ISSUER: issuer, AUTH_AUDIENCE: audience } = env;
+  const missing = Object.entries({ AUTH_JWKS_URL: jwksUrl, AUTH_ISSUER: issuer, AUTH_AUDIENCE: audience })
+    .filter(([, value]) => !value)
+    .map(([name]) => name);
+  if (missing.length > 0) {
+    throw new StartupError(
+      `The API verifies every caller's token: set ${missing.join(', ')} (docs/api.md). ` +
+        'Locally, `npm run oidc` runs an OpenID provider and prints the three values.',
+    );
+  }
+  try {
+    new URL(jwksUrl!);
+  } catch {
+    throw new StartupError(`AUTH_JWKS_URL must be a URL, got '${jwksUrl}'.`);
+  }
+  return { jwksUrl: jwksUrl!, issuer: issuer!, audience: audience! };
+}
+
+/** Verifies tokens against the issuer's published keys, which jose fetches and caches. */
+export function jwksVerifier(settings: AuthSettings): TokenVerifier {
+  const jwks = createRemoteJWKSet(new URL(settings.jwksUrl), { timeoutDuration: 5000 });
+  return async (token) => {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, jwks, { issuer: settings.issuer, audience: settings.audience }));
+    } catch (err) {
+      throw tokenProblem(err, settings);
+    }
+    if (typeof payload.sub !== 'string' || !payload.sub) {
+      throw new Problem('unauthorized', 'The token names no subject (sub).');
+    }
+    const scopes =
+      typeof payload.scope === 'string'
+        ? payload.scope.split(' ')
+        : Array.isArray(payload.scp)
+          ? (payload.scp as string[])
+          : [];
+    return { subject: payload.sub, scopes: new Set(scopes.filter(Boolean)) };
+  };
+}
+
+function tokenProblem(err: unknown, settings: AuthSettings): Problem {
+  if (err instanceof errors.JWTExpired) return new Problem('unauthorized', 'The token has expired.');
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    const expected =
+      err.claim === 'aud' ? settings.audience : err.claim === 'iss' ? settings.issuer : undefined;
+    return new Problem(
+      'unauthorized',
+      `The token's ${err.claim} claim is not accepted here${expected ? ` (it must be ${expected})` : ''}.`,
+    );
+  }
+  if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError)) {
+    return new Problem('auth-unavailable', `Cannot fetch the issuer's keys from ${settings.jwksUrl}.`);
+  }
+  return new Problem('unauthorized', 'The token is not a valid signed JWT from the expected issuer.');
+}

@@ -1,0 +1,416 @@
+// The HTTP front door through real HTTP: the API built by src/api/app.ts on a free port,
+// tokens signed by a key this file makes and served as a JWKS, a worker in this process
+// on a PostgreSQL bank of its own, and worker processes where one must be killed.
+import { createServer, type Server } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import type { FastifyInstance } from 'fastify';
+import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
+import { createActivities } from '../../src/activities';
+import { buildApi, transferId } from '../../src/api/app';
+import { jwksVerifier } from '../../src/api/auth';
+import { paymentSchema } from '../../src/api/schemas';
+import { BankingService } from '../../src/bank/banking-service';
+import { PgStore } from '../../src/bank/store';
+import { startPostgres, type Postgres } from '../../tools/cluster/postgres';
+import {
+  freePort,
+  sleep,
+  startWorkerProcess,
+  testServer,
+  testWorker,
+  uniqueId,
+  useTestTemporal,
+} from '../support/helpers';
+
+jest.setTimeout(120_000);
+
+const temporal = useTestTemporal();
+const ISSUER = 'https://issuer.test';
+const AUDIENCE = 'urn:money-transfer:api';
+
+let signingKey: KeyLike;
+let jwksServer: Server;
+let jwksUrl: string;
+let dataDir: string;
+let postgres: Postgres;
+let bankDb: string;
+let store: PgStore;
+let api: FastifyInstance;
+let base: string;
+const taskQueue = uniqueId('api');
+
+beforeAll(async () => {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  signingKey = privateKey;
+  const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'test', alg: 'ES256' }] });
+  jwksServer = createServer((_req, res) => res.setHeader('content-type', 'application/json').end(jwks));
+  await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+  jwksUrl = `http://127.0.0.1:${(jwksServer.address() as { port: number }).port}/jwks`;
+  dataDir = mkdtempSync(path.join(tmpdir(), 'money-transfer-api-'));
+  postgres = await startPostgres({ dataDir });
+  bankDb = await postgres.createDatabase('api');
+  store = new PgStore(bankDb);
+  api = await buildApi({
+    client: temporal().client,
+    settings: { taskQueue },
+    verify: jwksVerifier({ jwksUrl, issuer: ISSUER, audience: AUDIENCE }),
+  });
+  await api.listen({ host: '127.0.0.1', port: 0 });
+  base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`;
+}, 60_000);
+
+afterAll(async () => {
+  await api?.close();
+  await store?.close();
+  await postgres?.stop();
+  await new Promise((resolve) => jwksServer?.close(resolve));
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+interface TokenOptions {
+  subject?: string;
+  scope?: string;
+  audience?: string;
+  expiresIn?: string | number;
+}
+
+function token(options: TokenOptions = {}): Promise<string> {
+  return new SignJWT({ scope: options.scope ?? 'transfers:create transfers:read' })
+    .setProtectedHeader({ alg: 'ES256', kid: 'test' })
+    .setSubject(options.subject ?? 'billing-service')
+    .setIssuer(ISSUER)
+    .setAudience(options.audience ?? AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? '5m')
+    .sign(signingKey);
+}
+
+interface Answer {
+  status: number;
+  type: string | null;
+  location: string | null;
+  body: Record<string, unknown>;
+}
+
+interface CallOptions {
+  body?: unknown;
+  raw?: string;
+  key?: string | null;
+  token?: string | null;
+  contentType?: string;
+  /** Another API than the file's own. */
+  at?: string;
+}
+
+async function call(method: string, url: string, options: CallOptions = {}): Promise<Answer> {
+  const headers: Record<string, string> = {};
+  const bearer = options.token === undefined ? await token() : options.token;
+  if (bearer) headers.authorization = `Bearer ${bearer}`;
+  if (options.key) headers['idempotency-key'] = options.key;
+  const body = options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
+  if (body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
+  const response = await fetch(`${options.at ?? base}${url}`, { method, headers, body });
+  return {
+    status: response.status,
+    type: response.headers.get('content-type'),
+    location: response.headers.get('location'),
+    body: (await response.json()) as Record<string, unknown>,
+  };
+}
+
+/** Serves another API on a free port; returns its base URL. */
+async function serve(app: FastifyInstance): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+}
+
+const anyone = async () => ({ subject: 'x', scopes: new Set(['transfers:create', 'transfers:read']) });
+
+const payment = (overrides: Record<string, unknown> = {}) => ({
+  sourceAccount: '85-150',
+  targetAccount: '43-812',
+  amount: 10,
+  referenceId: uniqueId('api-ref'),
+  ...overrides,
+});
+
+async function withWorker<T>(fn: () => Promise<T>): Promise<T> {
+  const worker = await testWorker(
+    temporal().workerConnection,
+    taskQueue,
+    createActivities(new BankingService('bank', { store })),
+  );
+  return worker.runUntil(fn);
+}
+
+async function untilClosed(location: string, at?: string): Promise<Answer> {
+  for (;;) {
+    const answer = await call('GET', location, { at });
+    if (answer.body.execution !== 'RUNNING') return answer;
+    await sleep(100);
+  }
+}
+
+test('POST starts a transfer that answers 201 at the early return; GET follows it to its result', async () => {
+  await withWorker(async () => {
+    const posted = await call('POST', '/transfers', { body: payment(), key: uniqueId('key') });
+    expect(posted).toMatchObject({ status: 201, location: expect.stringMatching(/^\/transfers\/pay-/) });
+    expect(posted.body.status).toMatchObject({ withdrawId: expect.stringMatching(/^W-/) });
+    const closed = await untilClosed(posted.location!);
+    expect(closed.body).toMatchObject({
+      execution: 'COMPLETED',
+      result: expect.stringMatching(/^Transfer complete/),
+      startedBy: 'billing-service',
+    });
+  });
+});
+
+test('insufficient funds: 422 at once, as problem details, and no money moves', async () => {
+  const before = Object.fromEntries(await store.balances());
+  await withWorker(async () => {
+    const started = Date.now();
+    const refused = await call('POST', '/transfers', {
+      body: payment({ amount: 999_999 }),
+      key: uniqueId('key'),
+    });
+    console.log(`insufficient funds answered in ${Date.now() - started} ms:`, JSON.stringify(refused.body));
+    expect(refused).toMatchObject({ status: 422, type: 'application/problem+json; charset=utf-8' });
+    expect(refused.body).toMatchObject({
+      type: '/problems/insufficient-funds',
+      status: 422,
+      detail: expect.stringContaining('insufficient funds'),
+    });
+  });
+  expect(Object.fromEntries(await store.balances())).toEqual(before);
+});
+
+test('20 concurrent POSTs with one key start exactly one workflow, and every answer names the same transfer', async () => {
+  const key = uniqueId('key');
+  const body = payment();
+  const answers = await withWorker(() =>
+    Promise.all(Array.from({ length: 20 }, () => call('POST', '/transfers', { body, key }))),
+  );
+  const ids = new Set(answers.map((a) => a.location));
+  const statuses = answers.map((a) => a.status);
+  const id = decodeURIComponent([...ids][0]!.split('/').pop()!);
+  const { count: runs } = await temporal().client.workflow.count(`WorkflowId = '${id}'`);
+  const withdrawals = (await store.entries()).filter((e) => e.reference === `${body.referenceId}-withdrawal`);
+  console.log(
+    `20 concurrent POSTs, one key: ${new Set(statuses).size} distinct statuses (${[...new Set(statuses)].join(', ')}), ` +
+      `${ids.size} distinct transfers, ${runs} workflow run(s), ${withdrawals.length} withdrawal(s)`,
+  );
+  expect({ ids: ids.size, runs, withdrawals: withdrawals.length }).toEqual({
+    ids: 1,
+    runs: 1,
+    withdrawals: 1,
+  });
+  expect(statuses.every((s) => s === 201 || s === 200)).toBe(true);
+});
+
+test('the same key with a different body is 422, naming what differs; once closed, the same body gets the transfer back', async () => {
+  const key = uniqueId('key');
+  const body = payment();
+  await withWorker(async () => {
+    const first = await call('POST', '/transfers', { body, key });
+    expect(first.status).toBe(201);
+    const other = await call('POST', '/transfers', { body: { ...body, amount: 11 }, key });
+    expect(other).toMatchObject({ status: 422, body: { type: '/problems/idempotency-key-reused' } });
+    expect(other.body.detail).toContain('amount is 10, not 11');
+    await untilClosed(first.location!);
+    const again = await call('POST', '/transfers', { body, key });
+    expect(again).toMatchObject({ status: 200, location: first.location, body: { execution: 'COMPLETED' } });
+    const closedOther = await call('POST', '/transfers', { body: { ...body, targetAccount: '43-999' }, key });
+    expect(closedOther.body).toMatchObject({ type: '/problems/idempotency-key-reused' });
+    expect(closedOther.body.detail).toContain('targetAccount is "43-812", not "43-999"');
+  });
+});
+
+test.each([
+  ['no Idempotency-Key', { body: payment(), key: null }, 400, 'idempotency-key-missing'],
+  ['a malformed key', { body: payment(), key: 'has space' }, 400, 'invalid-idempotency-key'],
+  ['an unknown field', { body: { ...payment(), memo: 'x' } }, 400, 'unknown-field'],
+  ['a missing field', { body: { ...payment(), targetAccount: undefined } }, 400, 'missing-field'],
+  ['a number as a string', { body: payment({ amount: '10' }) }, 400, 'invalid-amount'],
+  ['a fractional amount', { body: payment({ amount: 2.5 }) }, 400, 'invalid-amount'],
+  ['a zero amount', { body: payment({ amount: 0 }) }, 400, 'invalid-amount'],
+  ['a negative amount', { body: payment({ amount: -5 }) }, 400, 'invalid-amount'],
+  ['an account that is a number', { body: payment({ sourceAccount: 85150 }) }, 400, 'wrong-type'],
+  ['a control character', { body: payment({ referenceId: 'ref\u0000x' }) }, 400, 'invalid-characters'],
+  ['a bidi override', { body: payment({ targetAccount: '43\u202e812' }) }, 400, 'invalid-characters'],
+  ['an over-long account', { body: payment({ sourceAccount: 'x'.repeat(35) }) }, 400, 'too-long'],
+  ['an over-long reference', { body: payment({ referenceId: 'r'.repeat(65) }) }, 400, 'too-long'],
+  ['the same account twice', { body: payment({ targetAccount: '85-150' }) }, 400, 'invalid-payment'],
+  ['malformed JSON', { raw: '{"amount": ' }, 400, 'malformed-json'],
+  [
+    'a body over the limit',
+    { raw: JSON.stringify({ ...payment(), pad: 'x'.repeat(5000) }) },
+    413,
+    'body-too-large',
+  ],
+  [
+    'a form body',
+    { raw: 'amount=10', contentType: 'application/x-www-form-urlencoded' },
+    415,
+    'unsupported-media-type',
+  ],
+] as Array<[string, CallOptions, number, string]>)(
+  'bad input, %s: the problem says why, and no workflow starts',
+  async (_name, request, status, type) => {
+    const key = uniqueId('key');
+    const answer = await call('POST', '/transfers', { key, ...request });
+    expect({ status: answer.status, contentType: answer.type, type: answer.body.type }).toEqual({
+      status,
+      contentType: 'application/problem+json; charset=utf-8',
+      type: `/problems/${type}`,
+    });
+    const id = transferId('billing-service', key);
+    await expect(temporal().client.workflow.getHandle(id).describe()).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
+  },
+);
+
+test.each([
+  ['no token', { token: null }, 401, 'unauthorized', 'Send a bearer token'],
+  ['a token for another audience', { audience: 'urn:someone-else' }, 401, 'unauthorized', 'aud claim'],
+  ['an expired token', { expiresIn: Math.floor(Date.now() / 1000) - 60 }, 401, 'unauthorized', 'expired'],
+  ['a token without the scope', { scope: 'transfers:read' }, 403, 'forbidden', 'transfers:create'],
+])('auth, %s: the problem says why', async (_name, options, status, type, detail) => {
+  const bearer = 'token' in options ? options.token : await token(options);
+  const answer = await call('POST', '/transfers', { body: payment(), key: uniqueId('key'), token: bearer });
+  expect(answer).toMatchObject({ status, body: { type: `/problems/${type}` } });
+  expect(answer.body.detail).toContain(detail);
+});
+
+test('GET of a closed transfer with no worker running answers from history; a running one says so', async () => {
+  const done = await withWorker(async () => {
+    const posted = await call('POST', '/transfers', { body: payment(), key: uniqueId('key') });
+    return untilClosed(posted.location!);
+  });
+  // No worker polls the task queue now.
+  const closed = await call('GET', `/transfers/${done.body.id as string}`);
+  expect(closed.body).toMatchObject({ execution: 'COMPLETED', answeredFrom: 'history' });
+  // One that no worker ever picks up: 202 at the bound, and the query gets no answer.
+  const stuck = await buildApi({
+    client: temporal().client,
+    settings: { taskQueue: uniqueId('nobody') },
+    verify: anyone,
+    earlyReturnMs: 500,
+  });
+  try {
+    const at = await serve(stuck);
+    const started = Date.now();
+    const posted = await call('POST', '/transfers', { body: payment(), key: uniqueId('key'), at });
+    expect({ status: posted.status, fast: Date.now() - started < 3000 }).toEqual({ status: 202, fast: true });
+    const read = await call('GET', posted.location!, { at });
+    expect(read.body).toMatchObject({
+      execution: 'RUNNING',
+      answeredFrom: 'history',
+      note: expect.stringContaining('No worker answered'),
+    });
+  } finally {
+    await stuck.close();
+  }
+});
+
+test('GET /transfers pages through visibility with a page token', async () => {
+  await withWorker(async () => {
+    for (let i = 0; i < 3; i++) {
+      const posted = await call('POST', '/transfers', { body: payment(), key: uniqueId('key') });
+      await untilClosed(posted.location!);
+    }
+  });
+  const first = await call('GET', '/transfers?execution=Completed&pageSize=2');
+  expect(first.status).toBe(200);
+  const firstIds = (first.body.transfers as Array<{ id: string }>).map((t) => t.id);
+  expect(firstIds).toHaveLength(2);
+  expect(first.body.nextPageToken).toEqual(expect.any(String));
+  const second = await call(
+    'GET',
+    `/transfers?execution=Completed&pageSize=2&pageToken=${first.body.nextPageToken as string}`,
+  );
+  const secondIds = (second.body.transfers as Array<{ id: string }>).map((t) => t.id);
+  expect(secondIds.length).toBeGreaterThan(0);
+  expect(secondIds.filter((id) => firstIds.includes(id))).toEqual([]);
+  const bad = await call('GET', '/transfers?stage=sideways');
+  expect(bad).toMatchObject({ status: 400, body: { type: '/problems/invalid-query' } });
+});
+
+test('a Temporal server that cannot be reached is a 503 problem, not a hang', async () => {
+  const port = await freePort();
+  const client = new Client({
+    connection: Connection.lazy({ address: `127.0.0.1:${port}`, connectTimeout: 1000 }),
+  });
+  const down = await buildApi({ client, settings: { taskQueue }, verify: anyone, temporalDeadlineMs: 2000 });
+  try {
+    const at = await serve(down);
+    const started = Date.now();
+    const answer = await call('POST', '/transfers', { body: payment(), key: uniqueId('key'), at });
+    console.log(`Temporal unreachable, answered in ${Date.now() - started} ms:`, JSON.stringify(answer.body));
+    expect({ status: answer.status, type: answer.body.type }).toEqual({
+      status: 503,
+      type: '/problems/temporal-unavailable',
+    });
+    expect(Date.now() - started).toBeLessThan(8000);
+    expect((await call('GET', '/readyz', { at })).status).toBe(503);
+    expect((await call('GET', '/healthz', { at })).status).toBe(200);
+  } finally {
+    await down.close();
+    await client.connection.close();
+  }
+});
+
+test('the OpenAPI document holds the very schema that validates the body', async () => {
+  const answer = await call('GET', '/openapi.json', { token: null });
+  const doc = answer.body as {
+    components: { schemas: Record<string, unknown> };
+    paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: unknown }> } }>>;
+  };
+  const validated: Record<string, unknown> = { ...paymentSchema };
+  delete validated.$id;
+  expect(doc.components.schemas.Payment).toEqual(validated);
+  expect(doc.paths['/transfers']!.post!.requestBody!.content['application/json']!.schema).toEqual({
+    $ref: '#/components/schemas/Payment',
+  });
+  expect((await call('GET', '/readyz', { token: null })).status).toBe(200);
+});
+
+test('a worker killed between the early return and the deposit: the transfer still completes', async () => {
+  const queue = uniqueId('api-kill');
+  const env = {
+    TEMPORAL_ADDRESS: testServer().address,
+    TEMPORAL_TASK_QUEUE: queue,
+    BANK_DB: bankDb,
+    BANK_DELAY_MS: '1500',
+    DEV_WORKFLOW_BUNDLE: process.env.MONEY_TRANSFER_TEST_BUNDLE,
+  };
+  const own = await buildApi({ client: temporal().client, settings: { taskQueue: queue }, verify: anyone });
+  const { worker } = await startWorkerProcess(env);
+  let second: Awaited<ReturnType<typeof startWorkerProcess>>['worker'] | undefined;
+  try {
+    const at = await serve(own);
+    const body = payment();
+    const posted = await call('POST', '/transfers', { body, key: uniqueId('key'), at });
+    expect(posted.status).toBe(201);
+    // The deposit is under way (1.5 s per bank call): kill the worker in it.
+    await sleep(300);
+    worker.child.kill('SIGKILL');
+    await worker.exited;
+    second = (await startWorkerProcess(env)).worker;
+    const closed = await untilClosed(posted.location!, at);
+    expect(closed.body).toMatchObject({
+      execution: 'COMPLETED',
+      result: expect.stringMatching(/^Transfer complete/),
+    });
+    const mine = (await store.entries()).filter((e) => e.reference.startsWith(`${body.referenceId}-`));
+    expect(mine.map((e) => e.amount).sort((a, b) => a - b)).toEqual([-10, 10]);
+  } finally {
+    worker.child.kill('SIGKILL');
+    second?.child.kill('SIGKILL');
+    await Promise.all([worker.exited, second?.exited]);
+    await own.close();
+  }
+});
