@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { connectClient, loadSettings, type Settings } from '../../src/platform/config';
 import { startDevServer } from '../dev-server';
+import { apiBench, apiBenchMoves } from './bench-api';
 import { transferStartOptions, type PaymentDetails } from '../../src/contract';
 import { OPENING_BALANCES } from '../../src/bank/store';
 import { DEFAULT_TRANSFER } from '../../src/starter';
@@ -511,6 +512,7 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '1' },
       'task-queue': { type: 'string' },
       json: { type: 'boolean', default: false },
+      api: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -524,6 +526,9 @@ async function main(): Promise<void> {
   --idle S         first measure the dev server's CPU for S seconds with only a worker polling
   --configured-server  use the server TEMPORAL_* configuration names, not a fresh dev server
   --json           also write the results as JSON to test-results/bench.json
+  --api            POST /transfers through npm run api beside the client's own starts, at
+                   --concurrency, --transfers each: throughput, p50/p99 to the early return
+                   and to completion, the API process's CPU per request and peak RSS
   --cost           per transfer: server and worker CPU (/proc), worker peak RSS, transfers/s
                    at C after 50 sequential, process start to first transfer done, and the
                    sequential p50 over --low-load; a fresh dev server for each worker
@@ -559,6 +564,15 @@ async function main(): Promise<void> {
   }
 
   installLogger('WARN');
+  if (values.api) {
+    if (apiBenchMoves(transfers) > SOURCE_BALANCE) {
+      throw new Error(
+        `--api moves ${apiBenchMoves(transfers)} from ${DEFAULT_TRANSFER.sourceAccount}, which holds ${SOURCE_BALANCE}: lower --transfers`,
+      );
+    }
+    console.log(await apiBench(transfers, concurrency, cpuSeconds, peakRssMb));
+    return;
+  }
   if (values.cost) {
     const rounds = Number(values.rounds);
     if (!Number.isSafeInteger(rounds) || rounds < 1) throw new Error('--rounds must be at least 1');
