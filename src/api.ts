@@ -24,10 +24,16 @@ async function main(): Promise<void> {
   // SIGTERM drains: no new connections, the requests in flight finish, then it exits.
   const stop = (signal: string) => {
     console.log(`${signal} received: finishing the requests in flight, then stopping.`);
-    void app
+    app
       .close()
       .then(() => client.connection.close())
-      .then(() => console.log('API stopped.'));
+      .then(
+        () => console.log('API stopped.'),
+        (err: unknown) => {
+          console.error(`API: stopping failed: ${describeError(err)}`);
+          process.exitCode = 1;
+        },
+      );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

@@ -343,5 +343,8 @@ export const resolveManually = defineUpdate<TransferView, [{ note: string; opera
  */
 export const withdrawalOutcome = defineUpdate<TransferView, [PaymentDetails]>('withdrawalOutcome');
 
+/** The failure type with which `withdrawalOutcome` refuses a payment that is not the transfer's. */
+export const PAYMENT_MISMATCH = 'PaymentMismatch';
+
 /** What an operator decided for a transfer in review. */
 export type OperatorDecision = NonNullable<TransferView['resolution']>;

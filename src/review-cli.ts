@@ -264,6 +264,8 @@ async function settle(
     args: [details, { operator: command.operator, note: command.note }],
     staticSummary: `Settle ${describeTransfer(details)}`,
     staticDetails: `Started by \`npm run review -- settle\` for ${command.operator}: ${command.note}`,
+    // Whoever started the transfer (the HTTP API's caller) still owns it.
+    memo: run.memo,
     ...transferStartOptions(),
   });
   console.log(`${ended}; settling it in run ${handle.firstExecutionRunId}: ${describeTransfer(details)}`);

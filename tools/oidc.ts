@@ -11,7 +11,7 @@ import { exportJWK, generateKeyPair, type JWK } from 'jose';
 
 export const OIDC_CLIENT_ID = 'money-transfer-local';
 export const API_AUDIENCE = 'urn:money-transfer:api';
-export const API_SCOPES = ['transfers:create', 'transfers:read'];
+export const API_SCOPES = ['transfers:create', 'transfers:read', 'transfers:list'];
 
 export interface OidcFiles {
   dir: string;

@@ -17,9 +17,12 @@ import {
 import { ApplicationFailure, TerminatedFailure } from '@temporalio/common';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import {
+  DEFINITE_FAILURES,
   describeTransfer,
   getStatus,
   InvalidPaymentDetailsError,
+  PAYMENT_FIELDS,
+  PAYMENT_MISMATCH,
   type PaymentDetails,
   paymentDifferences,
   TRANSFER_STATUS,
@@ -84,6 +87,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
     return503OnClosing: true,
   });
+  // A payment is JSON: a text/plain body is refused (415), not parsed as a string.
+  app.removeContentTypeParser('text/plain');
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -111,7 +116,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     const scope = request.routeOptions.config.scope;
     if (!scope) return;
     const header = request.headers.authorization;
-    const token = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(header ?? '')?.[1];
+    const token = /^bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header ?? '')?.[1];
     if (!token) throw new Problem('unauthorized', 'Send a bearer token: Authorization: Bearer <JWT>.');
     request.principal = await verify(token);
     if (!request.principal.scopes.has(scope)) {
@@ -178,27 +183,50 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       let view: TransferView | 'pending';
       try {
         // Accepted by a worker, then answered: both within the bound, or the answer is 202.
+        // One update id per key and body: a retried POST asks the same update again, so
+        // retries never pile up updates on the transfer (the server caps them), and a
+        // different body gets one of its own, which the validator refuses.
         const answer = temporal(() =>
-          client.workflow.startUpdateWithStart(withdrawalOutcome, {
-            args: [details],
-            waitForStage: WorkflowUpdateStage.ACCEPTED,
-            startWorkflowOperation,
-          }),
-        ).then((update) => update.result());
+          client.workflow
+            .startUpdateWithStart(withdrawalOutcome, {
+              args: [details],
+              updateId: `${id}-${digest(JSON.stringify(PAYMENT_FIELDS.map((f) => details[f])))}`,
+              waitForStage: WorkflowUpdateStage.ACCEPTED,
+              startWorkflowOperation,
+            })
+            .then((update) => update.result()),
+        );
         view = await withinBound(answer, earlyReturnMs);
-        // No answer yet, often because no worker has taken the update: the transfer must exist.
-        if (view === 'pending') await temporal(() => client.workflow.getHandle(id).describe());
+        if (view === 'pending') {
+          // No answer yet, often because no worker has taken the update: the transfer must exist.
+          try {
+            await temporal(() => client.workflow.getHandle(id).describe());
+          } catch (err) {
+            if (!(err instanceof WorkflowNotFoundError)) throw err;
+            throw new Problem(
+              'temporal-unavailable',
+              'The transfer did not start in time: retry with the same key.',
+            );
+          }
+        }
       } catch (err) {
         if (err instanceof WorkflowUpdateFailedError) {
-          throw new Problem('idempotency-key-reused', idempotencyDetail(err.cause?.message ?? err.message), {
-            transfer: location,
-          });
+          const cause = err.cause;
+          if (cause instanceof ApplicationFailure && cause.type === PAYMENT_MISMATCH) {
+            throw new Problem('idempotency-key-reused', idempotencyDetail(cause.message), {
+              transfer: location,
+            });
+          }
+          // Not a running transfer that takes it (a settling run holds the id, or it just
+          // ended): the key's transfer as it is now.
+          void reply.header('location', location).code(200);
+          return (await readTransfer(id, subject)).transfer;
         }
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
         // The transfer under this key has closed: the same payment gets its end back.
-        const closed = await readTransfer(id);
+        const closed = await readTransfer(id, subject);
         const sent = await temporal(() => runInput(client, id, closed.runId!));
-        const differences = sent ? paymentDifferences(sent, details) : [];
+        const differences = sent ? paymentDifferences(sent, details) : ['its payment cannot be read'];
         if (differences.length > 0) {
           throw new Problem('idempotency-key-reused', idempotencyDetail(differences.join('; ')), {
             transfer: location,
@@ -212,19 +240,32 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         return reply.code(202).send({
           id,
           execution: 'RUNNING',
-          stage: 'withdrawing',
           answeredFrom: 'workflow',
           note: `The withdrawal's outcome is not known after ${earlyReturnMs} ms; GET ${location} follows it.`,
         });
       }
-      if (view.stage === 'failed' && view.withdrawId === undefined) {
-        throw new Problem(
-          refusalKind(view.failureType),
-          view.lastFailure ?? 'The bank refused the payment.',
-          {
-            transfer: location,
-          },
-        );
+      if (view.withdrawId === undefined) {
+        if (view.stage === 'cancelled') {
+          throw new Problem(
+            'transfer-cancelled',
+            'The transfer was cancelled before its withdrawal: nothing moved.',
+            {
+              transfer: location,
+            },
+          );
+        }
+        // The bank's definite "no": nothing moved. Anything else (an outcome that was
+        // unknown, then settled) may have moved money and put it back: say so.
+        const refused = DEFINITE_FAILURES.includes(view.failureType ?? '') && view.settlement === undefined;
+        throw refused
+          ? new Problem(refusalKind(view.failureType), view.lastFailure ?? 'The bank refused the payment.', {
+              transfer: location,
+            })
+          : new Problem('payment-failed', view.lastFailure ?? 'The payment failed.', {
+              transfer: location,
+              settlement: view.settlement,
+              ...(view.refundId ? { refundId: view.refundId } : {}),
+            });
       }
       return reply
         .code(201)
@@ -247,15 +288,16 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         },
       },
     },
-    async (request) => (await readTransfer(request.params.id)).transfer,
+    async (request) => (await readTransfer(request.params.id, request.principal!.subject)).transfer,
   );
 
   app.get<{ Querystring: { stage?: string; execution?: string; pageSize?: string; pageToken?: string } }>(
     '/transfers',
     {
-      config: { scope: 'transfers:read' },
+      // Every caller's transfers: an operator's view, with a scope of its own.
+      config: { scope: 'transfers:list' },
       schema: {
-        summary: 'Transfers from visibility, newest first, a page at a time',
+        summary: "Every caller's transfers from visibility, newest first, a page at a time",
         querystring: listQuerySchema,
         response: { 200: listSchema, ...problems, 503: { $ref: 'Problem#' } },
       },
@@ -303,7 +345,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   /** One transfer, from the workflow while a worker answers, else from history. */
-  async function readTransfer(id: string): Promise<{ runId?: string; transfer: Transfer }> {
+  async function readTransfer(id: string, subject: string): Promise<{ runId?: string; transfer: Transfer }> {
     const handle = client.workflow.getHandle<typeof moneyTransfer>(id);
     let run;
     try {
@@ -313,7 +355,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       throw err;
     }
     const startedBy = typeof run.memo?.startedBy === 'string' ? run.memo.startedBy : undefined;
-    const base = { id, execution: run.status.name, ...(startedBy ? { startedBy } : {}) };
+    // A caller reads its own transfers: another's, or any other workflow, is not found.
+    if (!TRANSFER_WORKFLOW_TYPES.includes(run.type) || startedBy !== subject) {
+      throw new Problem('not-found', `No transfer ${id}.`);
+    }
+    const base = { id, execution: run.status.name, startedBy };
     if (run.status.name === 'RUNNING') {
       try {
         const status = await client.connection.withDeadline(Date.now() + 2000, () => handle.query(getStatus));
@@ -334,9 +380,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     }
     try {
       const result: unknown = await temporal(() => client.workflow.getHandle(id, run.runId).result());
+      // An operator's settling run completes whether the money arrived or went back.
+      const stage = run.type === 'settleStrandedTransfer' ? 'settled' : 'completed';
       return {
         runId: run.runId,
-        transfer: { ...base, stage: 'completed', result: String(result), answeredFrom: 'history' },
+        transfer: { ...base, stage, result: String(result), answeredFrom: 'history' },
       };
     } catch (err) {
       if (!(err instanceof WorkflowFailedError)) throw err;
@@ -372,8 +420,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
  * keys are two transfers. Hashed, so the id is short, URL-safe and reveals neither.
  */
 export function transferId(subject: string, idempotencyKey: string): string {
-  const digest = createHash('sha256').update(`${subject}\n${idempotencyKey}`).digest('base64url');
-  return `pay-${digest.slice(0, 22)}`;
+  return `pay-${digest(`${subject}\n${idempotencyKey}`)}`;
+}
+
+/** 22 URL-safe characters of a SHA-256: 132 bits. */
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 22);
 }
 
 function idempotencyDetail(why: string): string {
@@ -401,6 +453,7 @@ function asProblem(err: FastifyError, request: FastifyRequest): Problem {
   }
   if (
     err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+    err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
     (err instanceof SyntaxError && err.statusCode === 400)
   ) {
     return new Problem('malformed-json', err.message);
@@ -424,6 +477,9 @@ function asProblem(err: FastifyError, request: FastifyRequest): Problem {
     }
     if (err.validationContext === 'querystring')
       return new Problem('invalid-query', `${field}: ${v.message}.`);
+    if (v.instancePath === '' && v.keyword === 'type') {
+      return new Problem('wrong-type', 'The body must be a JSON object: the payment.');
+    }
     if (v.keyword === 'required') return new Problem('missing-field', `The body needs ${field}.`, { field });
     if (v.keyword === 'additionalProperties') {
       return new Problem('unknown-field', `The body has a field the API does not know: ${field}.`, { field });
@@ -442,20 +498,29 @@ function asProblem(err: FastifyError, request: FastifyRequest): Problem {
       return new Problem('missing-field', `${field} must not be empty.`, { field });
     return new Problem('wrong-type', `${field} ${v.message}.`, { field });
   }
-  if (isUnavailable(err)) {
+  const code = grpcCode(err);
+  if (code === 14 || code === 4) {
     return new Problem('temporal-unavailable', 'The Temporal service did not answer; try again shortly.');
+  }
+  if (code === 3 && request.routeOptions.url === '/transfers' && request.method === 'GET') {
+    return new Problem('invalid-query', 'The server refused the query: a page token from another listing?');
+  }
+  // A framework error about the request itself (a 4xx), such as a bad header.
+  if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+    return new Problem('malformed-request', err.message);
   }
   console.error(`API: ${request.method} ${request.url} failed:`, err);
   return new Problem('internal-error', 'The request failed; the server log has the details.');
 }
 
-function isUnavailable(err: unknown): boolean {
+/** The gRPC status code in an error's cause chain: 14 UNAVAILABLE, 4 DEADLINE_EXCEEDED, 3 INVALID_ARGUMENT. */
+function grpcCode(err: unknown): number | undefined {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    if (e instanceof ServiceError) return true;
     const code = (e as { code?: unknown }).code;
-    if (code === 14 || code === 4) return true; // gRPC UNAVAILABLE, DEADLINE_EXCEEDED
+    if (typeof code === 'number') return code;
+    if (e instanceof ServiceError && e.cause === undefined) return 14; // the client gave up on the server
   }
-  return false;
+  return undefined;
 }
 
 const STATUS_NAMES = [

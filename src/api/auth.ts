@@ -44,7 +44,12 @@ export function jwksVerifier(settings: AuthSettings): TokenVerifier {
   return async (token) => {
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, jwks, { issuer: settings.issuer, audience: settings.audience }));
+      ({ payload } = await jwtVerify(token, jwks, {
+        issuer: settings.issuer,
+        audience: settings.audience,
+        requiredClaims: ['exp'],
+        clockTolerance: '30s', // clocks of different hosts drift a little
+      }));
     } catch (err) {
       throw tokenProblem(err, settings);
     }
@@ -71,7 +76,14 @@ function tokenProblem(err: unknown, settings: AuthSettings): Problem {
       `The token's ${err.claim} claim is not accepted here${expected ? ` (it must be ${expected})` : ''}.`,
     );
   }
-  if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError)) {
+  // The keys could not be fetched or read: a timeout, a refused connection, a non-200
+  // answer (plain JOSEError), or a key set that is not JSON (JWKSInvalid).
+  if (
+    err instanceof errors.JWKSTimeout ||
+    err instanceof errors.JWKSInvalid ||
+    !(err instanceof errors.JOSEError) ||
+    err.code === 'ERR_JOSE_GENERIC'
+  ) {
     return new Problem('auth-unavailable', `Cannot fetch the issuer's keys from ${settings.jwksUrl}.`);
   }
   return new Problem('unauthorized', 'The token is not a valid signed JWT from the expected issuer.');

@@ -22,7 +22,12 @@ export const paymentSchema = {
   properties: {
     sourceAccount: text(MAX_ACCOUNT_LENGTH, 'The account the money leaves.'),
     targetAccount: text(MAX_ACCOUNT_LENGTH, 'The account the money goes to.'),
-    amount: { type: 'integer', minimum: 1, description: 'Whole currency units, above 0.' },
+    amount: {
+      type: 'integer',
+      minimum: 1,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description: 'Whole currency units, above 0.',
+    },
     referenceId: text(MAX_REFERENCE_LENGTH, "The payment's reference: the bank's idempotency key."),
   },
 } as const;
@@ -63,7 +68,12 @@ export const transferSchema = {
       type: 'string',
       description: 'The execution status: RUNNING, COMPLETED, FAILED, TERMINATED, ...',
     },
-    stage: { type: 'string', enum: [...STAGES] },
+    stage: {
+      type: 'string',
+      enum: [...STAGES, 'settled'],
+      description:
+        '`settled`: an operator settled the transfer after it was ended from outside (docs/operations.md).',
+    },
     status: {
       type: 'object',
       additionalProperties: true,

@@ -1,7 +1,7 @@
 // The early return: a caller that started the transfer learns the withdrawal's outcome
 // and goes on, while the deposit runs after it has its answer.
-import { condition, setHandler } from '@temporalio/workflow';
-import { type PaymentDetails, paymentDifferences, withdrawalOutcome } from '../contract';
+import { ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
+import { PAYMENT_MISMATCH, type PaymentDetails, paymentDifferences, withdrawalOutcome } from '../contract';
 import type { Transfer } from './state';
 
 export function setEarlyReturnHandler(transfer: Transfer): void {
@@ -18,7 +18,11 @@ export function setEarlyReturnHandler(transfer: Transfer): void {
       validator: (sent?: Partial<PaymentDetails>) => {
         const differences = paymentDifferences(details, sent);
         if (differences.length > 0) {
-          throw new Error(`This transfer is another payment: ${differences.join('; ')}.`);
+          throw ApplicationFailure.create({
+            type: PAYMENT_MISMATCH,
+            message: `This transfer is another payment: ${differences.join('; ')}.`,
+            nonRetryable: true,
+          });
         }
       },
     },

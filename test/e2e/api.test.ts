@@ -8,15 +8,17 @@ import path from 'node:path';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
+import { Context } from '@temporalio/activity';
 import { createActivities } from '../../src/activities';
 import { buildApi, transferId } from '../../src/api/app';
 import { jwksVerifier } from '../../src/api/auth';
 import { paymentSchema } from '../../src/api/schemas';
-import { BankingService } from '../../src/bank/banking-service';
+import { BankingService, type CallOptions as BankCallOptions } from '../../src/bank/banking-service';
 import { PgStore } from '../../src/bank/store';
 import { startPostgres, type Postgres } from '../../tools/cluster/postgres';
 import {
   freePort,
+  runScript,
   sleep,
   startWorkerProcess,
   testServer,
@@ -78,14 +80,14 @@ interface TokenOptions {
 }
 
 function token(options: TokenOptions = {}): Promise<string> {
-  return new SignJWT({ scope: options.scope ?? 'transfers:create transfers:read' })
+  const jwt = new SignJWT({ scope: options.scope ?? 'transfers:create transfers:read' })
     .setProtectedHeader({ alg: 'ES256', kid: 'test' })
     .setSubject(options.subject ?? 'billing-service')
     .setIssuer(ISSUER)
     .setAudience(options.audience ?? AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime(options.expiresIn ?? '5m')
-    .sign(signingKey);
+    .setIssuedAt();
+  if (options.expiresIn !== 'never') jwt.setExpirationTime(options.expiresIn ?? '5m');
+  return jwt.sign(signingKey);
 }
 
 interface Answer {
@@ -210,7 +212,7 @@ test('20 concurrent POSTs with one key start exactly one workflow, and every ans
   expect(statuses.every((s) => s === 201 || s === 200)).toBe(true);
 });
 
-test('the same key with a different body is 422, naming what differs; once closed, the same body gets the transfer back', async () => {
+test('the same key with a different body is 422, naming what differs, running or closed; the same body replays the first answer', async () => {
   const key = uniqueId('key');
   const body = payment();
   await withWorker(async () => {
@@ -221,7 +223,9 @@ test('the same key with a different body is 422, naming what differs; once close
     expect(other.body.detail).toContain('amount is 10, not 11');
     await untilClosed(first.location!);
     const again = await call('POST', '/transfers', { body, key });
-    expect(again).toMatchObject({ status: 200, location: first.location, body: { execution: 'COMPLETED' } });
+    // The same key and body replay the first answer, even after the end; GET shows the end.
+    expect(again).toMatchObject({ status: 201, location: first.location, body: first.body });
+    expect((await call('GET', first.location!)).body).toMatchObject({ execution: 'COMPLETED' });
     const closedOther = await call('POST', '/transfers', { body: { ...body, targetAccount: '43-999' }, key });
     expect(closedOther.body).toMatchObject({ type: '/problems/idempotency-key-reused' });
     expect(closedOther.body.detail).toContain('targetAccount is "43-812", not "43-999"');
@@ -256,6 +260,10 @@ test.each([
     415,
     'unsupported-media-type',
   ],
+  ['a text body', { raw: 'pay 10', contentType: 'text/plain' }, 415, 'unsupported-media-type'],
+  ['an empty JSON body', { raw: '' }, 400, 'malformed-json'],
+  ['an array for a body', { body: [] }, 400, 'wrong-type'],
+  ['an amount past 2^53', { body: payment({ amount: 2 ** 53 + 2 }) }, 400, 'invalid-amount'],
 ] as Array<[string, CallOptions, number, string]>)(
   'bad input, %s: the problem says why, and no workflow starts',
   async (_name, request, status, type) => {
@@ -278,6 +286,7 @@ test.each([
   ['a token for another audience', { audience: 'urn:someone-else' }, 401, 'unauthorized', 'aud claim'],
   ['an expired token', { expiresIn: Math.floor(Date.now() / 1000) - 60 }, 401, 'unauthorized', 'expired'],
   ['a token without the scope', { scope: 'transfers:read' }, 403, 'forbidden', 'transfers:create'],
+  ['a token that never expires', { expiresIn: 'never' }, 401, 'unauthorized', 'exp'],
 ])('auth, %s: the problem says why', async (_name, options, status, type, detail) => {
   const bearer = 'token' in options ? options.token : await token(options);
   const answer = await call('POST', '/transfers', { body: payment(), key: uniqueId('key'), token: bearer });
@@ -323,7 +332,10 @@ test('GET /transfers pages through visibility with a page token', async () => {
       await untilClosed(posted.location!);
     }
   });
-  const first = await call('GET', '/transfers?execution=Completed&pageSize=2');
+  const lister = await token({ scope: 'transfers:list' });
+  const forbidden = await call('GET', '/transfers?execution=Completed');
+  expect(forbidden).toMatchObject({ status: 403, body: { type: '/problems/forbidden' } });
+  const first = await call('GET', '/transfers?execution=Completed&pageSize=2', { token: lister });
   expect(first.status).toBe(200);
   const firstIds = (first.body.transfers as Array<{ id: string }>).map((t) => t.id);
   expect(firstIds).toHaveLength(2);
@@ -331,11 +343,12 @@ test('GET /transfers pages through visibility with a page token', async () => {
   const second = await call(
     'GET',
     `/transfers?execution=Completed&pageSize=2&pageToken=${first.body.nextPageToken as string}`,
+    { token: lister },
   );
   const secondIds = (second.body.transfers as Array<{ id: string }>).map((t) => t.id);
   expect(secondIds.length).toBeGreaterThan(0);
   expect(secondIds.filter((id) => firstIds.includes(id))).toEqual([]);
-  const bad = await call('GET', '/transfers?stage=sideways');
+  const bad = await call('GET', '/transfers?stage=sideways', { token: lister });
   expect(bad).toMatchObject({ status: 400, body: { type: '/problems/invalid-query' } });
 });
 
@@ -413,4 +426,58 @@ test('a worker killed between the early return and the deposit: the transfer sti
     await Promise.all([worker.exited, second?.exited]);
     await own.close();
   }
+});
+
+test('a caller reads only its own transfers; a lower-case bearer scheme is accepted', async () => {
+  const posted = await withWorker(async () => {
+    const answer = await call('POST', '/transfers', { body: payment(), key: uniqueId('key') });
+    await untilClosed(answer.location!);
+    return answer;
+  });
+  const other = await call('GET', posted.location!, { token: await token({ subject: 'another-service' }) });
+  expect(other).toMatchObject({ status: 404, body: { type: '/problems/not-found' } });
+  const response = await fetch(`${base}${posted.location!}`, {
+    headers: { authorization: `bearer ${await token()}` },
+  });
+  expect(response.status).toBe(200);
+});
+
+test("a transfer terminated after its 201 and settled by an operator reads as settled, still its caller's", async () => {
+  const body = payment();
+  const deposit = `${body.referenceId}-deposit`;
+  /** The deposit of this payment hangs until its activity is given up on. */
+  class HangingDeposit extends BankingService {
+    override deposit(account: string, amount: number, reference: string, call: BankCallOptions = {}) {
+      if (reference !== deposit || Context.current().info.workflowType !== 'moneyTransfer') {
+        return super.deposit(account, amount, reference, call);
+      }
+      return new Promise<string>((_, reject) =>
+        call.signal?.addEventListener('abort', () => reject(new Error('given up'))),
+      );
+    }
+  }
+  const worker = await testWorker(
+    temporal().workerConnection,
+    taskQueue,
+    createActivities(new HangingDeposit('bank', { store })),
+  );
+  await worker.runUntil(async () => {
+    const posted = await call('POST', '/transfers', { body, key: uniqueId('key') });
+    expect(posted.status).toBe(201);
+    const id = posted.body.id as string;
+    await temporal().client.workflow.getHandle(id).terminate('stopped by an operator');
+    const settle = await runScript(
+      'src/review-cli.js',
+      ['settle', id, '--operator', 'ana', '--note', 'terminated by mistake'],
+      { TEMPORAL_ADDRESS: testServer().address, TEMPORAL_TASK_QUEUE: taskQueue },
+    );
+    expect(settle.code).toBe(0);
+    const read = await call('GET', posted.location!);
+    expect(read.body).toMatchObject({
+      execution: 'COMPLETED',
+      stage: 'settled',
+      startedBy: 'billing-service',
+      result: expect.stringMatching(/^Settled by ana \(terminated by mistake\): 10 is back in 85-150/),
+    });
+  });
 });

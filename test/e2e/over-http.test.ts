@@ -62,7 +62,7 @@ test("the README's curl commands print its samples against npm run oidc and npm 
     console.log(`The README's curl commands:\n${stdout}`);
     expect(stdout.trimEnd()).toMatch(
       samplePattern(sample('over-http').replaceAll('invoice-801', key), [
-        ['pay-1l7J9Z1FCbiNz8JgSM3NjU', 'pay-[\\w-]{22}'],
+        ['pay-oQwBlGLh0Rw4RxSP_80jch', 'pay-[\\w-]{22}'],
       ]),
     );
     api.child.kill('SIGTERM');
