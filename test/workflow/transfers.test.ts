@@ -87,7 +87,11 @@ describe(`bad input (${BAD_INPUTS.length} cases)`, () => {
     expect(events.filter((e) => e.workflowTaskStartedEventAttributes)).toHaveLength(1); // one attempt
     expect(events.some((e) => e.activityTaskScheduledEventAttributes)).toBe(false); // no activity ran
     expect((await handle.describe()).status.name).toBe('FAILED');
-    expect(status).toEqual({ stage: 'failed', lastFailure: (error as WorkflowFailedError).cause!.message });
+    expect(status).toEqual({
+      stage: 'failed',
+      lastFailure: (error as WorkflowFailedError).cause!.message,
+      failureType: 'InvalidPaymentDetailsError',
+    });
   });
 
   test('no balance changed and the bank recorded nothing', async () => {
@@ -165,6 +169,7 @@ describe('getStatus query', () => {
         refundId: expect.stringMatching(/^D-/),
         settlement: 'refunded',
         lastFailure: 'Activity task failed: The account number 43-813 is invalid.',
+        failureType: 'InvalidAccountError',
       },
     ]);
   });
