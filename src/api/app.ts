@@ -11,7 +11,6 @@ import {
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
-  WorkflowUpdateStage,
   type Client,
 } from '@temporalio/client';
 import { ApplicationFailure, TerminatedFailure } from '@temporalio/common';
@@ -182,21 +181,22 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       });
       let view: TransferView | 'pending';
       try {
-        // Accepted by a worker, then answered: both within the bound, or the answer is 202.
+        // Answered within the bound, or 202 and the call is abandoned (the transfer goes on).
+        // One call: the server holds it until the update completes, with no second poll.
         // One update id per key and body: a retried POST asks the same update again, so
         // retries never pile up updates on the transfer (the server caps them), and a
         // different body gets one of its own, which the validator refuses.
-        const answer = temporal(() =>
-          client.workflow
-            .startUpdateWithStart(withdrawalOutcome, {
-              args: [details],
-              updateId: `${id}-${digest(JSON.stringify(PAYMENT_FIELDS.map((f) => details[f])))}`,
-              waitForStage: WorkflowUpdateStage.ACCEPTED,
-              startWorkflowOperation,
-            })
-            .then((update) => update.result()),
+        view = await withinBound(earlyReturnMs, (signal) =>
+          client.withAbortSignal(signal, () =>
+            temporal(() =>
+              client.workflow.executeUpdateWithStart(withdrawalOutcome, {
+                args: [details],
+                updateId: `${id}-${digest(JSON.stringify(PAYMENT_FIELDS.map((f) => details[f])))}`,
+                startWorkflowOperation,
+              }),
+            ),
+          ),
         );
-        view = await withinBound(answer, earlyReturnMs);
         if (view === 'pending') {
           // No answer yet, often because no worker has taken the update: the transfer must exist.
           try {
@@ -246,11 +246,17 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       }
       if (view.withdrawId === undefined) {
         if (view.stage === 'cancelled') {
+          // Cancelled while the withdrawal was at the bank: settled first, so say how.
+          const refunded = view.settlement === 'refunded';
           throw new Problem(
             'transfer-cancelled',
-            'The transfer was cancelled before its withdrawal: nothing moved.',
+            refunded
+              ? `The transfer was cancelled during its withdrawal, which had posted and was refunded (${view.refundId}).`
+              : 'The transfer was cancelled before its withdrawal posted: nothing moved.',
             {
               transfer: location,
+              ...(view.settlement ? { settlement: view.settlement } : {}),
+              ...(view.refundId ? { refundId: view.refundId } : {}),
             },
           );
         }
@@ -432,14 +438,17 @@ function idempotencyDetail(why: string): string {
   return `This Idempotency-Key already started a different payment (${why.replace(/^This transfer is another payment: /, '').replace(/\.$/, '')}). Use a new key for a new payment.`;
 }
 
-/** The update's answer, or 'pending' once `ms` have passed; the late answer is dropped. */
-async function withinBound<T>(answer: Promise<T>, ms: number): Promise<T | 'pending'> {
+/** The answer, or 'pending' once `ms` have passed; the call is then abandoned. */
+async function withinBound<T>(ms: number, call: (signal: AbortSignal) => Promise<T>): Promise<T | 'pending'> {
   const timer = new AbortController();
+  const abandon = new AbortController();
+  const answer = call(abandon.signal);
   answer.catch(() => undefined);
   try {
     return await Promise.race([answer, sleep(ms, 'pending' as const, { signal: timer.signal })]);
   } finally {
     timer.abort();
+    abandon.abort();
   }
 }
 

@@ -17,7 +17,7 @@ export const PROBLEMS = {
   unauthorized: [401, 'A valid bearer token is required'],
   forbidden: [403, 'The token lacks the scope this route needs'],
   'not-found': [404, 'No such transfer'],
-  'transfer-cancelled': [409, 'The transfer was cancelled before its withdrawal'],
+  'transfer-cancelled': [409, 'The transfer was cancelled before its withdrawal completed'],
   'body-too-large': [413, 'The body is larger than allowed'],
   'unsupported-media-type': [415, 'The body must be application/json'],
   'idempotency-key-reused': [422, 'The Idempotency-Key was used for another payment'],

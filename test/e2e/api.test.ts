@@ -1,21 +1,22 @@
 // The HTTP front door through real HTTP: the API built by src/api/app.ts on a free port,
 // tokens signed by a key this file makes and served as a JWKS, a worker in this process
 // on a PostgreSQL bank of its own, and worker processes where one must be killed.
-import { createServer, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
-import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
+import { generateKeyPair } from 'jose';
 import { Context } from '@temporalio/activity';
 import { createActivities } from '../../src/activities';
 import { buildApi, transferId } from '../../src/api/app';
 import { jwksVerifier } from '../../src/api/auth';
 import { paymentSchema } from '../../src/api/schemas';
+import { getStatus } from '../../src/contract';
 import { BankingService, type CallOptions as BankCallOptions } from '../../src/bank/banking-service';
 import { PgStore } from '../../src/bank/store';
 import { startPostgres, type Postgres } from '../../tools/cluster/postgres';
+import { signToken, startTokenIssuer, type TokenClaims, type TokenIssuer } from '../../tools/token-issuer';
 import {
   freePort,
   runScript,
@@ -30,12 +31,7 @@ import {
 jest.setTimeout(120_000);
 
 const temporal = useTestTemporal();
-const ISSUER = 'https://issuer.test';
-const AUDIENCE = 'urn:money-transfer:api';
-
-let signingKey: KeyLike;
-let jwksServer: Server;
-let jwksUrl: string;
+let issuer: TokenIssuer;
 let dataDir: string;
 let postgres: Postgres;
 let bankDb: string;
@@ -45,12 +41,7 @@ let base: string;
 const taskQueue = uniqueId('api');
 
 beforeAll(async () => {
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
-  signingKey = privateKey;
-  const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'test', alg: 'ES256' }] });
-  jwksServer = createServer((_req, res) => res.setHeader('content-type', 'application/json').end(jwks));
-  await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
-  jwksUrl = `http://127.0.0.1:${(jwksServer.address() as { port: number }).port}/jwks`;
+  issuer = await startTokenIssuer();
   dataDir = mkdtempSync(path.join(tmpdir(), 'money-transfer-api-'));
   postgres = await startPostgres({ dataDir });
   bankDb = await postgres.createDatabase('api');
@@ -58,7 +49,7 @@ beforeAll(async () => {
   api = await buildApi({
     client: temporal().client,
     settings: { taskQueue },
-    verify: jwksVerifier({ jwksUrl, issuer: ISSUER, audience: AUDIENCE }),
+    verify: jwksVerifier(issuer),
   });
   await api.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`;
@@ -68,26 +59,12 @@ afterAll(async () => {
   await api?.close();
   await store?.close();
   await postgres?.stop();
-  await new Promise((resolve) => jwksServer?.close(resolve));
+  await issuer?.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-interface TokenOptions {
-  subject?: string;
-  scope?: string;
-  audience?: string;
-  expiresIn?: string | number;
-}
-
-function token(options: TokenOptions = {}): Promise<string> {
-  const jwt = new SignJWT({ scope: options.scope ?? 'transfers:create transfers:read' })
-    .setProtectedHeader({ alg: 'ES256', kid: 'test' })
-    .setSubject(options.subject ?? 'billing-service')
-    .setIssuer(ISSUER)
-    .setAudience(options.audience ?? AUDIENCE)
-    .setIssuedAt();
-  if (options.expiresIn !== 'never') jwt.setExpirationTime(options.expiresIn ?? '5m');
-  return jwt.sign(signingKey);
+function token(claims: TokenClaims = {}): Promise<string> {
+  return issuer.sign(claims);
 }
 
 interface Answer {
@@ -480,4 +457,151 @@ test("a transfer terminated after its 201 and settled by an operator reads as se
       result: expect.stringMatching(/^Settled by ana \(terminated by mistake\): 10 is back in 85-150/),
     });
   });
+});
+
+/** An API on the file's own keys that waits up to 15 s for the withdrawal's outcome. */
+async function patientApi(): Promise<{ at: string; app: FastifyInstance }> {
+  const app = await buildApi({
+    client: temporal().client,
+    settings: { taskQueue },
+    verify: jwksVerifier(issuer),
+    earlyReturnMs: 15_000,
+    temporalDeadlineMs: 20_000,
+  });
+  return { at: await serve(app), app };
+}
+
+test('a transfer cancelled while its withdrawal hangs at the bank answers 409 transfer-cancelled; nothing moved', async () => {
+  const body = payment();
+  /** The withdrawal of this payment hangs until its activity is cancelled. */
+  class HangingWithdrawal extends BankingService {
+    override withdraw(account: string, amount: number, reference: string, call: BankCallOptions = {}) {
+      if (!reference.startsWith(`${body.referenceId}-`))
+        return super.withdraw(account, amount, reference, call);
+      return new Promise<string>((_, reject) =>
+        call.signal?.addEventListener('abort', () => reject(new Error('the bank call was abandoned'))),
+      );
+    }
+  }
+  const { at, app } = await patientApi();
+  const worker = await testWorker(
+    temporal().workerConnection,
+    taskQueue,
+    createActivities(new HangingWithdrawal('bank', { store })),
+  );
+  try {
+    const key = uniqueId('key');
+    const handle = temporal().client.workflow.getHandle(transferId('billing-service', key));
+    const answer = await worker.runUntil(async () => {
+      const posting = call('POST', '/transfers', { body, key, at });
+      for (;;) {
+        const stage = await handle.query(getStatus).then(
+          (status) => status.stage,
+          () => 'not yet',
+        );
+        if (stage === 'withdrawing') break;
+        await sleep(50);
+      }
+      await handle.cancel();
+      return posting;
+    });
+    console.log('Cancelled in the withdrawal:', answer.status, JSON.stringify(answer.body));
+    expect({ status: answer.status, type: answer.body.type }).toEqual({
+      status: 409,
+      type: '/problems/transfer-cancelled',
+    });
+    expect(answer.body).toMatchObject({
+      transfer: `/transfers/${encodeURIComponent(handle.workflowId)}`,
+      settlement: 'nothing-to-refund',
+    });
+    const mine = (await store.entries()).filter((e) => e.reference.startsWith(`${body.referenceId}-`));
+    expect(mine).toEqual([]);
+  } finally {
+    await app.close();
+  }
+});
+
+test('a withdrawal whose replies were lost, settled and refunded, answers 502 payment-failed', async () => {
+  const body = payment();
+  /** Posts this payment's withdrawal, then loses every reply. */
+  class LostReplies extends BankingService {
+    override async withdraw(account: string, amount: number, reference: string, call: BankCallOptions = {}) {
+      const id = await super.withdraw(account, amount, reference, call);
+      if (reference.startsWith(`${body.referenceId}-`)) throw new Error(`the reply to ${id} was lost`);
+      return id;
+    }
+  }
+  const { at, app } = await patientApi();
+  const worker = await testWorker(
+    temporal().workerConnection,
+    taskQueue,
+    createActivities(new LostReplies('bank', { store })),
+  );
+  try {
+    const answer = await worker.runUntil(() =>
+      call('POST', '/transfers', { body, key: uniqueId('key'), at }),
+    );
+    console.log('Unknown outcome, settled:', answer.status, JSON.stringify(answer.body));
+    expect({ status: answer.status, type: answer.body.type }).toEqual({
+      status: 502,
+      type: '/problems/payment-failed',
+    });
+    expect(answer.body).toMatchObject({ settlement: 'refunded', refundId: expect.any(String) });
+    // The withdrawal posted and was put back: the source is whole again.
+    const mine = (await store.entries()).filter((e) => e.reference.startsWith(`${body.referenceId}-`));
+    expect(mine.map((e) => e.amount).sort((a, b) => a - b)).toEqual([-10, 10]);
+  } finally {
+    await app.close();
+  }
+});
+
+test('keys that cannot be fetched are 503 auth-unavailable; a token from a key the issuer never published is 401', async () => {
+  const nowhere = `http://127.0.0.1:${await freePort()}/jwks`;
+  const blind = await buildApi({
+    client: temporal().client,
+    settings: { taskQueue },
+    verify: jwksVerifier({ ...issuer, jwksUrl: nowhere }),
+  });
+  try {
+    const answer = await call('GET', '/transfers?stage=needs-review', { at: await serve(blind) });
+    console.log('JWKS unreachable:', answer.status, JSON.stringify(answer.body));
+    expect({ status: answer.status, type: answer.body.type }).toEqual({
+      status: 503,
+      type: '/problems/auth-unavailable',
+    });
+    expect(JSON.stringify(answer.body)).not.toContain('eyJ'); // no token echoed
+  } finally {
+    await blind.close();
+  }
+  const { privateKey: stranger } = await generateKeyPair('ES256');
+  for (const kid of ['test', 'unpublished']) {
+    const forged = await signToken(stranger, kid, issuer.issuer, {});
+    const answer = await call('POST', '/transfers', { body: payment(), key: uniqueId('key'), token: forged });
+    expect({ kid, status: answer.status, type: answer.body.type }).toEqual({
+      kid,
+      status: 401,
+      type: '/problems/unauthorized',
+    });
+  }
+});
+
+test('a browser page on another origin gets no CORS grant: it cannot call the API', async () => {
+  const preflight = await fetch(`${base}/transfers`, {
+    method: 'OPTIONS',
+    headers: {
+      origin: 'https://elsewhere.example',
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'authorization, content-type, idempotency-key',
+    },
+  });
+  expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
+  expect(preflight.headers.get('access-control-allow-headers')).toBeNull();
+  const read = await fetch(`${base}/transfers?stage=needs-review`, {
+    headers: {
+      origin: 'https://elsewhere.example',
+      authorization: `Bearer ${await token({ scope: 'transfers:list' })}`,
+    },
+  });
+  expect(read.status).toBe(200);
+  expect(read.headers.get('access-control-allow-origin')).toBeNull();
 });
