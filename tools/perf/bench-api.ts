@@ -1,10 +1,8 @@
 // `npm run bench -- --api`: the HTTP API beside the direct client, in one run. A fresh dev
 // server, the production worker and `npm run api` as processes, with tokens this process
-// signs and serves as a JWKS. N transfers at concurrency C through each path: the client's
-// `workflow.execute`, and POST /transfers, whose answer is the early return, followed by
-// the workflow's result.
-import { createServer } from 'node:http';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+// signs and serves as a JWKS. N transfers at concurrency C through each path, in turns: the
+// client's `workflow.execute`, and POST /transfers, whose answer is the early return,
+// followed by the workflow's result.
 import { Client, Connection } from '@temporalio/client';
 import { DEFAULT_TRANSFER } from '../../src/platform/starter-options';
 import { transferStartOptions, type PaymentDetails } from '../../src/contract';
@@ -12,6 +10,7 @@ import type { moneyTransfer } from '../../src/workflows';
 import { startDevServer } from '../dev-server';
 import { freePort } from '../common';
 import { ScriptProcess, startWorkerProcess } from '../processes';
+import { startTokenIssuer } from '../token-issuer';
 
 interface PathResult {
   label: string;
@@ -25,6 +24,8 @@ interface PathResult {
 }
 
 const WARM_UP = 50;
+/** Each path's transfers in this many turns, the paths alternating. */
+const ROUNDS = 3;
 
 /** Each path moves 1 per transfer from the tutorial's source account. */
 export function apiBenchMoves(transfers: number): number {
@@ -38,18 +39,8 @@ export async function apiBench(
   peakRssMb: (pid: number | undefined) => number | undefined,
 ): Promise<string> {
   const server = await startDevServer({});
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
-  const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'bench', alg: 'ES256' }] });
-  const jwksServer = createServer((_req, res) => res.setHeader('content-type', 'application/json').end(jwks));
-  await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
-  const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as { port: number }).port}/jwks`;
-  const token = await new SignJWT({ scope: 'transfers:create transfers:read' })
-    .setProtectedHeader({ alg: 'ES256', kid: 'bench' })
-    .setSubject('bench')
-    .setIssuer('bench-issuer')
-    .setAudience('urn:money-transfer:api')
-    .setExpirationTime('2h')
-    .sign(privateKey);
+  const issuer = await startTokenIssuer('bench-issuer', 'bench');
+  const token = await issuer.sign({ subject: 'bench', expiresIn: '2h' });
   const taskQueue = `bench-api-${Date.now().toString(36)}`;
   const apiPort = await freePort();
   const common = { NODE_ENV: 'production', TEMPORAL_ADDRESS: server.address, TEMPORAL_TASK_QUEUE: taskQueue };
@@ -57,9 +48,7 @@ export async function apiBench(
   const api = new ScriptProcess('src/api.js', [], {
     ...common,
     API_PORT: String(apiPort),
-    AUTH_JWKS_URL: jwksUrl,
-    AUTH_ISSUER: 'bench-issuer',
-    AUTH_AUDIENCE: 'urn:money-transfer:api',
+    ...issuer.env,
   });
   const client = new Client({ connection: await Connection.connect({ address: server.address }) });
   try {
@@ -104,6 +93,7 @@ export async function apiBench(
       label: string,
       count: number,
       one: (label: string, i: number) => Promise<[number, number]>,
+      first = 0,
     ): Promise<PathResult> => {
       const answer: number[] = [];
       const completion: number[] = [];
@@ -113,7 +103,7 @@ export async function apiBench(
       await Promise.all(
         Array.from({ length: concurrency }, async () => {
           while (next < count) {
-            const i = next++;
+            const i = first + next++;
             try {
               const [a, c] = await one(label, i);
               answer.push(a);
@@ -131,10 +121,17 @@ export async function apiBench(
     await measure('warm-direct', WARM_UP, direct);
     await measure('warm-api', WARM_UP, overHttp);
     statuses.clear();
-    const viaClient = await measure('direct', transfers, direct);
-    const apiCpuBefore = cpuSeconds(api.child.pid);
-    const viaApi = await measure('api', transfers, overHttp);
-    const apiCpu = (cpuSeconds(api.child.pid) ?? NaN) - (apiCpuBefore ?? NaN);
+    // The paths take turns, so that neither runs only on the fuller server.
+    const rounds: PathResult[][] = [[], []];
+    let apiCpu = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const count = Math.floor(transfers / ROUNDS) + (round < transfers % ROUNDS ? 1 : 0);
+      rounds[0]!.push(await measure('direct', count, direct, round * transfers));
+      const before = cpuSeconds(api.child.pid) ?? NaN;
+      rounds[1]!.push(await measure('api', count, overHttp, round * transfers));
+      apiCpu += (cpuSeconds(api.child.pid) ?? NaN) - before;
+    }
+    const [viaClient, viaApi] = rounds.map(combine) as [PathResult, PathResult];
     viaApi.statuses = statuses;
     return apiReport(transfers, concurrency, viaClient, viaApi, apiCpu, peakRssMb(api.child.pid));
   } finally {
@@ -142,9 +139,23 @@ export async function apiBench(
     await api.exited;
     await worker.stop();
     await client.connection.close();
-    await new Promise((resolve) => jwksServer.close(resolve));
+    await issuer.close();
     await server.teardown();
   }
+}
+
+function combine(results: PathResult[]): PathResult {
+  const seconds = results.reduce((sum, r) => sum + r.seconds, 0);
+  const count = results.reduce((sum, r) => sum + r.answer.length + r.failed, 0);
+  return {
+    label: results[0]!.label,
+    seconds,
+    perSecond: count / seconds,
+    answer: results.flatMap((r) => r.answer),
+    completion: results.flatMap((r) => r.completion),
+    failed: results.reduce((sum, r) => sum + r.failed, 0),
+    statuses: new Map(),
+  };
 }
 
 function pct(values: number[], p: number): number {
