@@ -314,25 +314,61 @@ export interface TransferView {
     /** Where `refundTo` may send the money instead. */
     accounts: string[];
     reminders: number;
+    /** Four eyes: a manual resolution one operator proposed, waiting for another to approve it. */
+    proposal?: Proposal;
+    /** The last proposal an approver rejected, and who rejected it. */
+    rejected?: Proposal & { rejectedBy: string; rejectedAt: string };
   };
+  /** Notices to operators that this transfer needs review: sent, and attempts that failed. */
+  notices?: { sent: number; failed: number };
   /** An operator's decision, once made. */
-  resolution?: { action: 'retryRefund' } | { action: 'refundTo'; account: string } | ManualResolution;
+  resolution?:
+    | { action: 'retryRefund'; operator?: string }
+    | { action: 'refundTo'; account: string; operator?: string }
+    | ManualResolution;
+}
+
+/** A manual resolution as proposed: what was done outside the system, by whom, when. */
+export interface Proposal {
+  note: string;
+  operator: string;
+  /** Workflow time, ISO 8601. */
+  at: string;
 }
 
 export interface ManualResolution {
   action: 'resolveManually';
   note: string;
+  /** Who proposed it (or, before four eyes, who resolved it alone). */
   operator: string;
+  /** Four eyes: when it was proposed, and the second operator who approved it, when. */
+  proposedAt?: string;
+  approvedBy?: string;
+  approvedAt?: string;
 }
 
 /** Where the transfer is, and the bank's transaction ids so far. */
 export const getStatus = defineQuery<TransferView>('getStatus');
 
-/** Operator actions for a transfer in `needs-review`. Each returns the new status. */
-export const retryRefund = defineUpdate<TransferView>('retryRefund');
-export const refundTo = defineUpdate<TransferView, [{ account: string }]>('refundTo');
+/**
+ * Operator actions for a transfer in `needs-review`. Each returns the new status. The
+ * operator is who acts: the desk sends the signed-in person's token subject.
+ */
+export const retryRefund = defineUpdate<TransferView, [{ operator?: string }]>('retryRefund');
+export const refundTo = defineUpdate<TransferView, [{ account: string; operator?: string }]>('refundTo');
+/**
+ * Writes the owed money off as settled outside the system. Four eyes: on transfers that
+ * parked since the change (patch `four-eyes`), this only proposes it; another operator
+ * must `approveResolution`. Earlier transfers resolve at once, as they always did.
+ */
 export const resolveManually = defineUpdate<TransferView, [{ note: string; operator: string }]>(
   'resolveManually',
+);
+/** Four eyes: a second operator, never the proposer, approves the proposal; the transfer ends. */
+export const approveResolution = defineUpdate<TransferView, [{ operator: string }]>('approveResolution');
+/** Four eyes: the proposal is turned down, with a reason; the transfer waits in review again. */
+export const rejectResolution = defineUpdate<TransferView, [{ operator: string; note: string }]>(
+  'rejectResolution',
 );
 
 /**

@@ -21,8 +21,10 @@ import {
   type Settings,
 } from './platform/config';
 import {
+  approveResolution,
   getStatus,
   refundTo,
+  rejectResolution,
   resolveManually,
   retryRefund,
   describeTransfer,
@@ -42,10 +44,16 @@ Commands:
   list                                        transfers waiting for review, and closed
                                               ones that still owe money (with BANK_DB)
   show <workflow-id>                          a transfer's execution status and stage
-  retry <workflow-id>                         try the refund again now
-  refund-to <workflow-id> <account>           refund to another account of the customer
+  retry <workflow-id> [--operator NAME]       try the refund again now
+  refund-to <workflow-id> <account> [--operator NAME]
+                                              refund to another account of the customer
   resolve <workflow-id> --note TEXT --operator NAME
-                                              record a fix made outside the system
+                                              propose that a fix made outside the system
+                                              settles it; a second operator approves
+  approve <workflow-id> --operator NAME       approve another operator's proposal: the
+                                              transfer ends ResolvedManually
+  reject <workflow-id> --operator NAME --note TEXT
+                                              turn a proposal down; it waits for review again
   settle <workflow-id> --note TEXT --operator NAME
                                               settle a transfer that was terminated or
                                               timed out: put back what it owes
@@ -85,9 +93,10 @@ async function main(argv: string[]): Promise<number> {
 type Command =
   | { name: 'help' }
   | { name: 'list' }
-  | { name: 'show' | 'retry'; workflowId: string }
-  | { name: 'refund-to'; workflowId: string; account: string }
-  | { name: 'resolve' | 'settle'; workflowId: string; note: string; operator: string };
+  | { name: 'show'; workflowId: string }
+  | { name: 'retry' | 'approve'; workflowId: string; operator?: string }
+  | { name: 'refund-to'; workflowId: string; account: string; operator?: string }
+  | { name: 'resolve' | 'reject' | 'settle'; workflowId: string; note: string; operator: string };
 
 function parseCommand(argv: string[]): Command {
   let parsed;
@@ -111,13 +120,20 @@ function parseCommand(argv: string[]): Command {
       expect(1, 'no arguments');
       return { name };
     case 'show':
-    case 'retry':
       expect(2, 'a workflow id');
       return { name, workflowId: workflowId! };
+    case 'retry':
+      expect(2, 'a workflow id');
+      return { name, workflowId: workflowId!, operator: values.operator };
+    case 'approve':
+      expect(2, 'a workflow id and --operator');
+      if (values.operator === undefined) throw new UsageError('approve needs --operator NAME');
+      return { name, workflowId: workflowId!, operator: values.operator };
     case 'refund-to':
       expect(3, 'a workflow id and an account');
-      return { name, workflowId: workflowId!, account: account! };
+      return { name, workflowId: workflowId!, account: account!, operator: values.operator };
     case 'resolve':
+    case 'reject':
     case 'settle':
       expect(2, 'a workflow id, --note and --operator');
       // Empty notes and operators go through: the workflow refuses them.
@@ -143,14 +159,24 @@ async function run(
   try {
     switch (command.name) {
       case 'retry':
-        status = await handle.executeUpdate(retryRefund);
+        status = await handle.executeUpdate(retryRefund, { args: [{ operator: command.operator }] });
         break;
       case 'refund-to':
-        status = await handle.executeUpdate(refundTo, { args: [{ account: command.account }] });
+        status = await handle.executeUpdate(refundTo, {
+          args: [{ account: command.account, operator: command.operator }],
+        });
         break;
       case 'resolve':
         status = await handle.executeUpdate(resolveManually, {
           args: [{ note: command.note, operator: command.operator }],
+        });
+        break;
+      case 'approve':
+        status = await handle.executeUpdate(approveResolution, { args: [{ operator: command.operator! }] });
+        break;
+      case 'reject':
+        status = await handle.executeUpdate(rejectResolution, {
+          args: [{ operator: command.operator, note: command.note }],
         });
         break;
     }
@@ -328,6 +354,18 @@ export function formatStatus(status: TransferView): string {
     lines.push(`Review: ${status.review.reason}`);
     lines.push(`Refund can go to: ${status.review.accounts.join(', ') || 'no other open account'}`);
     if (status.review.reminders > 0) lines.push(`Reminders sent: ${status.review.reminders}`);
+    const { proposal, rejected } = status.review;
+    if (proposal) {
+      lines.push(
+        `Proposed by ${proposal.operator} at ${proposal.at}: resolve manually (${proposal.note}). ` +
+          'It waits for a second operator: `approve` or `reject`.',
+      );
+    }
+    if (rejected)
+      lines.push(`Rejected by ${rejected.rejectedBy} at ${rejected.rejectedAt}: ${rejected.note}`);
+  }
+  if (status.notices?.failed) {
+    lines.push(`Notices to operators: ${status.notices.sent} sent, ${status.notices.failed} tries failed`);
   }
   if (status.references) {
     const { withdrawal, deposit, refund } = status.references;

@@ -14,8 +14,11 @@ import { installLogger } from '../src/platform/worker-options';
 import { buildWorkflowBundle } from './bundle';
 import {
   AccountClosedError,
+  approveResolution,
+  rejectResolution,
   getStatus,
   type PaymentDetails,
+  resolveManually,
   retryRefund,
   transferStartOptions,
 } from '../src/contract';
@@ -84,7 +87,23 @@ export const CASES: Array<{
     args: [details],
     operator: async (handle) => {
       while ((await handle.query(getStatus)).stage !== 'needs-review') await sleep(100);
-      await handle.executeUpdate(retryRefund);
+      await handle.executeUpdate(retryRefund, { args: [{}] });
+    },
+  },
+  // Four eyes: ana proposes a manual resolution, ben rejects it, ana proposes again, ben approves.
+  {
+    name: 'review-four-eyes',
+    bank: new RefuseFirstRefundBank('bank', { faults: parseFaults('deposit:reject') }),
+    args: [details],
+    operator: async (handle) => {
+      while ((await handle.query(getStatus)).stage !== 'needs-review') await sleep(100);
+      const propose = { note: 'paid back by cheque', operator: 'ana' };
+      await handle.executeUpdate(resolveManually, { args: [propose] });
+      await handle.executeUpdate(rejectResolution, {
+        args: [{ operator: 'ben', note: 'no cheque on record' }],
+      });
+      await handle.executeUpdate(resolveManually, { args: [propose] });
+      await handle.executeUpdate(approveResolution, { args: [{ operator: 'ben' }] });
     },
   },
 ];

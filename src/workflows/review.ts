@@ -1,28 +1,48 @@
 // Human review: a refund that cannot complete parks the transfer in `needs-review`, and
-// an operator's update (retryRefund, refundTo, resolveManually) decides what comes next.
+// an operator's update (retryRefund, refundTo, or a manual resolution that a second
+// operator approves) decides what comes next.
 import {
   CancellationScope,
   condition,
+  isCancellation,
   log,
   metricMeter,
+  patched,
   proxyActivities,
   setHandler,
+  sleep,
 } from '@temporalio/workflow';
 import {
+  approveResolution,
   chainMessages,
   type OperatorDecision,
   refundTo,
+  rejectResolution,
   resolveManually,
   retryRefund,
   type TransferView,
 } from '../contract';
+import type { ReviewNotice } from '../activities';
 import { isDefinite } from './failures';
 import { setStage, type Activities, type Transfer } from './state';
 
+/** Transfers that park from this change on: a manual resolution needs a second operator. */
+export const FOUR_EYES = 'four-eyes';
+/** The same: notices to operators are sent beside the wait for a decision, never before it. */
+export const NOTICES_IN_BACKGROUND = 'notices-in-background';
+
+const activityOptions = { startToCloseTimeout: '10 seconds' } as const;
 const { refundAccounts, notifyOperator } = proxyActivities<Activities>({
-  startToCloseTimeout: '10 seconds',
+  ...activityOptions,
   retry: { maximumInterval: '1 minute' },
 });
+// One attempt each: the workflow retries a notice itself, so that it can count the failures.
+const { notifyOperator: notifyOnce } = proxyActivities<Activities>({
+  ...activityOptions,
+  retry: { maximumAttempts: 1 },
+});
+/** The longest pause between two tries of a notice that keeps failing. */
+const NOTICE_BACKOFF_CAP_MS = 5 * 60_000;
 
 /**
  * An operator's decision and how far it got: `pending` from its update until the workflow
@@ -45,14 +65,29 @@ export async function waitForOperator(
     ? `The refund to ${failedAccount} was refused: ${chainMessages(failure)}`
     : `The refund kept failing for ${String(transfer.policy.reviewAfter)}: ${chainMessages(failure)}`;
   const accounts = (await refundAccounts(details)).filter((account) => account !== failedAccount);
+  // Decided here, before the stage shows review, so that the validators see it.
+  transfer.fourEyes = patched(FOUR_EYES);
+  const inBackground = patched(NOTICES_IN_BACKGROUND);
   status.review = { reason, failedAccount, accounts, reminders: 0 };
   setStage(transfer, 'needs-review');
   decisionCarriedOut(transfer); // an operator's retry that failed again is carried out too
   countReview();
-  await notifyOperator({ details, reason, reminder: 0 });
-  while (!(await condition(() => transfer.decision?.state === 'pending', transfer.policy.remindEvery))) {
-    status.review.reminders++;
-    await notifyOperator({ details, reason, reminder: status.review.reminders });
+  const pending = () => transfer.decision?.state === 'pending';
+  if (inBackground) {
+    let notices = sendNotice(transfer, { details, reason, reminder: 0 });
+    while (!(await condition(pending, transfer.policy.remindEvery))) {
+      notices.cancel(); // the reminder replaces a notice still being retried
+      status.review.reminders++;
+      notices = sendNotice(transfer, { details, reason, reminder: status.review.reminders });
+    }
+    notices.cancel();
+  } else {
+    // Before the change: each notice had to go through before a decision was taken up.
+    await notifyOperator({ details, reason, reminder: 0 });
+    while (!(await condition(pending, transfer.policy.remindEvery))) {
+      status.review.reminders++;
+      await notifyOperator({ details, reason, reminder: status.review.reminders });
+    }
   }
   transfer.decision!.state = 'taken';
   const decision = transfer.decision!.what;
@@ -60,6 +95,34 @@ export async function waitForOperator(
   status.review = undefined;
   log.info(`Operator decision: ${JSON.stringify(decision)}`, { referenceId: details.referenceId });
   return decision;
+}
+
+/**
+ * Sends a notice beside the wait, trying again with backoff until it goes through or the
+ * returned scope is cancelled; each failed try is counted in the status and a metric.
+ */
+function sendNotice(transfer: Transfer, notice: ReviewNotice): CancellationScope {
+  const notices = (transfer.status.notices ??= { sent: 0, failed: 0 });
+  const scope = new CancellationScope();
+  const trying = scope.run(async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await notifyOnce(notice);
+        notices.sent++;
+        return;
+      } catch (err) {
+        if (isCancellation(err)) return;
+        notices.failed++;
+        countFailedNotice();
+        log.warn(`Notice to operators failed (try ${attempt}), trying again: ${chainMessages(err)}`, {
+          referenceId: notice.details.referenceId,
+        });
+      }
+      await sleep(Math.min(1000 * 2 ** attempt, NOTICE_BACKOFF_CAP_MS));
+    }
+  });
+  trying.catch(() => undefined); // cancelled while it waited to try again
+  return scope;
 }
 
 /** The operator's updates, each with a validator: only a transfer in review takes one. */
@@ -82,27 +145,45 @@ export function setReviewHandlers(transfer: Transfer): void {
       await condition(() => decision.state === 'done');
       return status;
     });
-  setHandler(retryRefund, () => decide({ action: 'retryRefund' }), { validator: inReview });
-  setHandler(refundTo, ({ account }) => decide({ action: 'refundTo', account: account.trim() }), {
-    // Clients send JSON: check what arrived, not only what the TypeScript signature says.
-    validator: (input?: { account?: unknown }) => {
-      inReview();
-      const account = typeof input?.account === 'string' ? input.account.trim() : '';
-      if (!account) throw new Error('refundTo needs an account.');
-      if (account === status.review?.failedAccount) {
-        throw new Error(`The refund just failed on ${account}: choose another account.`);
-      }
-      if (!status.review?.accounts.includes(account)) {
-        throw new Error(
-          `Unknown account ${account}. The refund can go to: ${status.review?.accounts.join(', ') || 'no other open account'}.`,
-        );
-      }
+  const who = (operator: unknown) =>
+    typeof operator === 'string' && operator.trim() ? operator.trim() : undefined;
+  setHandler(
+    retryRefund,
+    // Histories from before the operator was named send no argument at all.
+    (input: { operator?: string } | undefined) =>
+      decide({ action: 'retryRefund', ...named(who(input?.operator)) }),
+    { validator: (_input: { operator?: string } | undefined) => inReview() },
+  );
+  setHandler(
+    refundTo,
+    ({ account, operator }) =>
+      decide({ action: 'refundTo', account: account.trim(), ...named(who(operator)) }),
+    {
+      // Clients send JSON: check what arrived, not only what the TypeScript signature says.
+      validator: (input?: { account?: unknown }) => {
+        inReview();
+        const account = typeof input?.account === 'string' ? input.account.trim() : '';
+        if (!account) throw new Error('refundTo needs an account.');
+        if (account === status.review?.failedAccount) {
+          throw new Error(`The refund just failed on ${account}: choose another account.`);
+        }
+        if (!status.review?.accounts.includes(account)) {
+          throw new Error(
+            `Unknown account ${account}. The refund can go to: ${status.review?.accounts.join(', ') || 'no other open account'}.`,
+          );
+        }
+      },
     },
-  });
+  );
   setHandler(
     resolveManually,
-    ({ note, operator }) =>
-      decide({ action: 'resolveManually', note: note.trim(), operator: operator.trim() }),
+    ({ note, operator }) => {
+      const proposal = { note: note.trim(), operator: operator.trim() };
+      if (!transfer.fourEyes) return decide({ action: 'resolveManually', ...proposal });
+      status.review!.proposal = { ...proposal, at: new Date().toISOString() };
+      log.info(`${proposal.operator} proposes a manual resolution: ${proposal.note}`);
+      return Promise.resolve(status);
+    },
     {
       validator: (input?: { note?: unknown; operator?: unknown }) => {
         inReview();
@@ -110,17 +191,93 @@ export function setReviewHandlers(transfer: Transfer): void {
         if (typeof note !== 'string' || !note.trim()) {
           throw new Error('resolveManually needs a note saying what was done.');
         }
-        if (typeof operator !== 'string' || !operator.trim()) {
-          throw new Error('resolveManually needs the name of the operator.');
+        if (!who(operator)) throw new Error('resolveManually needs the name of the operator.');
+        const waiting = status.review?.proposal;
+        if (waiting) {
+          throw new Error(
+            `${waiting.operator}'s manual resolution waits for approval: approve or reject it first.`,
+          );
+        }
+      },
+    },
+  );
+  /** A second operator's validator: a proposal waits, and they name themselves. */
+  const proposalWaits = (operator: unknown, verb: string) => {
+    inReview();
+    if (!transfer.fourEyes) {
+      throw new Error(
+        `This transfer parked before four eyes: resolveManually acts alone, with nothing to ${verb}.`,
+      );
+    }
+    if (!status.review?.proposal) throw new Error(`No manual resolution waits to ${verb}.`);
+    if (!who(operator)) throw new Error(`${verb} needs the name of the operator.`);
+  };
+  setHandler(
+    approveResolution,
+    ({ operator }) => {
+      const proposal = status.review!.proposal!;
+      return decide({
+        action: 'resolveManually',
+        note: proposal.note,
+        operator: proposal.operator,
+        proposedAt: proposal.at,
+        approvedBy: operator.trim(),
+        approvedAt: new Date().toISOString(),
+      });
+    },
+    {
+      validator: (input?: { operator?: unknown }) => {
+        proposalWaits(input?.operator, 'approve');
+        const proposer = status.review!.proposal!.operator;
+        if (who(input?.operator) === proposer) {
+          throw new Error(`${proposer} proposed this resolution: another operator must approve it.`);
+        }
+      },
+    },
+  );
+  setHandler(
+    rejectResolution,
+    ({ operator, note }) => {
+      const review = status.review!;
+      review.rejected = {
+        ...review.proposal!,
+        rejectedBy: operator.trim(),
+        rejectedAt: new Date().toISOString(),
+        note: `${review.proposal!.note} (rejected: ${note.trim()})`,
+      };
+      review.proposal = undefined;
+      log.info(`${operator.trim()} rejects the manual resolution: ${note.trim()}`);
+      return Promise.resolve(status);
+    },
+    {
+      validator: (input?: { operator?: unknown; note?: unknown }) => {
+        proposalWaits(input?.operator, 'reject');
+        if (typeof input?.note !== 'string' || !input.note.trim()) {
+          throw new Error('rejectResolution needs a note saying why.');
         }
       },
     },
   );
 }
 
+/** `{ operator }` when one was named: old clients name none. */
+function named(operator: string | undefined): { operator?: string } {
+  return operator ? { operator } : {};
+}
+
 /** The one place a decision is marked carried out: when the transfer parks again, or ends. */
 export function decisionCarriedOut(transfer: Transfer): void {
   if (transfer.decision?.state === 'taken') transfer.decision.state = 'done';
+}
+
+function countFailedNotice(): void {
+  metricMeter
+    .createCounter(
+      'money_transfer_notices_failed',
+      'notices',
+      'Tries of a notice to operators that failed; each is tried again beside the wait for a decision',
+    )
+    .add(1);
 }
 
 function countReview(): void {

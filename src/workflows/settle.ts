@@ -86,7 +86,7 @@ export async function settleFailedStep(
           status.owed = undefined;
           throw ApplicationFailure.create({
             type: 'ResolvedManually',
-            message: `Resolved manually by ${decision.operator}: ${decision.note}`,
+            message: `Resolved manually by ${decision.operator}${decision.approvedBy ? `, approved by ${decision.approvedBy}` : ''}: ${decision.note}`,
             nonRetryable: true,
             cause: stepFailure instanceof Error ? stepFailure : undefined,
           });

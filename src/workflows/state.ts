@@ -28,6 +28,8 @@ export interface Transfer {
   policyGiven: unknown;
   policy: Required<ReviewPolicy>;
   decision?: Decision;
+  /** Set when it parks: true from the `four-eyes` patch on, so a manual resolution needs two operators. */
+  fourEyes?: boolean;
   /** The TransferStatus search attribute's value now. */
   shown?: string;
 }
@@ -57,8 +59,8 @@ export function setStage(transfer: Transfer, stage: TransferStage): void {
     refunding: `Putting ${details.amount} back: settling the failed step, then refunding. This retries until it is done.`,
     'needs-review':
       `**Needs review.** ${details.amount} is owed to ${details.sourceAccount}. ${status.review?.reason ?? ''}\n\n` +
-      'An operator can: `retryRefund`, `refundTo` another account, or `resolveManually` with a note ' +
-      '(see `npm run review -- --help`).',
+      'An operator can: `retryRefund`, `refundTo` another account, or propose `resolveManually` with a ' +
+      'note, which a second operator approves (see `npm run review -- --help`).',
   };
   setCurrentDetails(`**${stage}**: ${what}\n\n${next[stage] ?? ''}`);
 }

@@ -168,8 +168,33 @@ describe('README', () => {
           ['resolve', 'pay-invoice-705', '--note', 'Refunded by cheque 1001', '--operator', 'alice'],
           env,
         );
-        expect(resolve.stdout.trimEnd()).toMatch(samplePattern(sample('review-resolve')));
+        const at = (name: string): Array<[string, string]> =>
+          [...sample(name).matchAll(/\d{4}-\d\d-\d\dT[\d:.]+Z/g)].map(([time]) => [
+            time.replace(/\./g, '\\.'),
+            String.raw`[\d:.TZ-]+`,
+          ]);
+        expect(resolve.stdout.trimEnd()).toMatch(
+          samplePattern(sample('review-resolve'), at('review-resolve')),
+        );
         expect(resolve.code).toBe(0);
+        const self = await runScript(
+          'src/review-cli.js',
+          ['approve', 'pay-invoice-705', '--operator', 'alice'],
+          env,
+        );
+        expect({ code: self.code, stderr: self.stderr.trimEnd() }).toEqual({
+          code: 1,
+          stderr: sample('review-approve-own'),
+        });
+        const approve = await runScript(
+          'src/review-cli.js',
+          ['approve', 'pay-invoice-705', '--operator', 'bob'],
+          env,
+        );
+        expect(approve.stdout.trimEnd()).toMatch(
+          samplePattern(sample('review-approve'), at('review-approve')),
+        );
+        expect(approve.code).toBe(0);
         expect((await starter.exited).code).toBe(1);
         expect(starter.stdout.trimEnd()).toMatch(samplePattern(sample('starter-review')));
       });

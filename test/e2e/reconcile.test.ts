@@ -230,6 +230,12 @@ test('terminated at each stage: reconcile finds exactly those that left money ou
       env(taskQueue),
     );
     expect(resolve.code).toBe(0);
+    const approve = await runScript(
+      'src/review-cli.js',
+      ['approve', s.resolved.workflowId, '--operator', 'ben'],
+      env(taskQueue),
+    );
+    expect(approve.code).toBe(0);
     await handles.resolved.result().catch(() => undefined);
 
     // The command an operator runs: exactly the four that left money out, and exit 1.
@@ -242,7 +248,7 @@ test('terminated at each stage: reconcile finds exactly those that left money ou
       expect(found.stdout).toContain(`  ${s[name].workflowId}  TERMINATED`);
     }
     expect(found.stdout).toContain(
-      `  ${s.resolved.workflowId}  -100  Resolved manually by ana: paid by cheque 118`,
+      `  ${s.resolved.workflowId}  -100  Resolved manually by ana, approved by ben: paid by cheque 118`,
     );
     expect(found.stdout).toContain('The books do not agree: 4 stranded, 0 orphaned.');
     const json = await runScript('src/reconcile.js', ['--json'], env(taskQueue));

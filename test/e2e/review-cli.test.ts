@@ -92,7 +92,7 @@ test('list finds exactly the parked transfers; show, retry, refund-to and resolv
     });
 
     for (const handle of [a, b]) {
-      const resolved = await review(
+      const proposed = await review(
         'resolve',
         handle.workflowId,
         '--note',
@@ -100,10 +100,20 @@ test('list finds exactly the parked transfers; show, retry, refund-to and resolv
         '--operator',
         'bob',
       );
-      expect(resolved.code).toBe(0);
-      expect(resolved.stdout).toMatch(/^Stage: failed\n/);
-      expect(resolved.stdout).toContain(
-        'Resolution: {"action":"resolveManually","note":"Paid back by cheque 1001","operator":"bob"}',
+      expect(proposed.code).toBe(0);
+      expect(proposed.stdout).toMatch(/^Stage: needs-review\n/);
+      expect(proposed.stdout).toMatch(
+        /\nProposed by bob at \S+: resolve manually \(Paid back by cheque 1001\)/,
+      );
+      expect(await review('approve', handle.workflowId, '--operator', 'bob')).toMatchObject({
+        code: 1,
+        stderr: 'Refused: bob proposed this resolution: another operator must approve it.\n',
+      });
+      const approved = await review('approve', handle.workflowId, '--operator', 'carol');
+      expect(approved.code).toBe(0);
+      expect(approved.stdout).toMatch(/^Stage: failed\n/);
+      expect(approved.stdout).toMatch(
+        /Resolution: \{"action":"resolveManually","note":"Paid back by cheque 1001","operator":"bob","proposedAt":"[^"]+","approvedBy":"carol","approvedAt":"[^"]+"\}/,
       );
     }
 

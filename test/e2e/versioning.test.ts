@@ -174,8 +174,10 @@ describe('the deploy drill (README "Ship a change while transfers wait")', () =>
       );
 
       // The operator resolves it; v1 runs the update and the end of the workflow.
-      const resolve = await runScript('src/review-cli.js', reviewArgs(), env);
-      expect(resolve.code).toBe(0); // the status below holds the resolution
+      for (const args of reviewCommands()) {
+        const review = await runScript('src/review-cli.js', args, env);
+        expect({ args, code: review.code }).toEqual({ args, code: 0 }); // the status below holds the resolution
+      }
       expect((await parked.exited).code).toBe(1);
       expect(parked.stdout.trimEnd()).toMatch(samplePattern(sample('versioning-starter-v1')));
       expect(await shell(commandBefore('versioning-history-v1'))).toBe(sample('versioning-history-v1'));
@@ -227,13 +229,16 @@ function starterArgs(workflowId: string): string[] {
   return match[1]!.split(' ');
 }
 
-/** The README's `npm run review -- resolve ...` command of the drill, as arguments. */
-function reviewArgs(): string[] {
+/** The drill's `npm run review -- ...` commands after v1 drains (resolve, approve), as arguments. */
+function reviewCommands(): string[][] {
   const section = DRILL.slice(DRILL.indexOf('<!-- sample: versioning-draining -->'));
-  const match = /```sh\nnpm run review -- (resolve pay-invoice-706 .*)\n```/.exec(section);
-  if (!match)
+  const block = /```sh\n(npm run review -- resolve pay-invoice-706 [\s\S]*?)\n```/.exec(section);
+  if (!block)
     throw new Error('the drill shows no `npm run review -- resolve pay-invoice-706` after v1 drains');
-  return [...match[1]!.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+  return block[1]!.split('\n').map((line) => {
+    const args = line.replace(/^npm run review -- /, '');
+    return [...args.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+  });
 }
 
 async function waitForStage(handle: WorkflowHandle<typeof moneyTransfer>, stage: string): Promise<void> {

@@ -821,7 +821,7 @@ export function reviewDesk(options: DeskOptions): {
         after =
           action === 'refundTo'
             ? await handle.executeUpdate(refundTo, { args: [{ account }] })
-            : await handle.executeUpdate(retryRefund);
+            : await handle.executeUpdate(retryRefund, { args: [{}] });
       } catch (err) {
         if (
           err instanceof WorkflowUpdateFailedError &&

@@ -109,15 +109,21 @@ test('a parked transfer: found by TransferStatus in the list, its metadata shown
         env,
       );
       expect(resolved.code).toBe(0);
+      const approved = await runScript(
+        'src/review-cli.js',
+        ['approve', WORKFLOW_ID, '--operator', 'bob'],
+        env,
+      );
+      expect(approved.code).toBe(0);
       expect((await starter.exited).code).toBe(1);
       const failure = await handle.result().catch((err: unknown) => (err as { cause?: unknown }).cause);
       expect(failure).toMatchObject({
         type: 'ResolvedManually',
-        message: 'Resolved manually by alice: Refunded by cheque 1001',
+        message: 'Resolved manually by alice, approved by bob: Refunded by cheque 1001',
       });
 
       await page.goto(link, { waitUntil: 'domcontentloaded' });
-      await waitForText(page, 'Resolved manually by alice: Refunded by cheque 1001');
+      await waitForText(page, 'Resolved manually by alice, approved by bob: Refunded by cheque 1001');
       expect(await text(page)).toMatch(/\nFailed\npay-invoice-704\n/);
       await page.screenshot({ path: path.join(SCREENSHOTS, 'review-resolved.png'), fullPage: true });
       await page.close();

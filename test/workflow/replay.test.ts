@@ -19,6 +19,10 @@ const HISTORY_FILES = [
   'settle-withdrawal-posted-refunded.json',
   'settle-deposit-posted-after-all.json',
   'review-retry-refund.json',
+  'review-four-eyes.json',
+  // Recorded before four eyes and notices in the background: they replay the old way.
+  'review-retry-refund-before-four-eyes.json',
+  'review-resolve-manually-before-four-eyes.json',
 ];
 
 test('the committed histories cover each kind of transfer, each settle path and the review path', () => {

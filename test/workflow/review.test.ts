@@ -7,11 +7,15 @@ import { parseFaults, UnreliableBank } from '../../src/bank/faults';
 import { RefuseFirstRefundBank } from '../../tools/export-histories';
 import { MemoryStore } from '../../src/bank/store';
 import { BankingService } from '../../src/bank/banking-service';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import {
+  approveResolution,
   getStatus,
   InvalidAccountError,
   type PaymentDetails,
   refundTo,
+  rejectResolution,
   resolveManually,
   retryRefund,
   type ReviewPolicy,
@@ -191,7 +195,7 @@ describe('entering review', () => {
       await sleep(500);
       expect(await handle.query(getStatus)).toMatchObject({ stage: 'needs-review', cancelRequested: true });
       expect((await handle.describe()).status.name).toBe('RUNNING');
-      await handle.executeUpdate(retryRefund);
+      await handle.executeUpdate(retryRefund, { args: [{}] });
       const error = await failure(handle);
       expect(error.cause).toMatchObject({ activityType: 'deposit' });
       expect(Object.fromEntries(await bank.balances())).toEqual({ '85-150': 2000, '43-812': 0 });
@@ -204,7 +208,7 @@ describe('operator updates', () => {
     const bank = new RefuseFirstRefundBank('bank', { faults: parseFaults('deposit:reject') });
     await withTransfer(bank, async (handle, details) => {
       await until(handle, 'needs-review');
-      const status = await handle.executeUpdate(retryRefund);
+      const status = await handle.executeUpdate(retryRefund, { args: [{}] });
       expect(status).toMatchObject({
         stage: 'failed',
         settlement: 'refunded',
@@ -246,26 +250,130 @@ describe('operator updates', () => {
     });
   });
 
-  test('resolveManually: no money moves; the note and operator are in the status and the failure', async () => {
+  test('four eyes: alice proposes, cannot approve herself, bob rejects, alice proposes again, bob approves; both names and times are in history', async () => {
     const bank = new ClosingBank('bank', { store: new MemoryStore(accounts()) });
     await withTransfer(bank, async (handle) => {
       await until(handle, 'needs-review');
-      const status = await handle.executeUpdate(resolveManually, {
+      const proposed = await handle.executeUpdate(resolveManually, {
         args: [{ note: 'Refunded by cheque 1001', operator: 'alice' }],
       });
-      expect(status).toMatchObject({
+      expect(proposed).toMatchObject({
+        stage: 'needs-review',
+        review: { proposal: { note: 'Refunded by cheque 1001', operator: 'alice', at: expect.any(String) } },
+      });
+      await expect(
+        handle.executeUpdate(approveResolution, { args: [{ operator: 'alice' }] }),
+      ).rejects.toMatchObject({
+        cause: { message: 'alice proposed this resolution: another operator must approve it.' },
+      });
+      await expect(
+        handle.executeUpdate(resolveManually, { args: [{ note: 'another idea', operator: 'carol' }] }),
+      ).rejects.toMatchObject({
+        cause: { message: "alice's manual resolution waits for approval: approve or reject it first." },
+      });
+      const rejected = await handle.executeUpdate(rejectResolution, {
+        args: [{ operator: 'bob', note: 'no cheque on record' }],
+      });
+      expect(rejected.stage).toBe('needs-review');
+      expect(rejected.review).toMatchObject({
+        rejected: {
+          operator: 'alice',
+          rejectedBy: 'bob',
+          note: expect.stringContaining('no cheque on record'),
+        },
+      });
+      expect(rejected.review!.proposal).toBeUndefined();
+      await handle.executeUpdate(resolveManually, {
+        args: [{ note: 'Refunded by cheque 1002', operator: 'alice' }],
+      });
+      const approved = await handle.executeUpdate(approveResolution, { args: [{ operator: 'bob' }] });
+      expect(approved).toMatchObject({
         stage: 'failed',
-        resolution: { action: 'resolveManually', note: 'Refunded by cheque 1001', operator: 'alice' },
+        resolution: {
+          action: 'resolveManually',
+          note: 'Refunded by cheque 1002',
+          operator: 'alice',
+          approvedBy: 'bob',
+          proposedAt: expect.any(String),
+          approvedAt: expect.any(String),
+        },
       });
       const error = await failure(handle);
       expect(error.cause).toBeInstanceOf(ApplicationFailure);
       expect(error.cause).toMatchObject({
         type: 'ResolvedManually',
-        message: 'Resolved manually by alice: Refunded by cheque 1001',
+        message: 'Resolved manually by alice, approved by bob: Refunded by cheque 1002',
       });
       expect(error.cause?.cause).toMatchObject({ activityType: 'deposit' });
       expect(Object.fromEntries(await bank.balances())).toEqual({ '85-150': 1750, '43-812': 0, '85-999': 0 });
+      // History: who asked for what, in order (accepted updates only), and the four-eyes marker.
+      const { events } = await handle.fetchHistory();
+      const accepted = (events ?? []).flatMap((e) => {
+        const request = e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest;
+        if (!request) return [];
+        const arg = defaultPayloadConverter.fromPayload<{ operator: string }>(
+          request.input!.args!.payloads![0]!,
+        );
+        return [`${request.input!.name} by ${arg.operator}`];
+      });
+      console.log('Four eyes, from history:', accepted.join('; '));
+      expect(accepted).toEqual([
+        'resolveManually by alice',
+        'rejectResolution by bob',
+        'resolveManually by alice',
+        'approveResolution by bob',
+      ]);
+      const markers = (events ?? []).flatMap((e) =>
+        Object.values(e.markerRecordedEventAttributes?.details ?? {}).flatMap((payloads) =>
+          (payloads.payloads ?? []).map((p) => Buffer.from(p.data ?? []).toString()),
+        ),
+      );
+      console.log('Markers:', markers.join(' '));
+      for (const patch of ['four-eyes', 'notices-in-background']) {
+        expect(markers.some((m) => m.includes(`"${patch}"`))).toBe(true);
+      }
     });
+  });
+
+  test('a webhook answering 503 throughout holds up no decision: the retry is carried out at once, and the failed notices are counted', async () => {
+    let calls = 0;
+    const webhook = createServer((_req, res) => {
+      calls++;
+      res.writeHead(503).end();
+    });
+    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    const webhookUrl = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/`;
+    try {
+      const bank = new RefuseFirstRefundBank('bank', { faults: parseFaults('deposit:reject') });
+      const details = transferDetails();
+      await temporal().withWorker(createActivities(bank, { webhookUrl }), async (taskQueue) => {
+        const handle = await temporal().client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
+          taskQueue,
+          workflowId: uniqueId('review-webhook'),
+          args: [details],
+          ...transferStartOptions(),
+        });
+        await until(handle, 'needs-review');
+        while ((await handle.query(getStatus)).notices?.failed === undefined) await sleep(50);
+        const decided = Date.now();
+        const status = await handle.executeUpdate(retryRefund, { args: [{ operator: 'alice' }] });
+        const tookMs = Date.now() - decided;
+        const result = await handle.result().catch((err: unknown) => err);
+        console.log(
+          `Webhook 503 throughout: retryRefund carried out in ${tookMs} ms; ${calls} webhook calls, ` +
+            `notices ${JSON.stringify(status.notices)}`,
+        );
+        expect(status).toMatchObject({ resolution: { action: 'retryRefund', operator: 'alice' } });
+        expect(status.refundId).toEqual(expect.any(String));
+        expect(tookMs).toBeLessThan(5000);
+        expect(status.notices).toMatchObject({ sent: 0, failed: expect.any(Number) });
+        expect(status.notices!.failed).toBeGreaterThanOrEqual(1);
+        expect(result).toBeInstanceOf(WorkflowFailedError); // the deposit was refused; the money went back
+        expect(Object.fromEntries(await bank.balances())).toMatchObject({ '85-150': 2000 });
+      });
+    } finally {
+      await new Promise((resolve) => webhook.close(resolve));
+    }
   });
 });
 
@@ -292,6 +400,16 @@ describe('validators: rejected with a clear message, nothing written to history'
       'The refund just failed on 85-150: choose another account.',
     ],
     ['no account at all', () => [refundTo, {}], 'refundTo needs an account.'],
+    [
+      'approving with no proposal',
+      () => [approveResolution, { operator: 'bob' }],
+      'No manual resolution waits to approve.',
+    ],
+    [
+      'rejecting with no proposal',
+      () => [rejectResolution, { operator: 'bob', note: 'no' }],
+      'No manual resolution waits to reject.',
+    ],
   ] as const)('%s', async (_, update, message) => {
     const bank = new ClosingBank('bank', { store: new MemoryStore(accounts()) });
     await withTransfer(bank, async (handle) => {
@@ -313,7 +431,9 @@ describe('validators: rejected with a clear message, nothing written to history'
     await withTransfer(bank, async (handle) => {
       await until(handle, 'withdrawing');
       const message = 'This transfer is not waiting for review (stage: withdrawing).';
-      await expect(handle.executeUpdate(retryRefund)).rejects.toMatchObject({ cause: { message } });
+      await expect(handle.executeUpdate(retryRefund, { args: [{}] })).rejects.toMatchObject({
+        cause: { message },
+      });
       await expect(handle.executeUpdate(refundTo, { args: [{ account: '85-999' }] })).rejects.toMatchObject({
         cause: { message },
       });
@@ -350,7 +470,7 @@ test('TransferStatus: started from the start options, then written only from ref
   const parked = new RefuseFirstRefundBank('bank', { faults: parseFaults('deposit:reject') });
   const reviewed = await withTransfer(parked, async (handle) => {
     await until(handle, 'needs-review');
-    await handle.executeUpdate(retryRefund);
+    await handle.executeUpdate(retryRefund, { args: [{}] });
     await handle.result().catch(() => undefined);
     return upsertedStages(handle);
   });
