@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { prng } from '../../src/bank/faults';
+import { openApiDoor } from './api-door';
 import { uniqueId } from './helpers';
 import {
   checkTheRun,
@@ -83,7 +84,10 @@ export async function propertyRun(size: PropertySize, options: PropertyOptions):
     parksWanted: Math.max(2, Math.round(transfers / 40)),
     reviewCli: options.reviewCli,
   });
+  // About a third of the payments come through `npm run api`, as from a calling service.
+  const api = await openApiDoor(options.address, taskQueue);
   const result = await runScenario({
+    api,
     plans,
     address: options.address,
     bankDb,
@@ -96,7 +100,7 @@ export async function propertyRun(size: PropertySize, options: PropertyOptions):
     random,
     deadlineMs: options.deadlineMs ?? 600_000,
     alongside: desk.alongside,
-  });
+  }).finally(() => api.close());
   const bank = await readBank(bankDb);
   const reconcileStarted = Date.now();
   const books = await reconcileWithCli(options.address, bankDb);
@@ -110,7 +114,7 @@ export async function propertyRun(size: PropertySize, options: PropertyOptions):
   );
   // At 40 transfers and up: each kind of fault came up, transfers parked, and both kinds
   // of Update ended a review.
-  checkTheRun(result, desk.report, bank, books, { kills, large: transfers >= 40, taskQueue });
+  checkTheRun(result, desk.report, bank, books, { kills, large: transfers >= 40 });
   return result;
 }
 

@@ -33,6 +33,7 @@ import {
 } from '../../src/contract';
 import type { Finding, Reconciliation } from '../../src/reconcile';
 import type { moneyTransfer } from '../../src/workflows';
+import type { ApiDoor, ApiFacts } from './api-door';
 import { ScriptProcess, sleep, voidedReferences } from './helpers';
 
 export type Kind = 'ok' | 'insufficient' | 'invalid-source' | 'invalid-target';
@@ -48,6 +49,12 @@ export interface Plan {
    * settles it with `npm run review -- settle`, as docs/operations.md says.
    */
   terminateAfterMs?: number;
+  /**
+   * Sent through the HTTP API, when the run has it: POSTed again after each of
+   * `retriesAfterMs`, as a client retries, and the first POST given up on after
+   * `firstTimeoutMs`, as a client that timed out.
+   */
+  viaApi?: { retriesAfterMs: number[]; firstTimeoutMs?: number };
 }
 /** `terminated`: terminated, then settled by an operator's run; its result is the settling run's. */
 type End = 'completed' | 'failed' | 'cancelled' | 'terminated' | 'open';
@@ -81,7 +88,8 @@ export function planTransfer(kind: Kind, i: number, run: string, amount: number)
  * The property generator: mostly transfers the bank can take, some it must refuse, about
  * one in ten cancelled at a random moment, about one in seven submitted again under
  * other workflow ids, and a few terminated (one in 25 at once, one in 30 at a random
- * moment). The same `random` stream gives the same plans.
+ * moment). About one in three goes through the HTTP API, with retried POSTs. The same
+ * `random` stream gives the same plans.
  */
 export function randomPlans(random: () => number, size: number, run: string): Plan[] {
   return Array.from({ length: size }, (_, i) => {
@@ -96,7 +104,16 @@ export function randomPlans(random: () => number, size: number, run: string): Pl
     // One in 25 is terminated as soon as it starts, so that a run always has one to settle.
     const drawn = random() < 1 / 30 ? Math.floor(random() * 8000) : undefined;
     const terminateAfterMs = i % 25 === 12 ? 0 : drawn;
-    return { kind, details, cancelAfterMs, duplicatesAfterMs, terminateAfterMs };
+    const viaApi =
+      random() < 0.35
+        ? {
+            retriesAfterMs: Array.from({ length: 1 + Math.floor(random() * 2) }, () =>
+              Math.floor(random() * 5000),
+            ),
+            firstTimeoutMs: random() < 0.5 ? 50 + Math.floor(random() * 1500) : undefined,
+          }
+        : undefined;
+    return { kind, details, cancelAfterMs, duplicatesAfterMs, terminateAfterMs, viaApi };
   });
 }
 
@@ -130,6 +147,8 @@ export interface Scenario {
   deadlineMs: number;
   /** Runs alongside the transfers from the first start until all closed; its failure ends the run. */
   alongside?: (run: Run) => Promise<void>;
+  /** The HTTP API, for the plans with `viaApi`; restarted once halfway through the starts. */
+  api?: ApiDoor;
 }
 
 export interface ScenarioResult {
@@ -147,6 +166,8 @@ export interface ScenarioResult {
   disruptions: Map<string, number>;
   /** Worker processes that exited without being killed on purpose, with the end of their stderr. */
   unplannedExits: string[];
+  /** What the POSTs met, when the run had the API. */
+  api?: ApiFacts;
 }
 
 type Started = Plan & {
@@ -301,30 +322,49 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
             ? client.workflow.getHandle<typeof moneyTransfer>(workflowId)
             : undefined,
       );
+    // The first submission: started by the client, or POSTed to the API and POSTed again.
+    const startFirst = async (i: number, plan: Plan) => {
+      const { api } = s;
+      if (!plan.viaApi || !api) return startOnce(`${s.taskQueue}-${i}`, plan.details);
+      const key = `${s.taskQueue}-${i}`;
+      api.facts.payments++;
+      for (const ms of plan.viaApi.retriesAfterMs) {
+        following.push(sleep(ms).then(() => api.post(plan.details, key)));
+      }
+      await api.post(plan.details, key, plan.viaApi.firstTimeoutMs);
+      return client.workflow.getHandle<typeof moneyTransfer>(api.transferId(key));
+    };
     const pending = [...(s.infrastructure ?? [])].sort((a, b) => a.atFraction - b.atFraction);
     const duplicates: Array<Promise<void>> = [];
+    const following: Array<Promise<void>> = [];
     for (const [i, plan] of s.plans.entries()) {
       while (pending.length > 0 && i >= Math.floor(pending[0]!.atFraction * s.plans.length)) {
         const disruption = pending.shift()!;
         await disruption.run();
         disruptions.set(disruption.name, (disruptions.get(disruption.name) ?? 0) + 1);
       }
-      const handle = await startOnce(`${s.taskQueue}-${i}`, plan.details);
-      // A cancel that comes after the end finds nothing to cancel.
-      const cancelled =
-        plan.cancelAfterMs === undefined
-          ? undefined
-          : sleep(plan.cancelAfterMs).then(() =>
-              persist(
-                () => handle.cancel().then(() => true),
-                (err) => (err instanceof WorkflowNotFoundError ? true : undefined),
-              ).then(() => undefined),
-            );
-      const terminated =
-        plan.terminateAfterMs === undefined
-          ? undefined
-          : sleep(plan.terminateAfterMs).then(() => terminateAndSettle(client, s, handle.workflowId));
-      started.push({ ...plan, copy: 0, handle, cancelled, terminated });
+      if (s.api && i === Math.floor(s.plans.length / 2)) await s.api.restart();
+      const first = startFirst(i, plan);
+      // A payment through the API is followed once its first POST has its answer.
+      const follow = first.then((handle) => {
+        // A cancel that comes after the end finds nothing to cancel.
+        const cancelled =
+          plan.cancelAfterMs === undefined
+            ? undefined
+            : sleep(plan.cancelAfterMs).then(() =>
+                persist(
+                  () => handle.cancel().then(() => true),
+                  (err) => (err instanceof WorkflowNotFoundError ? true : undefined),
+                ).then(() => undefined),
+              );
+        const terminated =
+          plan.terminateAfterMs === undefined
+            ? undefined
+            : sleep(plan.terminateAfterMs).then(() => terminateAndSettle(client, s, handle.workflowId));
+        started.push({ ...plan, copy: 0, handle, cancelled, terminated });
+      });
+      if (plan.viaApi && s.api) following.push(follow);
+      else await follow;
       // A duplicate submission: the same payment under another workflow id, as a client
       // that retries with a new id would send it.
       for (const [k, delayMs] of (plan.duplicatesAfterMs ?? []).entries()) {
@@ -338,6 +378,8 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
       await sleep(50);
     }
     await Promise.all(duplicates);
+    // Retries may be pushed while their first POSTs go on: wait until none is added.
+    for (let n = 0; n < following.length; n = following.length) await Promise.all(following);
     starting = false;
     await killer;
 
@@ -404,6 +446,7 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
           ({ slot, worker }) =>
             `worker ${slot} exited ${worker.child.exitCode}: ${worker.stderr.slice(-600)}`,
         ),
+      api: s.api?.facts,
     };
   } finally {
     over = true;
@@ -1001,15 +1044,22 @@ export function count<T extends string>(items: T[]): string {
  */
 export function summary(
   plans: readonly Plan[],
-  { closed, kills, faults }: ScenarioResult,
+  { closed, kills, faults, api }: ScenarioResult,
   report: DeskReport,
   balances: ReadonlyMap<string, number>,
 ): string {
+  const overHttp = api
+    ? `${api.payments} through the HTTP API in ${api.posts} POSTs (${[...api.answers]
+        .sort()
+        .map(([answer, n]) => `${n} × ${answer}`)
+        .join(', ')}), the API SIGKILLed ${api.restarts} time(s); `
+    : '';
   return (
     `${plans.length} payments, ${closed.length} executions ` +
     `(${closed.length - plans.length} duplicate submissions, ${closed.filter((t) => t.copy > 0 && t.end === 'completed').length} of them completed in place of the first): ` +
     `${count(closed.map(reason))}; ` +
     `${faults} faults injected, ${kills} SIGKILLs, ${plans.filter((p) => p.cancelAfterMs !== undefined).length} cancels; ` +
+    overHttp +
     `accounts closed ${report.closings} times, reopened ${report.reopenings} (${report.baitsParked} of ${report.baits} baits parked); ` +
     `${report.parked.size} transfers parked, resolved by refundTo ${report.resolved.refundTo}, retryRefund ${report.resolved.retryRefund}` +
     ` (${report.parkedAgain} parked again, ${report.raced} updates too late, ${report.queryFailures} queries failed); ` +
@@ -1028,17 +1078,25 @@ export function checkTheRun(
   report: DeskReport,
   bank: Awaited<ReturnType<typeof readBank>>,
   books: Reconciliation,
-  wanted: { kills: number; large: boolean; taskQueue: string },
+  wanted: { kills: number; large: boolean },
 ): void {
   expect(result.kills).toBeGreaterThanOrEqual(wanted.kills);
   expect(result.faults).toBeGreaterThan(0);
   // No worker died by itself: not of a bank fault, nor of its database going away.
   expect(result.unplannedExits).toEqual([]);
+  // Every POST of a payment named its one transfer; retries never made a second.
+  expect(result.api?.wrong ?? []).toEqual([]);
   // A customer sees the bank's reasons, never the database driver's class.
   const driverTypes = result.closed
     .flatMap((t) => failureTypes(t.error))
     .filter((t) => /DatabaseError/.test(t));
   expect(driverTypes).toEqual([]);
+  if (wanted.large && result.api) {
+    // Payments went through the API, with retried POSTs, across a restart of the API.
+    expect(result.api.payments).toBeGreaterThan(0);
+    expect(result.api.posts).toBeGreaterThan(result.api.payments);
+    expect(result.api.restarts).toBeGreaterThanOrEqual(1);
+  }
   if (wanted.large) {
     // Each way a bank call goes wrong, beyond a refusal, came up: failed before posting,
     // posted with its reply lost, and posted after the activity had timed out.
@@ -1048,7 +1106,8 @@ export function checkTheRun(
   checkTheMoney(result.closed, bank.entries, bank.voided, bank.balances, report.refundedTo);
   // The books agree, as `npm run reconcile` sees them: every transfer closed, and each
   // terminated one settled.
-  const mine = (group: Finding[]) => group.filter((f) => f.workflowId.startsWith(`${wanted.taskQueue}-`));
+  const ours = new Set(result.closed.map((t) => t.workflowId));
+  const mine = (group: Finding[]) => group.filter((f) => ours.has(f.workflowId));
   expect({
     stranded: books.stranded,
     orphans: books.orphans,
