@@ -5,8 +5,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Payload, PayloadCodec } from '@temporalio/common';
+import { authSettingsIfSet, jwksVerifier, type TokenVerifier } from './api/auth';
+import { Problem } from './api/problems';
 import { codecFromEnv, codecServerUrl } from './platform/codec';
-import { describeError, loadSettings } from './platform/config';
+import { describeError, loadSettings, StartupError } from './platform/config';
 
 /** A payload as protobuf JSON carries it: metadata values and data in base64. */
 interface JsonPayload {
@@ -23,7 +25,17 @@ export interface CodecServerOptions {
   host?: string;
   /** 0 picks a free port. */
   port?: number;
+  /**
+   * Checks each request's bearer token: /decode needs the scope `payloads:decode`, /encode
+   * `payloads:encode`. Without it the server is open, which it allows on loopback only.
+   */
+  verify?: TokenVerifier;
+  /** Where refusals are logged, without any payload. */
+  log?: (line: string) => void;
 }
+
+/** The scope each route needs when tokens are checked. */
+export const CODEC_SCOPES = { '/decode': 'payloads:decode', '/encode': 'payloads:encode' } as const;
 
 export interface RunningCodecServer {
   url: string;
@@ -32,12 +44,19 @@ export interface RunningCodecServer {
 
 export async function startCodecServer(options: CodecServerOptions): Promise<RunningCodecServer> {
   const origins = new Set(options.origins.map((o) => o.replace(/\/+$/, '')));
+  const host = options.host ?? '127.0.0.1';
+  if (!options.verify && !isLoopback(host)) {
+    throw new StartupError(
+      `The codec server decrypts every payload for whoever calls it: on ${host} it needs tokens. ` +
+        'Set AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE (docs/encryption.md), or bind it to 127.0.0.1.',
+    );
+  }
+  const log = options.log ?? ((line: string) => console.warn(line));
   const server: Server = createServer((req, res) => {
-    handle(options.codec, origins, req, res).catch((err: unknown) => {
+    handle(options, origins, log, req, res).catch((err: unknown) => {
       reply(res, 500, { message: describeError(err) });
     });
   });
-  const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, resolve);
@@ -54,8 +73,9 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Run
 }
 
 async function handle(
-  codec: PayloadCodec,
+  { codec, verify }: CodecServerOptions,
   origins: Set<string>,
+  log: (line: string) => void,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
@@ -77,6 +97,14 @@ async function handle(
   const path = new URL(req.url ?? '/', 'http://codec').pathname.replace(/\/+$/, '');
   if (path !== '/encode' && path !== '/decode') return reply(res, 404, { message: 'use /encode or /decode' });
   if (req.method !== 'POST') return reply(res, 405, { message: 'use POST' });
+  if (verify) {
+    const refusal = await refused(verify, req.headers.authorization, CODEC_SCOPES[path]);
+    if (refusal) {
+      // Who asked and why it was refused; never the payloads, which are not even read.
+      log(`Codec server: refused ${path} from ${origin ?? req.socket.remoteAddress}: ${refusal.message}`);
+      return reply(res, refusal.status, { message: refusal.message });
+    }
+  }
 
   let body: { payloads?: JsonPayload[] };
   try {
@@ -95,6 +123,30 @@ async function handle(
     // EncryptionError names the key id it lacks; it never carries key material.
     reply(res, 400, { message: (err as Error).message });
   }
+}
+
+/** Why a request may not use `scope`, or undefined when its token allows it. */
+async function refused(
+  verify: TokenVerifier,
+  authorization: string | undefined,
+  scope: string,
+): Promise<{ status: number; message: string } | undefined> {
+  const token = /^Bearer +(\S+)$/i.exec(authorization ?? '')?.[1];
+  if (!token) return { status: 401, message: 'a bearer token is required' };
+  try {
+    const principal = await verify(token);
+    if (!principal.scopes.has(scope)) {
+      return { status: 403, message: `the token of ${principal.subject} lacks the scope ${scope}` };
+    }
+    return undefined;
+  } catch (err) {
+    if (err instanceof Problem) return { status: err.status, message: err.detail };
+    throw err;
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -161,14 +213,21 @@ async function main(): Promise<void> {
   const settings = loadSettings();
   const wanted = new URL(codecServerUrl());
   const origins = uiOrigins(settings.webUiUrl);
+  const auth = authSettingsIfSet();
   const server = await startCodecServer({
     codec,
     origins,
     host: wanted.hostname.replace(/^\[|\]$/g, ''),
     port: Number(wanted.port || 80),
+    verify: auth && jwksVerifier(auth),
   });
   console.log(
     `Codec server at ${server.url} (POST /encode, /decode), for the Web UI at ${origins.join(', ')}.`,
+  );
+  console.log(
+    auth
+      ? `Tokens from ${auth.issuer} for ${auth.audience}: /decode needs ${CODEC_SCOPES['/decode']}, /encode ${CODEC_SCOPES['/encode']}.`
+      : 'OPEN: no AUTH_JWKS_URL, so it decodes for anyone who can reach it. Allowed on loopback, for development only.',
   );
   console.log(
     `Point the UI at it: \`npm run server\` does when PAYLOAD_KEYS_FILE is set, or start a dev server with ` +
@@ -183,7 +242,7 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((err: unknown) => {
-    console.error(describeError(err));
+    console.error(err instanceof StartupError ? err.message : describeError(err));
     process.exit(1);
   });
 }

@@ -38,6 +38,12 @@ export function authSettings(env: NodeJS.ProcessEnv = process.env): AuthSettings
   return { jwksUrl: jwksUrl!, issuer: issuer!, audience: audience! };
 }
 
+/** The same, or undefined when none of the three is set (the codec server may then run open on loopback). */
+export function authSettingsIfSet(env: NodeJS.ProcessEnv = process.env): AuthSettings | undefined {
+  if (!env.AUTH_JWKS_URL && !env.AUTH_ISSUER && !env.AUTH_AUDIENCE) return undefined;
+  return authSettings(env);
+}
+
 /** Verifies tokens against the issuer's published keys, which jose fetches and caches. */
 export function jwksVerifier(settings: AuthSettings): TokenVerifier {
   const jwks = createRemoteJWKSet(new URL(settings.jwksUrl), { timeoutDuration: 5000 });

@@ -13,8 +13,10 @@ import { BankingService } from '../../src/bank/banking-service';
 import { EncryptionCodec, KEY_ID_METADATA, newKey, readKeyRing } from '../../src/platform/codec';
 import type { PaymentDetails } from '../../src/contract';
 import {
+  freePort,
   ROOT,
   runScript,
+  ScriptProcess,
   startWorkerProcess,
   testServer,
   transferDetails,
@@ -224,3 +226,30 @@ function payloadsOf(history: temporal.api.history.v1.IHistory): temporal.api.com
   }
   return out;
 }
+
+describe('npm run codec-server', () => {
+  test('without AUTH_* it says at start that it is open, and it refuses to listen beyond loopback', async () => {
+    const port = await freePort();
+    const open = new ScriptProcess('src/codec-server.js', [], {
+      PAYLOAD_KEYS_FILE: newRing,
+      CODEC_SERVER_URL: `http://127.0.0.1:${port}`,
+      AUTH_JWKS_URL: undefined,
+      AUTH_ISSUER: undefined,
+      AUTH_AUDIENCE: undefined,
+    });
+    try {
+      await open.waitFor('OPEN: no AUTH_JWKS_URL, so it decodes for anyone who can reach it.');
+    } finally {
+      open.child.kill('SIGTERM');
+      await open.exited;
+    }
+    const wide = await runScript('src/codec-server.js', [], {
+      PAYLOAD_KEYS_FILE: newRing,
+      CODEC_SERVER_URL: `http://0.0.0.0:${port}`,
+    });
+    expect(wide.code).toBe(1);
+    expect(wide.stderr).toContain(
+      'on 0.0.0.0 it needs tokens. Set AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE',
+    );
+  });
+});

@@ -13,7 +13,10 @@ import {
   readKeyRing,
   type KeyRing,
 } from '../../src/platform/codec';
+import { generateKeyPair } from 'jose';
+import { jwksVerifier } from '../../src/api/auth';
 import { startCodecServer, uiOrigins, type RunningCodecServer } from '../../src/codec-server';
+import { signToken, startTokenIssuer, type TokenIssuer } from '../../tools/token-issuer';
 import { DEFAULT_TRANSFER } from '../../src/starter';
 
 // Test keys, generated here and never written outside a temporary directory.
@@ -25,6 +28,7 @@ const ring = (current: string, keys: Record<string, string>): KeyRing => ({
 });
 const text = (bytes: Uint8Array | null | undefined) => Buffer.from(bytes ?? []).toString();
 const input = defaultPayloadConverter.toPayload(DEFAULT_TRANSFER);
+const UI = 'http://localhost:8233';
 
 let dir: string;
 beforeAll(() => {
@@ -140,7 +144,6 @@ describe('the key ring file (PAYLOAD_KEYS_FILE)', () => {
 });
 
 describe('the codec server', () => {
-  const UI = 'http://localhost:8233';
   const codec = new EncryptionCodec(ring('k1', { k1: NEW_KEY }));
   let server: RunningCodecServer;
   beforeAll(async () => {
@@ -205,5 +208,95 @@ describe('the codec server', () => {
     const res = await post('/decode', { payloads: [json(other!)] });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { message: string }).message).toMatch(/key "k9", which the key ring/);
+  });
+});
+
+describe('the codec server with tokens', () => {
+  const codec = new EncryptionCodec(ring('k1', { k1: NEW_KEY }));
+  let issuer: TokenIssuer;
+  let server: RunningCodecServer;
+  const refusals: string[] = [];
+  beforeAll(async () => {
+    issuer = await startTokenIssuer();
+    server = await startCodecServer({
+      codec,
+      origins: uiOrigins(UI),
+      verify: jwksVerifier(issuer),
+      log: (line) => refusals.push(line),
+    });
+  });
+  afterAll(async () => {
+    await server.close();
+    await issuer.close();
+  });
+
+  const decode = async (token?: string) => {
+    const [encoded] = await codec.encode([input]);
+    const data = Buffer.from(encoded!.data!).toString('base64');
+    const res = await fetch(`${server.url}/decode`, {
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/json',
+        Origin: UI,
+        ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      },
+      body: JSON.stringify({ payloads: [{ metadata: {}, data }] }),
+    });
+    return { status: res.status, body: (await res.json()) as { message?: string }, data };
+  };
+
+  test.each([
+    ['no token', async () => undefined, 401, 'a bearer token is required'],
+    [
+      'a token signed by a key the issuer never published',
+      async () =>
+        signToken((await generateKeyPair('ES256')).privateKey, 'test', issuer.issuer, {
+          scope: 'payloads:decode',
+        }),
+      401,
+      'The token is not a valid signed JWT from the expected issuer.',
+    ],
+    [
+      'a token without payloads:decode',
+      () => issuer.sign({ subject: 'ana', scope: 'transfers:read' }),
+      403,
+      'the token of ana lacks the scope payloads:decode',
+    ],
+  ])('%s: refused, and the refusal is logged without the payload', async (_, token, status, message) => {
+    refusals.length = 0;
+    const answer = await decode(await token());
+    expect({ status: answer.status, message: answer.body.message }).toEqual({ status, message });
+    expect(refusals).toEqual([`Codec server: refused /decode from ${UI}: ${message}`]);
+    expect(refusals.join('\n')).not.toContain(answer.data);
+  });
+
+  test('a token with payloads:decode decodes', async () => {
+    const [encoded] = await codec.encode([input]);
+    const res = await fetch(`${server.url}/decode`, {
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/json',
+        Authorization: `Bearer ${await issuer.sign({ scope: 'payloads:decode' })}`,
+      },
+      body: JSON.stringify({
+        payloads: [
+          {
+            metadata: Object.fromEntries(
+              Object.entries(encoded!.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+            ),
+            data: Buffer.from(encoded!.data!).toString('base64'),
+          },
+        ],
+      }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { payloads: Array<{ data: string }> };
+    expect(JSON.parse(Buffer.from(body.payloads[0]!.data, 'base64').toString())).toEqual(DEFAULT_TRANSFER);
+  });
+
+  test('without tokens it will not listen beyond loopback', async () => {
+    await expect(startCodecServer({ codec, origins: [], host: '0.0.0.0' })).rejects.toThrow(
+      /on 0\.0\.0\.0 it needs tokens\. Set AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE/,
+    );
   });
 });
