@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { startCluster, type Cluster, type ServiceName } from '../../tools/cluster/cluster';
-import { count, OPENING, reason, total } from '../support/property';
+import { apiLine, count, OPENING, reason, total } from '../support/property';
 import { propertyRun, propertySize } from '../support/property-run';
 
 const size = propertySize('cluster', { transfers: 40, kills: 4 });
@@ -74,7 +74,7 @@ test(`cluster: ${size.transfers} transfers, ${WORKERS} workers on a PostgreSQL b
       `${plans.filter((p) => p.cancelAfterMs !== undefined).length} cancels, ${result.faults} faults injected; ` +
       `${report.parked.size} parked, resolved through npm run review: retry ${report.resolved.retryRefund}, ` +
       `refund-to ${report.resolved.refundTo}, ${report.listFailures} list runs and ${report.lostAnswers} ` +
-      `decisions lost to restarts); ${result.kills} worker kills, ` +
+      `decisions lost to restarts); ${result.api ? `${apiLine(result.api)}; ` : ''}${result.kills} worker kills, ` +
       `${(['history', 'matching', 'frontend', 'postgres'] as const).map((s) => `${result.disruptions.get(s) ?? 0} ${s} restarts`).join(', ')}; ` +
       `money before ${total(OPENING)}, after ${total(balances)}`,
     since: started, // the cluster's start included

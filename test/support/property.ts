@@ -1048,23 +1048,26 @@ export function summary(
   report: DeskReport,
   balances: ReadonlyMap<string, number>,
 ): string {
-  const overHttp = api
-    ? `${api.payments} through the HTTP API in ${api.posts} POSTs (${[...api.answers]
-        .sort()
-        .map(([answer, n]) => `${n} × ${answer}`)
-        .join(', ')}), the API SIGKILLed ${api.restarts} time(s); `
-    : '';
   return (
     `${plans.length} payments, ${closed.length} executions ` +
     `(${closed.length - plans.length} duplicate submissions, ${closed.filter((t) => t.copy > 0 && t.end === 'completed').length} of them completed in place of the first): ` +
     `${count(closed.map(reason))}; ` +
     `${faults} faults injected, ${kills} SIGKILLs, ${plans.filter((p) => p.cancelAfterMs !== undefined).length} cancels; ` +
-    overHttp +
+    (api ? `${apiLine(api)}; ` : '') +
     `accounts closed ${report.closings} times, reopened ${report.reopenings} (${report.baitsParked} of ${report.baits} baits parked); ` +
     `${report.parked.size} transfers parked, resolved by refundTo ${report.resolved.refundTo}, retryRefund ${report.resolved.retryRefund}` +
     ` (${report.parkedAgain} parked again, ${report.raced} updates too late, ${report.queryFailures} queries failed); ` +
     `money before ${total(OPENING)}, after ${total(balances)}`
   );
+}
+
+/** What the POSTs through the API met, for a run's line. */
+export function apiLine(api: ApiFacts): string {
+  const answers = [...api.answers]
+    .sort()
+    .map(([answer, n]) => `${n} × ${answer}`)
+    .join(', ');
+  return `${api.payments} through the HTTP API in ${api.posts} POSTs (${answers}), the API SIGKILLed ${api.restarts} time(s)`;
 }
 
 /**
