@@ -3,6 +3,7 @@
 // The routes are in src/api/app.ts, the reference in docs/api.md.
 import { buildApi } from './api/app';
 import { authSettings, jwksVerifier } from './api/auth';
+import { deskSettings } from './api/desk';
 import { connectClient, describeError, loadSettings, StartupError } from './platform/config';
 
 async function main(): Promise<void> {
@@ -13,14 +14,16 @@ async function main(): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new StartupError(`API_PORT must be a port number, got '${process.env.API_PORT}'.`);
   }
+  const desk = deskSettings(process.env, { host, port });
   const client = await connectClient(settings);
-  const app = await buildApi({ client, settings, verify: jwksVerifier(auth) });
+  const app = await buildApi({ client, settings, verify: jwksVerifier(auth), desk });
   await app.listen({ host, port });
   const { port: bound } = app.server.address() as { port: number };
   console.log(
     `API listening on http://${host}:${bound}: Temporal ${settings.address}, namespace ${settings.namespace}, ` +
       `task queue ${settings.taskQueue}; tokens from ${auth.issuer} for ${auth.audience}. OpenAPI: /openapi.json`,
   );
+  if (desk) console.log(`Operators' desk: ${desk.publicUrl}/desk, signing in at ${desk.issuer}.`);
   // SIGTERM drains: no new connections, the requests in flight finish, then it exits.
   const stop = (signal: string) => {
     console.log(`${signal} received: finishing the requests in flight, then stopping.`);

@@ -314,6 +314,8 @@ export interface TransferView {
     /** Where `refundTo` may send the money instead. */
     accounts: string[];
     reminders: number;
+    /** When it parked (workflow time, ISO 8601). */
+    since?: string;
     /** Four eyes: a manual resolution one operator proposed, waiting for another to approve it. */
     proposal?: Proposal;
     /** The last proposal an approver rejected, and who rejected it. */

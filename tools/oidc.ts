@@ -10,6 +10,18 @@ import path from 'node:path';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 
 export const OIDC_CLIENT_ID = 'money-transfer-local';
+/** The operators' desk: a public client that signs people in with the code flow and PKCE. */
+export const DESK_CLIENT_ID = 'money-transfer-desk';
+/**
+ * The people of the local provider and their roles (the `roles` claim). Any name signs in
+ * with any password, as oidc-provider's development login does; a name not listed here
+ * has no role.
+ */
+export const LOCAL_PEOPLE: Readonly<Record<string, readonly string[]>> = {
+  alice: ['reviewer'],
+  bob: ['approver'],
+  carol: ['reviewer', 'approver'],
+};
 export const API_AUDIENCE = 'urn:money-transfer:api';
 export const API_SCOPES = ['transfers:create', 'transfers:read', 'transfers:list'];
 
@@ -56,10 +68,14 @@ export interface RunningProvider {
   close(): Promise<void>;
 }
 
-/** Starts the provider on host:port (0 for a free port). */
+/**
+ * Starts the provider on host:port (0 for a free port). `deskUrls` are the desks allowed
+ * to sign people in (their `/desk/callback`); by default `npm run api`'s on port 8080.
+ */
 export async function startOidcProvider(
-  options: { host?: string; port?: number; files?: OidcFiles } = {},
+  options: { host?: string; port?: number; files?: OidcFiles; deskUrls?: string[] } = {},
 ): Promise<RunningProvider> {
+  const deskUrls = options.deskUrls ?? ['http://127.0.0.1:8080', 'http://localhost:8080'];
   const host = options.host ?? '127.0.0.1';
   const files = options.files ?? oidcFiles();
   const { jwk, secret } = await keysAndSecret(files);
@@ -81,15 +97,34 @@ export async function startOidcProvider(
         id_token_signed_response_alg: 'ES256',
         scope: API_SCOPES.join(' '),
       },
+      {
+        client_id: DESK_CLIENT_ID,
+        token_endpoint_auth_method: 'none', // a public client: PKCE instead of a secret
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: deskUrls.map((url) => `${url}/desk/callback`),
+        id_token_signed_response_alg: 'ES256',
+        scope: 'openid roles',
+      },
     ],
     jwks: { keys: [jwk] },
-    scopes: API_SCOPES,
+    scopes: [...API_SCOPES, 'openid', 'roles'],
+    claims: { openid: ['sub'], roles: ['roles'] },
+    // The desk reads the roles from the ID token.
+    conformIdTokenClaims: false,
+    findAccount: (_ctx, sub) => ({
+      accountId: sub,
+      claims: () => ({ sub, roles: [...(LOCAL_PEOPLE[sub] ?? [])] }),
+    }),
+    pkce: { required: () => true },
     features: {
-      devInteractions: { enabled: false },
+      // The development login: any name, any password. Local only.
+      devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        defaultResource: () => API_AUDIENCE,
+        // The service client's tokens are for the API; the desk needs only its ID token.
+        defaultResource: (_ctx, client) => (client.clientId === OIDC_CLIENT_ID ? API_AUDIENCE : undefined),
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, resource) => {
           if (resource !== API_AUDIENCE) throw new errors.InvalidTarget();
@@ -117,13 +152,20 @@ export async function startOidcProvider(
 if (require.main === module) {
   const port = Number(process.env.OIDC_PORT || 9000);
   const files = oidcFiles();
-  startOidcProvider({ host: process.env.OIDC_HOST, port, files }).then(
+  // OIDC_DESK_URLS: the desks that may sign people in, comma-separated (default: port 8080's).
+  const deskUrls = process.env.OIDC_DESK_URLS?.split(',').map((url) => url.trim().replace(/\/+$/, ''));
+  startOidcProvider({ host: process.env.OIDC_HOST, port, files, deskUrls }).then(
     (p) => {
       console.log(
         `OpenID provider at ${p.issuer}; client ${OIDC_CLIENT_ID}, its secret in ${files.secretFile}.`,
       );
       console.log(
-        `For npm run api: AUTH_ISSUER=${p.issuer} AUTH_JWKS_URL=${p.jwksUrl} AUTH_AUDIENCE=${API_AUDIENCE}`,
+        `For npm run api: AUTH_ISSUER=${p.issuer} AUTH_JWKS_URL=${p.jwksUrl} AUTH_AUDIENCE=${API_AUDIENCE} DESK_ISSUER=${p.issuer}`,
+      );
+      console.log(
+        `The desk's people (any password): ${Object.entries(LOCAL_PEOPLE)
+          .map(([name, roles]) => `${name} (${roles.join(', ')})`)
+          .join(', ')}.`,
       );
       const stop = () => void p.close().then(() => process.exit(0));
       process.once('SIGINT', stop);

@@ -9,6 +9,8 @@ import { API_AUDIENCE } from './oidc';
 export interface TokenClaims {
   subject?: string;
   scope?: string;
+  /** The operator roles, as the `roles` claim. */
+  roles?: string[];
   audience?: string;
   /** '5m' unless given; 'never' leaves out `exp`. */
   expiresIn?: string | number;
@@ -42,7 +44,10 @@ export async function startTokenIssuer(issuer = 'https://issuer.test', kid = 'te
 
 /** A token from `key`: the API's own issuer's if `key` is its, a forgery otherwise. */
 export function signToken(key: KeyLike, kid: string, issuer: string, claims: TokenClaims): Promise<string> {
-  const jwt = new SignJWT({ scope: claims.scope ?? 'transfers:create transfers:read' })
+  const jwt = new SignJWT({
+    scope: claims.scope ?? 'transfers:create transfers:read',
+    ...(claims.roles ? { roles: claims.roles } : {}),
+  })
     .setProtectedHeader({ alg: 'ES256', kid })
     .setSubject(claims.subject ?? 'billing-service')
     .setIssuer(issuer)

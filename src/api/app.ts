@@ -2,7 +2,6 @@
 // update-with-start and answers once the withdrawal's outcome is known; GET reads one
 // transfer, or a page of them from visibility. docs/api.md is its reference.
 import { createHash } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import swagger from '@fastify/swagger';
 import {
   ServiceError,
@@ -36,6 +35,9 @@ import type { Settings } from '../platform/config';
 import type { moneyTransfer } from '../workflows';
 import type { Principal, TokenVerifier } from './auth';
 import { Problem, refusalKind } from './problems';
+import { registerReviewRoutes } from './reviews';
+import { withinBound } from './within-bound';
+import { type DeskSettings, registerDesk } from './desk';
 import {
   BODY_LIMIT_BYTES,
   createHeadersSchema,
@@ -54,6 +56,8 @@ export interface ApiOptions {
   earlyReturnMs?: number;
   /** Each Temporal call's deadline: an unreachable server is a 503, not a hang. Default 10 s. */
   temporalDeadlineMs?: number;
+  /** The operators' desk at /desk, signing people in at this OpenID provider. Off unless given. */
+  desk?: DeskSettings;
 }
 
 declare module 'fastify' {
@@ -63,6 +67,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The scope a route needs; none for the health checks. */
     scope?: string;
+    /** The roles that may use an operator's route: any one of them. */
+    roles?: string[];
   }
 }
 
@@ -107,19 +113,26 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         typeof json.$id === 'string' ? json.$id : `def-${i}`,
     },
   });
+  const deskSession = options.desk ? registerDesk(app, options.desk) : undefined;
   app.addSchema(paymentSchema);
   app.addSchema(transferSchema);
   app.addSchema(problemSchema);
 
   app.addHook('onRequest', async (request) => {
-    const scope = request.routeOptions.config.scope;
-    if (!scope) return;
+    const { scope, roles } = request.routeOptions.config;
+    if (!scope && !roles) return;
     const header = request.headers.authorization;
     const token = /^bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header ?? '')?.[1];
-    if (!token) throw new Problem('unauthorized', 'Send a bearer token: Authorization: Bearer <JWT>.');
-    request.principal = await verify(token);
-    if (!request.principal.scopes.has(scope)) {
+    // A person at the desk: their session cookie stands for a token.
+    const person = header === undefined ? deskSession?.(request) : undefined;
+    if (!token && !person)
+      throw new Problem('unauthorized', 'Send a bearer token: Authorization: Bearer <JWT>.');
+    request.principal = person ?? (await verify(token!));
+    if (scope && !request.principal.scopes.has(scope)) {
       throw new Problem('forbidden', `This route needs the scope ${scope}.`, { scope });
+    }
+    if (roles && !roles.some((role) => request.principal!.roles.has(role))) {
+      throw new Problem('forbidden', `This route needs the role ${roles.join(' or ')}.`, { roles });
     }
   });
   app.setErrorHandler((err: FastifyError | Problem, request, reply) => {
@@ -339,6 +352,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   );
 
+  registerReviewRoutes(app, client, temporal);
+
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
     try {
@@ -436,20 +451,6 @@ function digest(text: string): string {
 
 function idempotencyDetail(why: string): string {
   return `This Idempotency-Key already started a different payment (${why.replace(/^This transfer is another payment: /, '').replace(/\.$/, '')}). Use a new key for a new payment.`;
-}
-
-/** The answer, or 'pending' once `ms` have passed; the call is then abandoned. */
-async function withinBound<T>(ms: number, call: (signal: AbortSignal) => Promise<T>): Promise<T | 'pending'> {
-  const timer = new AbortController();
-  const abandon = new AbortController();
-  const answer = call(abandon.signal);
-  answer.catch(() => undefined);
-  try {
-    return await Promise.race([answer, sleep(ms, 'pending' as const, { signal: timer.signal })]);
-  } finally {
-    timer.abort();
-    abandon.abort();
-  }
 }
 
 /** A framework or Temporal error as a problem: validation, body size, or an unreachable server. */

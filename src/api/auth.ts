@@ -8,6 +8,8 @@ export interface Principal {
   /** The token's `sub`: the calling service, recorded as the transfer's starter. */
   subject: string;
   scopes: ReadonlySet<string>;
+  /** The operator roles the token grants (reviewer, approver), from its roles claim. */
+  roles: ReadonlySet<string>;
 }
 
 export type TokenVerifier = (token: string) => Promise<Principal>;
@@ -16,6 +18,8 @@ export interface AuthSettings {
   jwksUrl: string;
   issuer: string;
   audience: string;
+  /** The claim that lists a person's roles: AUTH_ROLES_CLAIM, `roles` by default. */
+  rolesClaim?: string;
 }
 
 /** AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE: all three, or the API does not start. */
@@ -35,7 +39,12 @@ export function authSettings(env: NodeJS.ProcessEnv = process.env): AuthSettings
   } catch {
     throw new StartupError(`AUTH_JWKS_URL must be a URL, got '${jwksUrl}'.`);
   }
-  return { jwksUrl: jwksUrl!, issuer: issuer!, audience: audience! };
+  return {
+    jwksUrl: jwksUrl!,
+    issuer: issuer!,
+    audience: audience!,
+    rolesClaim: env.AUTH_ROLES_CLAIM || 'roles',
+  };
 }
 
 /** The same, or undefined when none of the three is set (the codec server may then run open on loopback). */
@@ -62,14 +71,19 @@ export function jwksVerifier(settings: AuthSettings): TokenVerifier {
     if (typeof payload.sub !== 'string' || !payload.sub) {
       throw new Problem('unauthorized', 'The token names no subject (sub).');
     }
-    const scopes =
-      typeof payload.scope === 'string'
-        ? payload.scope.split(' ')
-        : Array.isArray(payload.scp)
-          ? (payload.scp as string[])
-          : [];
-    return { subject: payload.sub, scopes: new Set(scopes.filter(Boolean)) };
+    const scopes = listClaim(payload.scope ?? payload.scp);
+    return {
+      subject: payload.sub,
+      scopes: new Set(scopes.filter(Boolean)),
+      roles: new Set(listClaim(payload[settings.rolesClaim ?? 'roles'])),
+    };
   };
+}
+
+/** A claim that lists values: space-separated, or an array of strings. */
+function listClaim(claim: unknown): string[] {
+  const values = typeof claim === 'string' ? claim.split(' ') : Array.isArray(claim) ? claim : [];
+  return values.filter((v): v is string => typeof v === 'string' && v !== '');
 }
 
 function tokenProblem(err: unknown, settings: AuthSettings): Problem {

@@ -143,3 +143,31 @@ export const listSchema = {
     nextPageToken: { type: 'string' },
   },
 } as const;
+
+/** A note an operator writes: what was done outside the system, or why a proposal is rejected. */
+export const noteSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['note'],
+  properties: { note: { type: 'string', minLength: 1, maxLength: 500, pattern: PRINTABLE_PATTERN } },
+} as const;
+
+export const refundToSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['account'],
+  properties: { account: { type: 'string', minLength: 1, maxLength: 64, pattern: PRINTABLE_PATTERN } },
+} as const;
+
+/** A transfer waiting for review: its status, or a note when no worker answered. */
+export const reviewSchema = {
+  type: 'object',
+  required: ['id', 'startedAt'],
+  properties: {
+    id: { type: 'string' },
+    startedAt: { type: 'string' },
+    payment: { type: 'object', additionalProperties: true, description: 'The payment as it was started.' },
+    status: { type: 'object', additionalProperties: true },
+    note: { type: 'string' },
+  },
+} as const;

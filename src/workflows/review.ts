@@ -68,7 +68,7 @@ export async function waitForOperator(
   // Decided here, before the stage shows review, so that the validators see it.
   transfer.fourEyes = patched(FOUR_EYES);
   const inBackground = patched(NOTICES_IN_BACKGROUND);
-  status.review = { reason, failedAccount, accounts, reminders: 0 };
+  status.review = { reason, failedAccount, accounts, reminders: 0, since: new Date().toISOString() };
   setStage(transfer, 'needs-review');
   decisionCarriedOut(transfer); // an operator's retry that failed again is carried out too
   countReview();

@@ -106,7 +106,11 @@ async function serve(app: FastifyInstance): Promise<string> {
   return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
 }
 
-const anyone = async () => ({ subject: 'x', scopes: new Set(['transfers:create', 'transfers:read']) });
+const anyone = async () => ({
+  subject: 'x',
+  scopes: new Set(['transfers:create', 'transfers:read']),
+  roles: new Set<string>(),
+});
 
 const payment = (overrides: Record<string, unknown> = {}) => ({
   sourceAccount: '85-150',

@@ -29,7 +29,7 @@ test("the README's curl commands print its samples against npm run oidc and npm 
   const oidc = new ScriptProcess('tools/oidc.js', [], { OIDC_PORT: String(oidcPort), OIDC_DIR: dir });
   let api: ScriptProcess | undefined;
   try {
-    await oidc.waitFor('For npm run api: ');
+    await oidc.waitFor("The desk's people");
     const issuer = `http://127.0.0.1:${oidcPort}`;
     expect(oidc.stdout.trimEnd()).toMatch(
       samplePattern(sample('oidc-start').replaceAll('http://127.0.0.1:9000', issuer), [

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import type { LogEntry } from '@temporalio/worker';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { nanoid } from 'nanoid';
@@ -202,4 +203,20 @@ export async function freeDevServerPort(): Promise<number> {
       return port;
     }
   }
+}
+
+/**
+ * The operators' Updates a transfer accepted, in order, read from its history, as
+ * `name by operator`, with `: note` when the Update carried one and `withNotes` is set.
+ */
+export async function acceptedDecisions(handle: WorkflowHandle, withNotes = false): Promise<string[]> {
+  const { events } = await handle.fetchHistory();
+  return (events ?? []).flatMap((e) => {
+    const request = e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest;
+    const payload = request?.input?.args?.payloads?.[0];
+    if (!request || !payload) return [];
+    const arg = defaultPayloadConverter.fromPayload<{ operator?: string; note?: string }>(payload);
+    const note = withNotes && arg.note ? `: ${arg.note}` : '';
+    return [`${request.input!.name} by ${arg.operator}${note}`];
+  });
 }

@@ -23,7 +23,15 @@ import {
   type TransferView,
 } from '../../src/contract';
 import type { moneyTransfer } from '../../src/workflows';
-import { activityRuns, logs, useTestTemporal, transferDetails, uniqueId, sleep } from '../support/helpers';
+import {
+  acceptedDecisions,
+  activityRuns,
+  logs,
+  useTestTemporal,
+  transferDetails,
+  uniqueId,
+  sleep,
+} from '../support/helpers';
 
 jest.setTimeout(60_000);
 
@@ -307,15 +315,7 @@ describe('operator updates', () => {
       expect(error.cause?.cause).toMatchObject({ activityType: 'deposit' });
       expect(Object.fromEntries(await bank.balances())).toEqual({ '85-150': 1750, '43-812': 0, '85-999': 0 });
       // History: who asked for what, in order (accepted updates only), and the four-eyes marker.
-      const { events } = await handle.fetchHistory();
-      const accepted = (events ?? []).flatMap((e) => {
-        const request = e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest;
-        if (!request) return [];
-        const arg = defaultPayloadConverter.fromPayload<{ operator: string }>(
-          request.input!.args!.payloads![0]!,
-        );
-        return [`${request.input!.name} by ${arg.operator}`];
-      });
+      const accepted = await acceptedDecisions(handle);
       console.log('Four eyes, from history:', accepted.join('; '));
       expect(accepted).toEqual([
         'resolveManually by alice',
@@ -323,6 +323,7 @@ describe('operator updates', () => {
         'resolveManually by alice',
         'approveResolution by bob',
       ]);
+      const { events } = await handle.fetchHistory();
       const markers = (events ?? []).flatMap((e) =>
         Object.values(e.markerRecordedEventAttributes?.details ?? {}).flatMap((payloads) =>
           (payloads.payloads ?? []).map((p) => Buffer.from(p.data ?? []).toString()),
