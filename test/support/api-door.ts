@@ -7,6 +7,8 @@ import { startTokenIssuer, type TokenIssuer } from '../../tools/token-issuer';
 import { freePort, ScriptProcess, sleep } from './helpers';
 
 const SUBJECT = 'property-caller';
+/** The reviewer the property desk acts as through the API: the workflow records this name. */
+export const DESK_SUBJECT = 'property-reviewer';
 
 /** What the POSTs of a run met. */
 export interface ApiFacts {
@@ -27,6 +29,16 @@ export interface ApiDoor {
   post(details: PaymentDetails, key: string, timeoutMs?: number): Promise<void>;
   /** The workflow id the API gives this run's `key`. */
   transferId(key: string): string;
+  /**
+   * A reviewer's decision through `POST /reviews/{id}/retry` or `refund-to`, with a token
+   * whose roles claim says `reviewer`: the status it left; 'raced' when the transfer no
+   * longer waited for review; 'lost' when no answer came (the API restarting).
+   */
+  decide(
+    id: string,
+    action: 'retry' | 'refund-to',
+    account?: string,
+  ): Promise<{ stage: string; refundedTo?: string } | 'raced' | 'lost'>;
   /** SIGKILLs the API, then starts it again on the same port. */
   restart(): Promise<void>;
   close(): Promise<void>;
@@ -35,6 +47,12 @@ export interface ApiDoor {
 export async function openApiDoor(address: string, taskQueue: string): Promise<ApiDoor> {
   const issuer: TokenIssuer = await startTokenIssuer();
   const token = await issuer.sign({ subject: SUBJECT, expiresIn: '2h' });
+  const reviewer = await issuer.sign({
+    subject: DESK_SUBJECT,
+    roles: ['reviewer'],
+    scope: '',
+    expiresIn: '2h',
+  });
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const start = async () => {
@@ -98,9 +116,35 @@ export async function openApiDoor(address: string, taskQueue: string): Promise<A
     }
   };
 
+  const decide: ApiDoor['decide'] = async (id, action, account) => {
+    let response: Response;
+    try {
+      response = await fetch(`${base}/reviews/${encodeURIComponent(id)}/${action}`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${reviewer}`,
+          ...(account ? { 'content-type': 'application/json' } : {}),
+        },
+        body: account ? JSON.stringify({ account }) : undefined,
+      });
+    } catch {
+      return 'lost';
+    }
+    const body = (await response.json()) as { stage: string; refundedTo?: string; detail?: string };
+    if (response.status === 200) return body;
+    if (response.status === 202) return 'lost'; // accepted, its outcome not known yet
+    if (response.status === 404) return 'raced'; // it ended meanwhile
+    if (response.status === 409 && body.detail?.startsWith('This transfer is not waiting for review')) {
+      return 'raced';
+    }
+    if (response.status === 503) return 'lost';
+    throw new Error(`POST /reviews/${id}/${action}: ${response.status} ${JSON.stringify(body)}`);
+  };
+
   return {
     facts,
     post,
+    decide,
     transferId: (key) => transferId(SUBJECT, key),
     restart: async () => {
       api.child.kill('SIGKILL');

@@ -74,6 +74,9 @@ export async function propertyRun(size: PropertySize, options: PropertyOptions):
   const random = prng(`${name} ${seed}`);
   const taskQueue = uniqueId(name);
   const plans = randomPlans(random, transfers, `${name[0]}${seed}`);
+  // About a third of the payments come through `npm run api`, as from a calling service,
+  // and every other decision of the desk's operator through its review routes.
+  const api = await openApiDoor(options.address, taskQueue);
   // The clerk and the operator draw from a stream of their own, seeded from the same one,
   // so that the killer's draws and theirs do not shift each other.
   const desk = reviewDesk({
@@ -83,9 +86,8 @@ export async function propertyRun(size: PropertySize, options: PropertyOptions):
     random: prng(`${name} ${seed} desk ${random()}`),
     parksWanted: Math.max(2, Math.round(transfers / 40)),
     reviewCli: options.reviewCli,
+    api,
   });
-  // About a third of the payments come through `npm run api`, as from a calling service.
-  const api = await openApiDoor(options.address, taskQueue);
   const result = await runScenario({
     api,
     plans,

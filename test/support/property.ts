@@ -634,6 +634,8 @@ export interface DeskReport {
   /** With the review CLI: `list` runs that failed, and decisions whose run failed (a service down on purpose). */
   listFailures: number;
   lostAnswers: number;
+  /** Decisions sent through the API's review routes with a reviewer's token. */
+  throughApi: number;
   /** Where operators sent each transfer's refund, and the last decision that ended a review. */
   refundedTo: Map<string, Set<string>>;
   endedBy: Map<string, { action: 'refundTo' | 'retryRefund'; account: string }>;
@@ -651,6 +653,8 @@ export interface DeskOptions {
    * process against this server, as an operator would; otherwise through the client.
    */
   reviewCli?: { address: string };
+  /** Every other decision goes through the API's review routes, as a reviewer with a token. */
+  api?: ApiDoor;
 }
 
 /** An Update's answer, whichever way the operator sent it; 'lost' when the CLI failed to get one. */
@@ -712,7 +716,7 @@ export function reviewDesk(options: DeskOptions): {
   report: DeskReport;
   alongside: (run: Run) => Promise<void>;
 } {
-  const { bankDb, plans, taskQueue, random, parksWanted, reviewCli } = options;
+  const { bankDb, plans, taskQueue, random, parksWanted, reviewCli, api } = options;
   const report: DeskReport = {
     closings: 0,
     reopenings: 0,
@@ -726,6 +730,7 @@ export function reviewDesk(options: DeskOptions): {
     queryFailures: 0,
     listFailures: 0,
     lostAnswers: 0,
+    throughApi: 0,
     refundedTo: new Map(),
     endedBy: new Map(),
   };
@@ -857,7 +862,15 @@ export function reviewDesk(options: DeskOptions): {
     }
     report.sent[action]++;
     let after: Decision;
-    if (reviewCli) {
+    // Every other decision goes through the API's review routes, as a reviewer with a token.
+    if (api && (report.sent.refundTo + report.sent.retryRefund) % 2 === 0) {
+      report.throughApi++;
+      after = await api.decide(
+        handle.workflowId,
+        action === 'refundTo' ? 'refund-to' : 'retry',
+        action === 'refundTo' ? account : undefined,
+      );
+    } else if (reviewCli) {
       after = await decideWithCli(reviewCli.address, handle.workflowId, action, account);
     } else {
       try {
@@ -1056,6 +1069,7 @@ export function summary(
     (api ? `${apiLine(api)}; ` : '') +
     `accounts closed ${report.closings} times, reopened ${report.reopenings} (${report.baitsParked} of ${report.baits} baits parked); ` +
     `${report.parked.size} transfers parked, resolved by refundTo ${report.resolved.refundTo}, retryRefund ${report.resolved.retryRefund}` +
+    `, ${report.throughApi} decisions through the API's review routes` +
     ` (${report.parkedAgain} parked again, ${report.raced} updates too late, ${report.queryFailures} queries failed); ` +
     `money before ${total(OPENING)}, after ${total(balances)}`
   );
@@ -1099,6 +1113,7 @@ export function checkTheRun(
     expect(result.api.payments).toBeGreaterThan(0);
     expect(result.api.posts).toBeGreaterThan(result.api.payments);
     expect(result.api.restarts).toBeGreaterThanOrEqual(1);
+    expect(report.throughApi).toBeGreaterThan(0);
   }
   if (wanted.large) {
     // Each way a bank call goes wrong, beyond a refusal, came up: failed before posting,
