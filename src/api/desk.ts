@@ -58,6 +58,8 @@ interface Discovery {
 }
 
 const COOKIE = 'desk_session';
+/** Sign-ins started and not finished, at most: each is kept 10 minutes. */
+const MAX_SIGN_INS = 10_000;
 const random = () => randomBytes(32).toString('base64url');
 
 /** The desk's routes, and the session lookup the API's auth hook uses. */
@@ -117,6 +119,11 @@ export function registerDesk(
     const state = random();
     const verifier = random();
     const nonce = random();
+    // Anyone can start a sign-in: the ones that were never finished must not pile up.
+    forgetExpired(signIns);
+    if (signIns.size >= MAX_SIGN_INS) {
+      return page(reply, 503, 'Too many sign-ins are under way; try again in a few minutes.');
+    }
     signIns.set(state, { verifier, nonce, expires: Date.now() + 10 * 60_000 });
     const url = new URL(authorization_endpoint);
     url.search = new URLSearchParams({
@@ -183,6 +190,7 @@ export function registerDesk(
         (r): r is string => typeof r === 'string' && r !== '',
       );
       const id = random();
+      forgetExpired(sessions);
       sessions.set(id, {
         subject: payload.sub,
         scopes: new Set(),
@@ -235,6 +243,11 @@ export function registerDesk(
     }
     return session;
   };
+}
+
+function forgetExpired(entries: Map<string, { expires: number }>): void {
+  const now = Date.now();
+  for (const [key, { expires }] of entries) if (expires < now) entries.delete(key);
 }
 
 function cookie(request: FastifyRequest, name: string): string | undefined {

@@ -31,14 +31,15 @@ export interface ApiDoor {
   transferId(key: string): string;
   /**
    * A reviewer's decision through `POST /reviews/{id}/retry` or `refund-to`, with a token
-   * whose roles claim says `reviewer`: the status it left; 'raced' when the transfer no
-   * longer waited for review; 'lost' when no answer came (the API restarting).
+   * whose roles claim says `reviewer`: the status it left; 'accepted' when the refund round
+   * outlasted the API's wait (202); 'raced' when the transfer no longer waited for review;
+   * 'lost' when no answer came (the API restarting).
    */
   decide(
     id: string,
     action: 'retry' | 'refund-to',
     account?: string,
-  ): Promise<{ stage: string; refundedTo?: string } | 'raced' | 'lost'>;
+  ): Promise<{ stage: string; refundedTo?: string } | 'raced' | 'lost' | 'accepted'>;
   /** SIGKILLs the API, then starts it again on the same port. */
   restart(): Promise<void>;
   close(): Promise<void>;
@@ -132,7 +133,7 @@ export async function openApiDoor(address: string, taskQueue: string): Promise<A
     }
     const body = (await response.json()) as { stage: string; refundedTo?: string; detail?: string };
     if (response.status === 200) return body;
-    if (response.status === 202) return 'lost'; // accepted, its outcome not known yet
+    if (response.status === 202) return 'accepted'; // taken, and still being carried out
     if (response.status === 404) return 'raced'; // it ended meanwhile
     if (response.status === 409 && body.detail?.startsWith('This transfer is not waiting for review')) {
       return 'raced';

@@ -661,6 +661,19 @@ export interface DeskOptions {
 type Decision = { stage: string; refundedTo?: string } | 'raced' | 'lost';
 
 /**
+ * The status once an operator's refund round is over: parked again, or ended. A query
+ * that fails (a worker just killed) is asked again.
+ */
+async function roundOver(handle: WorkflowHandle<typeof moneyTransfer>): Promise<Decision> {
+  for (const deadline = Date.now() + 300_000; Date.now() < deadline;) {
+    const status = await handle.query(getStatus).catch(() => undefined);
+    if (status && status.stage !== 'refunding') return status;
+    await sleep(500);
+  }
+  return 'lost';
+}
+
+/**
  * `npm run review -- <args>` as a process (lib/src/review-cli.js). No time limit of its own:
  * an Update's answer waits for the refund round, which retries through faults and kills.
  */
@@ -865,11 +878,13 @@ export function reviewDesk(options: DeskOptions): {
     // Every other decision goes through the API's review routes, as a reviewer with a token.
     if (api && (report.sent.refundTo + report.sent.retryRefund) % 2 === 0) {
       report.throughApi++;
-      after = await api.decide(
+      const answer = await api.decide(
         handle.workflowId,
         action === 'refundTo' ? 'refund-to' : 'retry',
         action === 'refundTo' ? account : undefined,
       );
+      // Taken, and the refund round goes on past the API's wait: follow it to its end.
+      after = answer === 'accepted' ? await roundOver(handle) : answer;
     } else if (reviewCli) {
       after = await decideWithCli(reviewCli.address, handle.workflowId, action, account);
     } else {
