@@ -62,8 +62,11 @@ export class CommandProcess {
 
 /** A compiled script of lib/ (src/starter.js, ...) run with this Node. */
 export class ScriptProcess extends CommandProcess {
-  constructor(script: string, args: string[], env: Record<string, string | undefined>) {
-    super(process.execPath, [compiled(script), ...args], env);
+  /** `netns`: a network namespace under /run/netns to run in (a test host). */
+  constructor(script: string, args: string[], env: Record<string, string | undefined>, netns?: string) {
+    if (netns)
+      super('nsenter', [`--net=/run/netns/${netns}`, '--', process.execPath, compiled(script), ...args], env);
+    else super(process.execPath, [compiled(script), ...args], env);
   }
 }
 

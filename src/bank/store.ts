@@ -361,8 +361,15 @@ export class PgStore implements BankStore {
     private readonly openingBalances: ReadonlyMap<string, number> = OPENING_BALANCES,
     options: PgStoreOptions = {},
   ) {
-    // A connect that hangs (a host that drops packets) fails after 10 s instead of never.
-    this.pool = new (loadPg().Pool)({ connectionString: url, max: 10, connectionTimeoutMillis: 10_000 });
+    this.pool = new (loadPg().Pool)({
+      connectionString: url,
+      max: 10,
+      // A connect that hangs (a host that drops packets) fails after 10 s instead of never.
+      connectionTimeoutMillis: 10_000,
+      idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
+      // An idle connection to a database that was cut off is found dead, not kept for hours.
+      keepAlive: true,
+    });
     this.reconnectWithinMs = options.reconnectWithinMs ?? RECONNECT_WITHIN_MS;
     this.reachability = new Reachability(
       `PostgreSQL bank ${redactPassword(url)}`,
@@ -575,6 +582,14 @@ export interface PgStoreOptions {
  */
 export const RECONNECT_WITHIN_MS = STEP_ATTEMPT_TIMEOUT_MS - 2_000;
 const RECONNECT_PAUSE_MS = 250;
+/**
+ * How long the database keeps a bank session that is idle inside its transaction: longer
+ * than any bank transaction pauses between statements. A worker host lost mid-transaction
+ * (power gone, or cut off and then killed) never closes its connection, and its session
+ * would keep its locks on the reference and the account for as long as the kernel takes to
+ * find it dead (two hours by default). Ended here, its transaction rolls back, as after a crash.
+ */
+export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000;
 
 /** Says once that the database went away, and once that it is back, however many calls notice. */
 class Reachability {

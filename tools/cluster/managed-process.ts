@@ -20,19 +20,40 @@ export class ManagedProcess {
     readonly name: string,
     command: string,
     args: string[],
-    readonly options: { cwd: string; logFile: string; pidFile?: string; uid?: number; gid?: number },
+    readonly options: {
+      cwd: string;
+      logFile: string;
+      pidFile?: string;
+      uid?: number;
+      gid?: number;
+      /** A network namespace under /run/netns to run in (a test host); nsenter execs, so the pid stays the command's. */
+      netns?: string;
+    },
   ) {
+    const { netns, uid, gid } = options;
+    const [file, argv] = netns
+      ? [
+          'nsenter',
+          [
+            `--net=/run/netns/${netns}`,
+            ...(uid === undefined ? [] : [`--setuid=${uid}`, `--setgid=${gid}`]),
+            '--',
+            command,
+            ...args,
+          ],
+        ]
+      : [command, args];
     const out = openSync(options.logFile, 'a');
     writeSync(out, `${START_MARK} ${new Date().toISOString()}: ${path.basename(command)}\n`);
     try {
-      this.child = spawn(command, args, {
+      this.child = spawn(file, argv, {
         cwd: options.cwd,
         stdio: ['ignore', out, out],
         // Its own group: Ctrl-C on `npm run cluster` reaches only node, which stops the
         // services first and PostgreSQL last, instead of everything at once.
         detached: true,
-        uid: options.uid,
-        gid: options.gid,
+        uid: netns ? undefined : uid,
+        gid: netns ? undefined : gid,
       });
     } finally {
       closeSync(out);

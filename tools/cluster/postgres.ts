@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
+  appendFileSync,
   chmodSync,
   chownSync,
   existsSync,
@@ -40,6 +41,11 @@ export interface StartPostgresOptions {
   binaries?: PostgresBinaries;
   /** Progress lines; quiet by default. */
   log?: (line: string) => void;
+  /**
+   * A test host to run on (test/support/hosts.ts): PostgreSQL listens on its address alone
+   * and lets in clients from `clients` (CIDRs) with a password. Default: 127.0.0.1.
+   */
+  host?: { address: string; netns: string; clients: string[] };
 }
 
 /** CREATE DATABASE takes no parameters: a name goes into the statement as it is, so only plain ones. */
@@ -83,6 +89,7 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
   const logDir = path.join(dataDir, 'logs');
   for (const dir of [runDir, logDir]) mkdirSync(dir, { recursive: true });
   const logFile = path.join(logDir, 'postgres.log');
+  const listenOn = options.host?.address ?? HOST;
   const user = options.user ?? 'postgres';
   const password = options.password ?? randomBytes(18).toString('base64url');
   const port = options.port ?? (await freePort());
@@ -119,6 +126,7 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
       rmSync(pwfile, { force: true });
     }
   }
+  if (options.host) allowClients(pgdata, options.host.clients);
   const postgres = new ManagedProcess(
     'postgres',
     pg.postgres,
@@ -126,14 +134,20 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
       '-D',
       pgdata,
       '-c',
-      `listen_addresses=${HOST}`,
+      `listen_addresses=${listenOn}`,
       '-p',
       String(port),
       '-c',
       `unix_socket_directories=${pgdata}`,
       ...(options.maxConnections ? ['-c', `max_connections=${options.maxConnections}`] : []),
     ],
-    { cwd: pgdata, logFile, pidFile: path.join(runDir, 'postgres.pid'), ...account },
+    {
+      cwd: pgdata,
+      logFile,
+      pidFile: path.join(runDir, 'postgres.pid'),
+      ...account,
+      netns: options.host?.netns,
+    },
   );
   // postmaster.pid's eighth line turns to "ready" once it accepts connections. Its first
   // line, the pid, tells this run's file from one a killed postmaster left.
@@ -152,9 +166,9 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
     throw err;
   }
   const url = (database: string) =>
-    `postgres://${user}:${encodeURIComponent(password)}@${HOST}:${port}/${database}`;
+    `postgres://${user}:${encodeURIComponent(password)}@${listenOn}:${port}/${database}`;
   return {
-    host: HOST,
+    host: listenOn,
     port,
     user,
     password,
@@ -194,6 +208,16 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
       }
     },
   };
+}
+
+/** Lets clients from each CIDR in with a password (initdb's pg_hba.conf lets in loopback only). */
+function allowClients(pgdata: string, cidrs: string[]): void {
+  const hba = path.join(pgdata, 'pg_hba.conf');
+  const text = readFileSync(hba, 'utf8');
+  const missing = cidrs
+    .map((cidr) => `host all all ${cidr} scram-sha-256`)
+    .filter((line) => !text.includes(line));
+  if (missing.length > 0) appendFileSync(hba, `${missing.join('\n')}\n`);
 }
 
 export interface PostgresBinaries {
