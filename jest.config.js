@@ -24,5 +24,7 @@ module.exports = {
     project('ui', 'global-setup.ts'),
     // Starts its own Temporal cluster on PostgreSQL (tools/cluster/cluster.ts), not the dev server.
     project('cluster', 'build.ts'),
+    // Hosts as network namespaces, cut off and healed: needs root (test/support/hosts.ts).
+    project('partitions', 'build.ts'),
   ],
 };

@@ -97,7 +97,7 @@ test('transfers complete before and after the history process is SIGKILLed and r
 });
 
 test('stop() ends every process the cluster started', async () => {
-  const pids = Object.values(running().pids());
+  const pids = Object.values(running().pids()).map(Number);
   expect(pids).toHaveLength(SERVICES.length + 1);
   await running().stop();
   // Each process leads its own group: PostgreSQL's backends are in the postmaster's.

@@ -8,13 +8,12 @@
 // (`list` on SQL visibility, then `retry` or `refund-to`). The checks are the property
 // test's. Size: CLUSTER_TRANSFERS (default 40; CI runs 200) and CLUSTER_KILLS (default 4);
 // CLUSTER_SEED repeats a run's plan and faults.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { startCluster, type Cluster, type ServiceName } from '../../tools/cluster/cluster';
 import { apiLine, count, OPENING, reason, total } from '../support/property';
-import { propertyRun, propertySize } from '../support/property-run';
+import { propertyRun, propertySize, writeWorkflowBundle } from '../support/property-run';
 
 const size = propertySize('cluster', { transfers: 40, kills: 4 });
 const WORKERS = 3;
@@ -37,14 +36,7 @@ test(`cluster: ${size.transfers} transfers, ${WORKERS} workers on a PostgreSQL b
   dataDir = mkdtempSync(path.join(tmpdir(), 'money-transfer-cluster-property-'));
   cluster = await startCluster({ dataDir, historyShards: 4 });
   const { address } = cluster;
-  // The workers load a bundle built here from src: the cluster project starts no dev
-  // server, whose setup would have refreshed lib's production bundle.
-  const bundle = path.join(dataDir, 'workflow-bundle.js');
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../src/workflows'),
-    logger: new DefaultLogger('WARN'),
-  });
-  writeFileSync(bundle, code);
+  const bundle = await writeWorkflowBundle(dataDir);
   const c = cluster;
   const killAndRestart = (service: ServiceName) => async () => {
     await c.kill(service, 'SIGKILL');

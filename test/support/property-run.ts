@@ -2,9 +2,10 @@
 // their size from the environment, the random plans and the review desk, the run, the
 // bank read back, one line that repeats the run, and the checks. Each test file passes
 // only what differs: the server, the bank, the workers and the disruptions.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { prng } from '../../src/bank/faults';
 import { openApiDoor } from './api-door';
 import { uniqueId } from './helpers';
@@ -43,7 +44,7 @@ export function propertySize(name: string, defaults: { transfers: number; kills:
 
 export interface PropertyOptions extends Pick<
   Scenario,
-  'address' | 'bankDb' | 'workers' | 'killGapMs' | 'infrastructure'
+  'address' | 'bankDb' | 'workers' | 'workerNetns' | 'killGapMs' | 'infrastructure'
 > {
   /** Beside BANK_FAULTS=random:<seed>, which every property run has. */
   workerEnv?: Record<string, string>;
@@ -95,6 +96,7 @@ export async function propertyRun(size: PropertySize, options: PropertyOptions):
     bankDb,
     taskQueue,
     workers: options.workers,
+    workerNetns: options.workerNetns,
     workerEnv: { BANK_FAULTS: `random:${seed}`, ...options.workerEnv },
     kills,
     killGapMs: options.killGapMs,
@@ -128,4 +130,19 @@ export function tempDirEach(name: string): () => string {
   });
   afterEach(() => rmSync(dir!, { recursive: true, force: true }));
   return () => dir!;
+}
+
+/**
+ * Writes a workflow bundle built from src into `dir` and returns its path, for the workers'
+ * DEV_WORKFLOW_BUNDLE: the cluster projects start no dev server, whose setup would have
+ * refreshed lib's production bundle.
+ */
+export async function writeWorkflowBundle(dir: string): Promise<string> {
+  const bundle = path.join(dir, 'workflow-bundle.js');
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../../src/workflows'),
+    logger: new DefaultLogger('WARN'),
+  });
+  writeFileSync(bundle, code);
+  return bundle;
 }

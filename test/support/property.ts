@@ -134,6 +134,8 @@ export interface Scenario {
   workerEnv: Record<string, string>;
   /** Worker processes polling the task queue at once (1 unless given). */
   workers?: number;
+  /** The network namespace (test host) of each worker slot's processes; this one's when none. */
+  workerNetns?: (slot: number) => string | undefined;
   kills: number;
   /** The pause before each kill is drawn from this range, in ms. */
   killGapMs: [number, number];
@@ -271,7 +273,7 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
   // A worker may fail to start while a service restarts: it says why and exits; try again.
   const startWorker = async (slot: number) => {
     for (let attempt = 1; ; attempt++) {
-      const worker = new ScriptProcess('src/worker.js', [], env);
+      const worker = new ScriptProcess('src/worker.js', [], env, s.workerNetns?.(slot));
       everyProcess.push({ slot, worker });
       try {
         await worker.waitFor('Worker polling', 60_000);

@@ -27,7 +27,25 @@ import { resolveTemporalServer, TEMPORAL_SERVER_VERSION, type ServerBinaries } f
 export type ServiceName = 'frontend' | 'history' | 'matching' | 'worker';
 /** The four services, each its own process. History starts first (see startCluster). */
 export const SERVICES: readonly ServiceName[] = ['history', 'matching', 'frontend', 'worker'];
+/** One process of the cluster: a service's, or on test hosts one of the history hosts ('history-2'). */
+export type MemberName = ServiceName | `history-${number}`;
 export const CLUSTER_NAMESPACE = 'default';
+
+/** Where a process runs on test hosts (test/support/hosts.ts): the host's address and network namespace. */
+export interface Placement {
+  address: string;
+  netns: string;
+}
+
+/** The cluster spread over test hosts: each service on its own, history on several that share the shards. */
+export interface ClusterHosts {
+  /** `clients`: the CIDRs PostgreSQL lets in. */
+  postgres: Placement & { clients: string[] };
+  frontend: Placement;
+  matching: Placement;
+  worker: Placement;
+  history: Placement[];
+}
 
 export interface ClusterOptions {
   /** Holds PostgreSQL's data, the generated config and the logs; kept between runs. */
@@ -38,6 +56,8 @@ export interface ClusterOptions {
   historyShards?: number;
   /** Progress lines; quiet by default. */
   log?: (line: string) => void;
+  /** Run on these test hosts instead of 127.0.0.1; history then runs as history-1, history-2, .... */
+  hosts?: ClusterHosts;
 }
 
 /** The cluster's PostgreSQL as its users see it; the password is generated per data dir. */
@@ -53,14 +73,16 @@ export interface Cluster {
   /** True if this start set up a new PostgreSQL and schema; false if it reused dataDir's. */
   created: boolean;
   postgres: PostgresInfo;
+  /** The processes, history first. */
+  members: readonly MemberName[];
   /** Each process's pid; a service that is not running has none. */
-  pids(): Partial<Record<ServiceName | 'postgres', number>>;
+  pids(): Partial<Record<MemberName | 'postgres', number>>;
   /** Where each service's output goes. */
-  logFile(service: ServiceName | 'postgres'): string;
-  /** Sends `signal` to the service and waits until it has exited. */
-  kill(service: ServiceName, signal?: NodeJS.Signals): Promise<void>;
-  /** Starts the service again with the same config and ports (stopping it first if it runs); waits until healthy. */
-  restart(service: ServiceName): Promise<void>;
+  logFile(member: MemberName | 'postgres'): string;
+  /** Sends `signal` to the process and waits until it has exited. */
+  kill(member: MemberName, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts the process again with the same config and ports (stopping it first if it runs); waits until healthy. */
+  restart(member: MemberName): Promise<void>;
   /** Crashes PostgreSQL (see Postgres.crash), then starts it again on its port; the services reconnect. */
   crashPostgres(how: 'immediate' | 'SIGKILL'): Promise<void>;
   /** Stops the services gracefully, then PostgreSQL. */
@@ -104,6 +126,22 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   if (!Number.isInteger(historyShards) || historyShards < 1) {
     throw new Error(`historyShards must be a whole number of at least 1, got ${historyShards}`);
   }
+  const { hosts } = options;
+  // Each process's service and address; on 127.0.0.1 one process per service.
+  const members = new Map<MemberName, { service: ServiceName; at?: Placement }>(
+    hosts
+      ? [
+          ...hosts.history.map(
+            (at, i) => [`history-${i + 1}` as MemberName, { service: 'history', at }] as const,
+          ),
+          ...(['matching', 'frontend', 'worker'] as const).map(
+            (service) => [service, { service, at: hosts[service] }] as const,
+          ),
+        ]
+      : SERVICES.map((service) => [service, { service }] as const),
+  );
+  const addressOf = (member: MemberName) => members.get(member)?.at?.address ?? HOST;
+  const pgHost = hosts?.postgres.address ?? HOST;
   const binaries = await resolveTemporalServer(process.env, log);
   const pg = findPostgres();
 
@@ -148,10 +186,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const saveState = () => writeFileSync(statePath, JSON.stringify(state, null, 2), { mode: 0o600 });
   saveState();
 
-  const running = new Map<ServiceName | 'postgres', ManagedProcess>();
-  const logFile = (name: ServiceName | 'postgres') => path.join(dirs.logs, `${name}.log`);
+  const running = new Map<MemberName | 'postgres', ManagedProcess>();
+  const logFile = (name: MemberName | 'postgres') => path.join(dirs.logs, `${name}.log`);
   const stopAll = async () => {
-    await Promise.all(SERVICES.map(async (name) => running.get(name)?.stop('SIGTERM')));
+    await Promise.all([...members.keys()].map(async (name) => running.get(name)?.stop('SIGTERM')));
     await running.get('postgres')?.stop('SIGINT'); // PostgreSQL's "fast" shutdown
     rmSync(owner, { force: true });
   };
@@ -168,11 +206,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       maxConnections: 200,
       binaries: pg,
       log,
+      host: hosts?.postgres,
     });
     running.set('postgres', postgres.process);
-    log(`PostgreSQL ready on ${HOST}:${state.ports.postgres} (${secondsSince(pgStarted)} s)`);
+    log(`PostgreSQL ready on ${pgHost}:${state.ports.postgres} (${secondsSince(pgStarted)} s)`);
 
-    const sql = sqlTool(binaries, state);
+    const sql = sqlTool(binaries, state, pgHost);
     if (created) {
       const schemaStarted = Date.now();
       await sql.createDatabase(DATABASES.temporal);
@@ -190,9 +229,21 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       log(`Schemas set up (${secondsSince(schemaStarted)} s)`);
     }
 
-    if (!created) await forgetStoppedMembers(pg, state);
-    writeServerConfig(dirs.config, state);
-    const startService = (name: ServiceName) => {
+    if (!created) await forgetStoppedMembers(pg, state, pgHost);
+    const address = `${addressOf('frontend')}:${state.ports.services.frontend.grpc}`;
+    // On test hosts each process has a config of its own, which binds it to its host's address.
+    const configOf = (name: MemberName) => (hosts ? path.join('config', name) : 'config');
+    for (const name of hosts ? members.keys() : (['history'] as const)) {
+      const at = members.get(name)?.at;
+      writeServerConfig(path.join(dataDir, configOf(name)), state, {
+        postgres: `${pgHost}:${state.ports.postgres}`,
+        frontend: address,
+        bindOn: at?.address,
+        dynamicConfig: path.join(dirs.config, 'dynamicconfig.yaml'),
+      });
+    }
+    const startMember = (name: MemberName) => {
+      const { service, at } = members.get(name)!;
       const child = new ManagedProcess(
         name,
         binaries.server,
@@ -200,33 +251,36 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           '--root',
           dataDir,
           '--config',
-          'config',
+          configOf(name),
           '--env',
           CONFIG_ENV,
           '--allow-no-auth',
           'start',
           '--service',
-          name,
+          service,
         ],
-        { cwd: dataDir, logFile: logFile(name), pidFile: path.join(dirs.run, `${name}.pid`) },
+        {
+          cwd: dataDir,
+          logFile: logFile(name),
+          pidFile: path.join(dirs.run, `${name}.pid`),
+          netns: at?.netns,
+        },
       );
       running.set(name, child);
       return child;
     };
+    const ready = (name: MemberName, child: ManagedProcess) =>
+      waitServiceReady(members.get(name)!.service, addressOf(name), child, state);
     const servicesStarted = Date.now();
     // Each process writes the cluster metadata at start if the config changed it (a new
     // frontend address, say), and two at once fail on the version check: history first.
-    await waitServiceReady('history', startService('history'), state);
-    await Promise.all(
-      SERVICES.filter((name) => name !== 'history').map((name) =>
-        waitServiceReady(name, startService(name), state),
-      ),
-    );
+    const [firstHistory, ...others] = [...members.keys()];
+    await ready(firstHistory!, startMember(firstHistory!));
+    await Promise.all(others.map((name) => ready(name, startMember(name))));
     log(`Services healthy (${secondsSince(servicesStarted)} s)`);
 
-    const address = `${HOST}:${state.ports.services.frontend.grpc}`;
     await registerNamespaceAndSearchAttribute(address, dataDir, log, () => running.get('frontend'));
-    await waitHistoryServesAllShards(address, running.get('history')!);
+    await waitHistoryServesAllShards(address, running.get(firstHistory!)!);
 
     return {
       address,
@@ -235,8 +289,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       dataDir,
       logDir: dirs.logs,
       created,
+      members: [...members.keys()],
       postgres: {
-        host: HOST,
+        host: pgHost,
         port: state.ports.postgres,
         user: PG_USER,
         password: state.password,
@@ -251,20 +306,21 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           [...running].flatMap(([name, child]) => (child.running ? [[name, child.pid]] : [])),
         ),
       logFile,
-      kill: async (service, signal = 'SIGKILL') => {
-        await running.get(service)?.stop(signal);
+      kill: async (member, signal = 'SIGKILL') => {
+        await running.get(member)?.stop(signal);
       },
-      restart: async (service) => {
-        await running.get(service)?.stop('SIGTERM');
-        const child = startService(service);
-        await waitServiceReady(service, child, state);
-        if (service === 'history') await waitHistoryServesAllShards(address, child);
+      restart: async (member) => {
+        if (!members.has(member)) throw new Error(`no cluster process named ${member}`);
+        await running.get(member)?.stop('SIGTERM');
+        const child = startMember(member);
+        await ready(member, child);
+        if (members.get(member)!.service === 'history') await waitHistoryServesAllShards(address, child);
       },
       crashPostgres: async (how) => {
         await postgres.crash(how);
         postgres = await postgres.restart();
         running.set('postgres', postgres.process);
-        log(`PostgreSQL crashed (${how}) and started again on ${HOST}:${state.ports.postgres}`);
+        log(`PostgreSQL crashed (${how}) and started again on ${pgHost}:${state.ports.postgres}`);
       },
       stop: stopAll,
     };
@@ -282,7 +338,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
  * ring, and waits for the dead ones up to maxJoinDuration (30 s): a restart soon after a
  * stop would take that long.
  */
-async function forgetStoppedMembers(pg: PostgresBinaries, state: ClusterState): Promise<void> {
+async function forgetStoppedMembers(pg: PostgresBinaries, state: ClusterState, host: string): Promise<void> {
   await new Promise<void>((resolve, reject) =>
     execFile(
       pg.psql,
@@ -290,7 +346,7 @@ async function forgetStoppedMembers(pg: PostgresBinaries, state: ClusterState): 
         '--no-psqlrc',
         '--quiet',
         '--set=ON_ERROR_STOP=1',
-        `--host=${HOST}`,
+        `--host=${host}`,
         `--port=${state.ports.postgres}`,
         `--username=${PG_USER}`,
         `--dbname=${DATABASES.temporal}`,
@@ -306,7 +362,7 @@ async function forgetStoppedMembers(pg: PostgresBinaries, state: ClusterState): 
 }
 
 /** temporal-sql-tool against this PostgreSQL; the password goes through its environment, not argv. */
-function sqlTool(binaries: ServerBinaries, state: ClusterState) {
+function sqlTool(binaries: ServerBinaries, state: ClusterState, host: string) {
   const run = (database: string, args: string[]) =>
     new Promise<void>((resolve, reject) =>
       execFile(
@@ -315,7 +371,7 @@ function sqlTool(binaries: ServerBinaries, state: ClusterState) {
           '--plugin',
           'postgres12',
           '--endpoint',
-          HOST,
+          host,
           '--port',
           String(state.ports.postgres),
           '--user',
@@ -353,14 +409,19 @@ function sqlTool(binaries: ServerBinaries, state: ClusterState) {
  * multi-process cluster on PostgreSQL needs; the dynamic config file is empty, so every
  * knob keeps the server's default.
  */
-function writeServerConfig(configDir: string, state: ClusterState): void {
+function writeServerConfig(
+  configDir: string,
+  state: ClusterState,
+  at: { postgres: string; frontend: string; bindOn?: string; dynamicConfig: string },
+): void {
   const { ports } = state;
-  const frontend = `${HOST}:${ports.services.frontend.grpc}`;
+  const { frontend, dynamicConfig } = at;
+  mkdirSync(configDir, { recursive: true });
   const store = (database: string, maxConns: number) => `
       sql:
         pluginName: postgres12
         databaseName: ${database}
-        connectAddr: "${HOST}:${ports.postgres}"
+        connectAddr: "${at.postgres}"
         connectProtocol: tcp
         user: ${PG_USER}
         password: "${state.password}"
@@ -372,8 +433,7 @@ function writeServerConfig(configDir: string, state: ClusterState): void {
     rpc:
       grpcPort: ${ports.services[name].grpc}
       membershipPort: ${ports.services[name].membership}
-      bindOnLocalHost: true`;
-  const dynamicConfig = path.join(configDir, 'dynamicconfig.yaml');
+      ${at.bindOn ? `bindOnIP: "${at.bindOn}"` : 'bindOnLocalHost: true'}`;
   const yaml = `# Written by tools/cluster/cluster.ts at each start; edits are overwritten.
 log:
   stdout: true
@@ -390,7 +450,7 @@ persistence:
 global:
   membership:
     maxJoinDuration: 30s
-    broadcastAddress: "${HOST}"
+    broadcastAddress: "${at.bindOn ?? HOST}"
 
 services:${SERVICES.map(service).join('')}
 
@@ -429,16 +489,21 @@ dynamicConfigClient:
 /** Resolves once the service answers its health check (the worker service: its membership port). */
 async function waitServiceReady(
   name: ServiceName,
+  host: string,
   child: ManagedProcess,
   state: ClusterState,
 ): Promise<void> {
   const ports = state.ports.services[name];
   const healthName = HEALTH_SERVICE[name];
   if (!healthName) {
-    await waitUntil(() => tcpAccepts(ports.membership), child, `${name} joined the membership ring`);
+    await waitUntil(
+      () => tcpAccepts(host, ports.membership),
+      child,
+      `${child.name} joined the membership ring`,
+    );
     return;
   }
-  const connection = Connection.lazy({ address: `${HOST}:${ports.grpc}` });
+  const connection = Connection.lazy({ address: `${host}:${ports.grpc}` });
   try {
     await waitUntil(
       async () => {
@@ -621,9 +686,9 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-function tcpAccepts(port: number): Promise<boolean> {
+function tcpAccepts(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect(port, HOST);
+    const socket = connect(port, host);
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);
