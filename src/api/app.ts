@@ -509,10 +509,14 @@ function asProblem(err: FastifyError, request: FastifyRequest): Problem {
     return new Problem('wrong-type', `${field} ${v.message}.`, { field });
   }
   const code = grpcCode(err);
-  if (code === 14 || code === 4) {
+  if (code !== undefined && TRANSIENT_GRPC_CODES.has(code)) {
+    if (code === 13) console.error(`API: ${request.method} ${request.url}: Temporal answered INTERNAL:`, err);
     return new Problem('temporal-unavailable', 'The Temporal service did not answer; try again shortly.');
   }
-  if (code === 3 && request.routeOptions.url === '/transfers' && request.method === 'GET') {
+  // A page token from another listing: INVALID_ARGUMENT, or UNKNOWN from the dev server's SQLite.
+  const listing =
+    ['/transfers', '/reviews'].includes(request.routeOptions.url ?? '') && request.method === 'GET';
+  if (listing && (code === 3 || (code === 2 && (request.query as { pageToken?: string }).pageToken))) {
     return new Problem('invalid-query', 'The server refused the query: a page token from another listing?');
   }
   // A framework error about the request itself (a 4xx), such as a bad header.
@@ -523,7 +527,16 @@ function asProblem(err: FastifyError, request: FastifyRequest): Problem {
   return new Problem('internal-error', 'The request failed; the server log has the details.');
 }
 
-/** The gRPC status code in an error's cause chain: 14 UNAVAILABLE, 4 DEADLINE_EXCEEDED, 3 INVALID_ARGUMENT. */
+/**
+ * The gRPC codes of a Temporal that is failing over, not of a wrong request: 1 CANCELLED (by
+ * the server, a host going away mid-call), 4 DEADLINE_EXCEEDED, 8 RESOURCE_EXHAUSTED, 10
+ * ABORTED (an update-with-start's other half failed), 13 INTERNAL, 14 UNAVAILABLE. What the
+ * call did is unknown, so the answer is 503: the same POST again, with its key, is safe and
+ * learns the outcome, where a 500 would read as a failure that may not be one.
+ */
+export const TRANSIENT_GRPC_CODES: ReadonlySet<number> = new Set([1, 4, 8, 10, 13, 14]);
+
+/** The gRPC status code in an error's cause chain. */
 function grpcCode(err: unknown): number | undefined {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
     const code = (e as { code?: unknown }).code;

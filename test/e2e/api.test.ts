@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { Client, Connection, ServiceError, WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { generateKeyPair } from 'jose';
 import { Context } from '@temporalio/activity';
@@ -356,6 +356,39 @@ test('a Temporal server that cannot be reached is a 503 problem, not a hang', as
     await client.connection.close();
   }
 });
+
+test.each([
+  [1, 'CANCELLED'],
+  [8, 'RESOURCE_EXHAUSTED'],
+  [10, 'ABORTED'],
+  [13, 'INTERNAL'],
+])(
+  'Temporal failing a POST with gRPC %i (%s), as while a host fails over, is a 503 to retry with the key, not a 500',
+  async (code, name) => {
+    const client = new Client({ connection: Connection.lazy({ address: `127.0.0.1:${await freePort()}` }) });
+    // The call fails as the server fails it mid-fail-over: a ServiceError over the gRPC error.
+    client.workflow.executeUpdateWithStart = async () => {
+      throw new ServiceError(`${name} from the frontend`, {
+        cause: Object.assign(new Error(name), { code }),
+      });
+    };
+    const failing = await buildApi({ client, settings: { taskQueue }, verify: anyone });
+    try {
+      const answer = await call('POST', '/transfers', {
+        body: payment(),
+        key: uniqueId('key'),
+        at: await serve(failing),
+      });
+      expect({ status: answer.status, type: answer.body.type }).toEqual({
+        status: 503,
+        type: '/problems/temporal-unavailable',
+      });
+    } finally {
+      await failing.close();
+      await client.connection.close();
+    }
+  },
+);
 
 test('the OpenAPI document holds the very schema that validates the body', async () => {
   const answer = await call('GET', '/openapi.json', { token: null });

@@ -111,7 +111,11 @@ export async function openApiDoor(address: string, taskQueue: string): Promise<A
             : undefined;
       // 502 is a definite answer (the payment was settled); any other 5xx is a fault.
       if (named !== expected || type === 'idempotency-key-reused' || (status >= 500 && status !== 502)) {
-        facts.wrong.push(`${key} (try ${attempt}): ${status} ${JSON.stringify(body).slice(0, 300)}`);
+        // The API logs what a 500 hid; the line names the key's route, so take the last one.
+        const logged = status === 500 ? api.stderr.split('\nAPI: ').at(-1)?.slice(0, 1500) : undefined;
+        facts.wrong.push(
+          `${key} (try ${attempt}): ${status} ${JSON.stringify(body).slice(0, 300)}${logged ? `; the API logged: ${logged}` : ''}`,
+        );
       }
       return;
     }
