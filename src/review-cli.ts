@@ -28,12 +28,12 @@ import {
   resolveManually,
   retryRefund,
   describeTransfer,
-  NEEDS_REVIEW_QUERY,
   transferStartOptions,
   type TransferView,
 } from './contract';
 import { openStore } from './bank/store';
 import { runInput } from './platform/history';
+import { MAX_REVIEW_PAGE_SIZE, REVIEW_PAGE_SIZE, reviewPage, type ReviewPage } from './platform/review-list';
 import { watchProgress } from './platform/progress-watch';
 import { reconcile, settleCommand } from './reconcile';
 import type { moneyTransfer, settleStrandedTransfer } from './workflows';
@@ -41,8 +41,9 @@ import type { moneyTransfer, settleStrandedTransfer } from './workflows';
 const USAGE = `Usage: npm run review -- <command>
 
 Commands:
-  list                                        transfers waiting for review, and closed
-                                              ones that still owe money (with BANK_DB)
+  list [--page-size N] [--page TOKEN]         transfers waiting for review, newest first,
+                                              N a page (50); the first page also lists the
+                                              closed ones that still owe money (with BANK_DB)
   show <workflow-id>                          a transfer's execution status and stage
   retry <workflow-id> [--operator NAME]       try the refund again now
   refund-to <workflow-id> <account> [--operator NAME]
@@ -92,7 +93,7 @@ async function main(argv: string[]): Promise<number> {
 
 type Command =
   | { name: 'help' }
-  | { name: 'list' }
+  | { name: 'list'; pageSize: number; page?: string }
   | { name: 'show'; workflowId: string }
   | { name: 'retry' | 'approve'; workflowId: string; operator?: string }
   | { name: 'refund-to'; workflowId: string; account: string; operator?: string }
@@ -104,7 +105,13 @@ function parseCommand(argv: string[]): Command {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { note: { type: 'string' }, operator: { type: 'string' }, help: { type: 'boolean' } },
+      options: {
+        note: { type: 'string' },
+        operator: { type: 'string' },
+        'page-size': { type: 'string' },
+        page: { type: 'string' },
+        help: { type: 'boolean' },
+      },
     });
   } catch (err) {
     throw new UsageError((err as Error).message.split('\n')[0] ?? 'bad arguments');
@@ -116,9 +123,13 @@ function parseCommand(argv: string[]): Command {
     if (positionals.length !== count) throw new UsageError(`${name} takes ${what}`);
   };
   switch (name) {
-    case 'list':
-      expect(1, 'no arguments');
-      return { name };
+    case 'list': {
+      expect(1, 'no arguments but --page-size and --page');
+      const pageSize = Number(values['page-size'] ?? REVIEW_PAGE_SIZE);
+      if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_REVIEW_PAGE_SIZE)
+        throw new UsageError(`--page-size takes a whole number from 1 to ${MAX_REVIEW_PAGE_SIZE}`);
+      return { name, pageSize, page: values.page };
+    }
     case 'show':
       expect(2, 'a workflow id');
       return { name, workflowId: workflowId! };
@@ -151,7 +162,7 @@ async function run(
   settings: Settings,
   command: Exclude<Command, { name: 'help' }>,
 ): Promise<void> {
-  if (command.name === 'list') return list(client, settings);
+  if (command.name === 'list') return list(client, settings, command);
   if (command.name === 'show') return show(client, command.workflowId);
   if (command.name === 'settle') return settle(client, settings, command);
   const handle = client.workflow.getHandle<typeof moneyTransfer>(command.workflowId);
@@ -190,14 +201,30 @@ async function run(
   console.log(formatStatus(status));
 }
 
-async function list(client: Client, settings: Settings): Promise<void> {
-  let count = 0;
-  for await (const execution of client.workflow.list({ query: NEEDS_REVIEW_QUERY })) {
-    if (count++ === 0) console.log('Transfers waiting for review:');
-    console.log(`  ${execution.workflowId}  started ${execution.startTime.toISOString()}`);
-    console.log(`    ${webUiLink(settings, execution.workflowId, execution.runId)}`);
+async function list(
+  client: Client,
+  settings: Settings,
+  { pageSize, page }: { pageSize: number; page?: string },
+): Promise<void> {
+  let found: ReviewPage;
+  try {
+    found = await reviewPage(client, pageSize, page);
+  } catch (err) {
+    // A token from another listing, or cut short: INVALID_ARGUMENT, or UNKNOWN from the dev server's SQLite.
+    if (page && [2, 3].includes((err as { code?: number }).code ?? 0))
+      throw new ReviewError(`--page ${page} is not a page of this list.`);
+    throw err;
   }
-  if (count === 0) console.log('No transfer is waiting for review.');
+  const { transfers, nextPageToken } = found;
+  if (transfers.length > 0) console.log('Transfers waiting for review:');
+  else console.log(page ? 'No more transfers wait for review.' : 'No transfer is waiting for review.');
+  for (const t of transfers) {
+    console.log(`  ${t.workflowId}  started ${t.startedAt.toISOString()}`);
+    console.log(`    ${webUiLink(settings, t.workflowId, t.runId)}`);
+  }
+  if (nextPageToken)
+    console.log(`More: npm run review -- list --page-size ${pageSize} --page ${nextPageToken}`);
+  if (page) return;
   // What a closed transfer still owes is in the ledger alone.
   if (!process.env.BANK_DB) {
     console.log(

@@ -46,8 +46,11 @@ export const DESK_SCRIPT = `'use strict';
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const roles = new Set(document.getElementById('roles').textContent.split(' '));
 const PAGE_SIZE = 10;
+// The server pages the list: tokens[n] fetches page n, so Previous goes back the way Next came.
+let tokens = [''];
 let page = 0;
 let shown = '';
+let loading = false;
 
 function text(tag, value, attributes) {
   const node = document.createElement(tag);
@@ -148,7 +151,19 @@ function render(reviews) {
 
 /** Fetches the list and redraws it when it changed, or when forced after a decision, even with the focus in a form. */
 async function load(force) {
-  const response = await fetch('/reviews');
+  // A poll that would overlap a slow one waits for the next tick; a forced one goes anyway.
+  if (loading && !force) return;
+  loading = true;
+  try {
+    await loadPage(force);
+  } finally {
+    loading = false;
+  }
+}
+
+async function loadPage(force) {
+  const token = tokens[page];
+  const response = await fetch('/reviews?pageSize=' + PAGE_SIZE + (token ? '&pageToken=' + encodeURIComponent(token) : ''));
   if (response.status === 401) {
     location.assign('/desk/login');
     return;
@@ -158,13 +173,18 @@ async function load(force) {
     document.getElementById('updated').textContent = 'Cannot load the list: ' + (answer.detail || response.status);
     return;
   }
-  const all = answer.reviews;
-  page = Math.min(page, Math.max(0, Math.ceil(all.length / PAGE_SIZE) - 1));
-  const visible = all.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
-  document.getElementById('updated').textContent = all.length + ' waiting; updated ' + new Date().toLocaleTimeString();
-  document.getElementById('page-label').textContent = 'Page ' + (page + 1) + ' of ' + Math.max(1, Math.ceil(all.length / PAGE_SIZE));
+  const visible = answer.reviews;
+  if (visible.length === 0 && page > 0) {
+    // The list shrank under this page: back to the first.
+    tokens = [''];
+    page = 0;
+    return loadPage(true);
+  }
+  tokens[page + 1] = answer.nextPageToken || '';
+  document.getElementById('updated').textContent = answer.total + ' waiting; updated ' + new Date().toLocaleTimeString();
+  document.getElementById('page-label').textContent = 'Page ' + (page + 1) + ' of ' + Math.max(1, Math.ceil(answer.total / PAGE_SIZE));
   document.getElementById('previous').disabled = page === 0;
-  document.getElementById('next').disabled = (page + 1) * PAGE_SIZE >= all.length;
+  document.getElementById('next').disabled = !answer.nextPageToken;
   // Redraw only when something changed, so that a note being typed is not lost.
   const snapshot = JSON.stringify(visible);
   if (force || (snapshot !== shown && !document.activeElement.closest('form'))) {

@@ -23,9 +23,10 @@ import {
   type TransferView,
 } from '../contract';
 import { runInput } from '../platform/history';
+import { REVIEW_PAGE_SIZE, reviewPage } from '../platform/review-list';
 import type { moneyTransfer } from '../workflows';
 import { Problem } from './problems';
-import { noteSchema, refundToSchema, reviewSchema } from './schemas';
+import { noteSchema, refundToSchema, reviewQuerySchema, reviewSchema } from './schemas';
 import { withinBound } from './within-bound';
 
 export const REVIEWER = 'reviewer';
@@ -79,39 +80,61 @@ const DECISIONS: Record<string, Decision> = {
 export function registerReviewRoutes(app: FastifyInstance, client: Client, temporal: Temporal): void {
   const problems = { 401: { $ref: 'Problem#' }, 403: { $ref: 'Problem#' }, 503: { $ref: 'Problem#' } };
 
-  app.get(
+  app.get<{ Querystring: { pageSize?: string; pageToken?: string } }>(
     '/reviews',
     {
       config: { roles: [REVIEWER, APPROVER] },
       schema: {
-        summary: 'The transfers waiting for an operator, with what each needs',
+        summary:
+          'The transfers waiting for an operator, newest first, a page at a time, with what each needs',
+        querystring: reviewQuerySchema,
         response: {
-          200: { type: 'object', properties: { reviews: { type: 'array', items: reviewSchema } } },
+          200: {
+            type: 'object',
+            properties: {
+              reviews: { type: 'array', items: reviewSchema },
+              total: { type: 'integer', description: 'How many wait for review, on every page.' },
+              nextPageToken: { type: 'string' },
+            },
+          },
           ...problems,
+          400: { $ref: 'Problem#' },
         },
       },
     },
-    async () => {
-      const reviews = [];
-      for await (const execution of client.workflow.list({ query: NEEDS_REVIEW_QUERY })) {
-        const handle = client.workflow.getHandle<typeof moneyTransfer>(execution.workflowId);
-        // A worker that does not answer must not hide the others: the row says so.
-        const [status, payment] = await Promise.all([
-          client.connection
-            .withDeadline(Date.now() + 2000, () => handle.query(getStatus))
-            .catch(() => undefined),
-          // The payment as it was started, from history: a worker need not answer for it.
-          temporal(() => runInput(client, execution.workflowId, execution.runId)).catch(() => undefined),
-        ]);
-        reviews.push({
-          id: execution.workflowId,
-          startedAt: execution.startTime.toISOString(),
-          ...(payment ? { payment } : {}),
-          ...(status ? { status } : { note: 'No worker answered within 2 s.' }),
-        });
-        if (reviews.length >= 200) break;
-      }
-      return { reviews };
+    async (request) => {
+      const { pageSize, pageToken } = request.query;
+      const [page, count] = await Promise.all([
+        temporal(() => reviewPage(client, Number(pageSize ?? REVIEW_PAGE_SIZE), pageToken)),
+        temporal(() =>
+          client.workflowService.countWorkflowExecutions({
+            namespace: client.options.namespace,
+            query: NEEDS_REVIEW_QUERY,
+          }),
+        ),
+      ]);
+      // Side by side: each row is a query (a worker replays an evicted transfer) and a history read.
+      const reviews = await Promise.all(
+        page.transfers.map(async ({ workflowId, runId, startedAt }) => {
+          const handle = client.workflow.getHandle<typeof moneyTransfer>(workflowId);
+          // A worker that does not answer must not hide the others: the row says so.
+          const [status, payment] = await Promise.all([
+            client.connection
+              .withDeadline(Date.now() + 2000, () => handle.query(getStatus))
+              .catch(() => undefined),
+            // The payment as it was started, from history: a worker need not answer for it.
+            temporal(() => runInput(client, workflowId, runId)).catch(() => undefined),
+          ]);
+          return {
+            id: workflowId,
+            startedAt: startedAt.toISOString(),
+            ...(payment ? { payment } : {}),
+            ...(status ? { status } : { note: 'No worker answered within 2 s.' }),
+          };
+        }),
+      );
+      const total = Number(count.count ?? 0);
+      return page.nextPageToken ? { reviews, total, nextPageToken: page.nextPageToken } : { reviews, total };
     },
   );
 

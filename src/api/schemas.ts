@@ -124,6 +124,16 @@ export const listQuerySchema = {
   },
 } as const;
 
+/** GET /reviews: a page of the transfers waiting for review. */
+export const reviewQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    pageSize: { type: 'string', pattern: '^(100|[1-9][0-9]?)$', description: '1 to 100; default 50.' },
+    pageToken: listQuerySchema.properties.pageToken,
+  },
+} as const;
+
 export const listSchema = {
   type: 'object',
   required: ['transfers'],

@@ -63,9 +63,29 @@ test('list finds exactly the parked transfers; show, retry, refund-to and resolv
 
     const list = await review('list');
     expect(list.code).toBe(0);
-    const listed = [...list.stdout.matchAll(/^ {2}(\S+) {2}started /gm)].map((m) => m[1]);
-    expect(listed.filter((id) => id!.startsWith(prefix)).sort()).toEqual([a.workflowId, b.workflowId].sort());
     expect(list.stdout).toContain(`/workflows/${a.workflowId}/`);
+    // A page at a time, one a page: each page says how to get the next, until both are seen.
+    const listed: string[] = [];
+    for (let args = ['list', '--page-size', '1']; ;) {
+      const page = await review(...args);
+      expect(page.code).toBe(0);
+      const ids = [...page.stdout.matchAll(/^ {2}(\S+) {2}started /gm)].map((m) => m[1]!);
+      expect(ids.length).toBeLessThanOrEqual(1);
+      listed.push(...ids);
+      const more = /^More: npm run review -- (list .+)$/m.exec(page.stdout);
+      if (!more || (listed.includes(a.workflowId) && listed.includes(b.workflowId))) break;
+      args = more[1]!.split(' ');
+    }
+    expect(listed.filter((id) => id.startsWith(prefix)).sort()).toEqual([a.workflowId, b.workflowId].sort());
+    expect(new Set(listed).size).toBe(listed.length);
+    expect(await review('list', '--page', 'bm90LWEtdG9rZW4')).toMatchObject({
+      code: 1,
+      stderr: '--page bm90LWEtdG9rZW4 is not a page of this list.\n',
+    });
+    expect(await review('list', '--page-size', '0')).toMatchObject({
+      code: 2,
+      stderr: 'review: --page-size takes a whole number from 1 to 1000. Try --help.\n',
+    });
 
     const show = await review('show', a.workflowId);
     expect(show.code).toBe(0);

@@ -703,11 +703,17 @@ async function decideWithCli(
   return { stage, refundedTo: /^Refunded to: (\S+)$/m.exec(run.stdout)?.[1] };
 }
 
-/** The workflow ids `review list` prints; undefined if it failed. */
+/** The workflow ids `review list` prints, page after page; undefined if one failed. */
 async function listWithCli(address: string): Promise<string[] | undefined> {
-  const run = await review(address, ['list']);
-  if (run.code !== 0) return undefined;
-  return [...run.stdout.matchAll(/^ {2}(\S+) {2}started /gm)].map((m) => m[1]!);
+  const ids: string[] = [];
+  for (let args = ['list']; ;) {
+    const run = await review(address, args);
+    if (run.code !== 0) return undefined;
+    ids.push(...[...run.stdout.matchAll(/^ {2}(\S+) {2}started /gm)].map((m) => m[1]!));
+    const more = /^More: npm run review -- (list .+)$/m.exec(run.stdout);
+    if (!more) return ids;
+    args = more[1]!.split(' ');
+  }
 }
 
 /**
