@@ -11,6 +11,7 @@ import { Client, Connection } from '@temporalio/client';
 import { connectClient, loadSettings, type Settings } from '../../src/platform/config';
 import { startDevServer } from '../dev-server';
 import { apiBench, apiBenchMoves } from './bench-api';
+import { longBench } from './bench-long';
 import { transferStartOptions, type PaymentDetails } from '../../src/contract';
 import { OPENING_BALANCES } from '../../src/bank/store';
 import { DEFAULT_TRANSFER } from '../../src/starter';
@@ -83,14 +84,18 @@ function cpuSeconds(pid: number | undefined): number | undefined {
   }
 }
 
-function peakRssMb(pid: number | undefined): number | undefined {
-  try {
-    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Math.round(Number(match[1]) / 1024) : undefined;
-  } catch {
-    return undefined;
-  }
+/** A process's memory field from /proc (VmHWM: peak RSS; VmRSS: now), in MB. */
+function memoryMb(field: 'VmHWM' | 'VmRSS'): (pid: number | undefined) => number | undefined {
+  return (pid) => {
+    try {
+      const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      return match ? Math.round(Number(match[1]) / 1024) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
 }
+const peakRssMb = memoryMb('VmHWM');
 
 /** The dev server is a child of this process, started by the SDK. */
 function devServerPid(): number | undefined {
@@ -513,6 +518,8 @@ async function main(): Promise<void> {
       'task-queue': { type: 'string' },
       json: { type: 'boolean', default: false },
       api: { type: 'boolean', default: false },
+      long: { type: 'boolean', default: false },
+      block: { type: 'string', default: '2000' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -529,6 +536,10 @@ async function main(): Promise<void> {
   --api            POST /transfers through npm run api beside the client's own starts, at
                    --concurrency, --transfers each: throughput, p50/p99 to the early return
                    and to completion, the API process's CPU per request and peak RSS
+  --long           one long run of --transfers at --concurrency without a pause, read in
+                   blocks of --block (default 2000): each block's transfers/s, the worker's
+                   CPU per transfer and its RSS at the block's end; the transfers go back
+                   and forth between the two accounts, so any --transfers works
   --cost           per transfer: server and worker CPU (/proc), worker peak RSS, transfers/s
                    at C after 50 sequential, process start to first transfer done, and the
                    sequential p50 over --low-load; a fresh dev server for each worker
@@ -557,13 +568,21 @@ async function main(): Promise<void> {
     if (!Number.isSafeInteger(n) || n < min)
       throw new Error(`${flag} must be a whole number of at least ${min}`);
   }
+  installLogger('WARN');
+  if (values.long) {
+    const block = Number(values.block);
+    if (!Number.isSafeInteger(block) || block < 1 || block > transfers)
+      throw new Error('--block must be a whole number from 1 to --transfers');
+    const read = { cpuSeconds, rssMb: memoryMb('VmRSS'), peakRssMb };
+    console.log(await longBench(transfers, concurrency, block, read, devServerPid));
+    return;
+  }
   if (transfers + lowLoad > SOURCE_BALANCE) {
     throw new Error(
       `each transfer moves 1 from ${DEFAULT_TRANSFER.sourceAccount}, which holds ${SOURCE_BALANCE}: keep --transfers plus --low-load within that`,
     );
   }
 
-  installLogger('WARN');
   if (values.api) {
     if (apiBenchMoves(transfers) > SOURCE_BALANCE) {
       throw new Error(
