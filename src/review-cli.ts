@@ -33,7 +33,7 @@ import {
   type TransferView,
 } from './contract';
 import { openStore } from './bank/store';
-import { runInput } from './platform/history';
+import { runInput, transferStart } from './platform/history';
 import { watchProgress } from './platform/progress-watch';
 import { reconcile, settleCommand } from './reconcile';
 import type { moneyTransfer, settleStrandedTransfer } from './workflows';
@@ -194,7 +194,11 @@ async function list(client: Client, settings: Settings): Promise<void> {
   let count = 0;
   for await (const execution of client.workflow.list({ query: NEEDS_REVIEW_QUERY })) {
     if (count++ === 0) console.log('Transfers waiting for review:');
-    console.log(`  ${execution.workflowId}  started ${execution.startTime.toISOString()}`);
+    const started = await transferStart(client, execution.workflowId, {
+      ...execution,
+      firstRunId: execution.raw.firstRunId,
+    });
+    console.log(`  ${execution.workflowId}  started ${started.toISOString()}`);
     console.log(`    ${webUiLink(settings, execution.workflowId, execution.runId)}`);
   }
   if (count === 0) console.log('No transfer is waiting for review.');

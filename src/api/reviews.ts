@@ -22,7 +22,7 @@ import {
   retryRefund,
   type TransferView,
 } from '../contract';
-import { runInput } from '../platform/history';
+import { runInput, transferStart } from '../platform/history';
 import type { moneyTransfer } from '../workflows';
 import { Problem } from './problems';
 import { noteSchema, refundToSchema, reviewSchema } from './schemas';
@@ -96,16 +96,23 @@ export function registerReviewRoutes(app: FastifyInstance, client: Client, tempo
       for await (const execution of client.workflow.list({ query: NEEDS_REVIEW_QUERY })) {
         const handle = client.workflow.getHandle<typeof moneyTransfer>(execution.workflowId);
         // A worker that does not answer must not hide the others: the row says so.
-        const [status, payment] = await Promise.all([
+        const [status, payment, started] = await Promise.all([
           client.connection
             .withDeadline(Date.now() + 2000, () => handle.query(getStatus))
             .catch(() => undefined),
           // The payment as it was started, from history: a worker need not answer for it.
           temporal(() => runInput(client, execution.workflowId, execution.runId)).catch(() => undefined),
+          // A transfer that continued as new began with its first run.
+          temporal(() =>
+            transferStart(client, execution.workflowId, {
+              ...execution,
+              firstRunId: execution.raw.firstRunId,
+            }),
+          ).catch(() => execution.startTime),
         ]);
         reviews.push({
           id: execution.workflowId,
-          startedAt: execution.startTime.toISOString(),
+          startedAt: started.toISOString(),
           ...(payment ? { payment } : {}),
           ...(status ? { status } : { note: 'No worker answered within 2 s.' }),
         });

@@ -15,13 +15,14 @@ import type { BankingService } from '../../src/bank/banking-service';
 import {
   approveResolution,
   getStatus,
+  NEEDS_REVIEW_QUERY,
   resolveManually,
   retryRefund,
   transferStartOptions,
   type PaymentDetails,
   type TransferView,
 } from '../../src/contract';
-import { runInput } from '../../src/platform/history';
+import { runInput, transferStart } from '../../src/platform/history';
 import type { moneyTransfer } from '../../src/workflows';
 import { LIMITS } from '../support/fast-limits';
 import { RefuseFirstRefundBank } from '../../tools/export-histories';
@@ -96,6 +97,19 @@ test(`${REMINDERS} reminders: each run stays under ${RUN_BOUND} events, the revi
     expect(latest.memo).toEqual({ startedBy: 'tester' });
     expect(latest.searchAttributes.TransferStatus).toEqual(['needs-review']);
     expect(await runInput(temporal().client, handle.workflowId, latest.runId)).toEqual(details);
+    // `review list`, reconcile and GET /reviews list the newest run, and date it from the first.
+    const listed = [];
+    const query = `${NEEDS_REVIEW_QUERY} AND WorkflowId = '${handle.workflowId}'`;
+    for await (const execution of temporal().client.workflow.list({ query })) listed.push(execution);
+    expect(listed.map((execution) => execution.runId)).toEqual([latest.runId]);
+    const first = await client(handle, handle.firstExecutionRunId).describe();
+    expect(listed[0]!.startTime.getTime()).toBeGreaterThan(first.startTime.getTime());
+    expect(
+      await transferStart(temporal().client, handle.workflowId, {
+        ...listed[0]!,
+        firstRunId: listed[0]!.raw.firstRunId,
+      }),
+    ).toEqual(first.startTime);
     expect(before).toMatchObject({
       stage: 'needs-review',
       owed: 250,
