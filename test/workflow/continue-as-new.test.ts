@@ -83,7 +83,7 @@ async function untilReminders(handle: Handle, atLeast: number): Promise<Transfer
   }
 }
 
-/** One a second: CAN_REMINDERS=2000 makes the long run (about 35 minutes). */
+/** One a second: CAN_REMINDERS=1500 makes the long run (about 25 minutes). */
 const REMINDERS = Number(process.env.CAN_REMINDERS ?? 60);
 
 test(`${REMINDERS} reminders: each run stays under ${RUN_BOUND} events, the review carries over, and retryRefund ends it once`, async () => {
