@@ -234,13 +234,35 @@ export interface ReviewPolicy {
   remindEvery?: Duration;
 }
 
-/** Checks the workflow's second argument, with the details, before any money moves. */
-export function validateReviewPolicy(input: unknown): asserts input is ReviewPolicy | undefined {
+/**
+ * The shortest times a review policy may set. Each reminder adds about 11 events to the
+ * transfer's history and pages an operator, so a reminder more often than every 15 minutes
+ * floods both; a review deadline under a minute sends a bank's passing slowness (one refund
+ * attempt has 20 s) to a person instead of to the refund's own retries. See docs/design.md.
+ */
+export const REVIEW_POLICY_MINIMUMS: Readonly<Record<keyof ReviewPolicy, number>> = {
+  reviewAfter: 60_000,
+  remindEvery: 15 * 60_000,
+};
+
+/** A review policy that is well formed but shorter than its minimum. */
+export class ReviewPolicyTooShortError extends InvalidPaymentDetailsError {}
+
+/**
+ * Checks the workflow's second argument, with the details, before any money moves.
+ * `minimums` are the production ones; only a test bundle's workflow passes others
+ * (src/workflows/limits.ts).
+ */
+export function validateReviewPolicy(
+  input: unknown,
+  minimums: Readonly<Record<keyof ReviewPolicy, number>> = REVIEW_POLICY_MINIMUMS,
+): asserts input is ReviewPolicy | undefined {
   if (input === undefined || input === null) return;
   if (typeof input !== 'object' || Array.isArray(input)) {
     throw new InvalidPaymentDetailsError(`the review policy must be an object (got ${describe(input)})`);
   }
   const problems: string[] = [];
+  const tooShort: string[] = [];
   for (const [key, value] of Object.entries(input)) {
     if (key !== 'reviewAfter' && key !== 'remindEvery') {
       problems.push(`unknown review policy field: ${key}`);
@@ -256,9 +278,24 @@ export function validateReviewPolicy(input: unknown): asserts input is ReviewPol
       problems.push(
         `${key} must be a duration such as '1 hour' or a number of milliseconds (got ${describe(value)})`,
       );
+    } else if (ms < minimums[key]) {
+      tooShort.push(`${key} must be at least ${formatMs(minimums[key])} (got ${describe(value)})`);
     }
   }
-  if (problems.length > 0) throw new InvalidPaymentDetailsError(problems.join('; '));
+  if (problems.length > 0) throw new InvalidPaymentDetailsError([...problems, ...tooShort].join('; '));
+  if (tooShort.length > 0) {
+    throw new ReviewPolicyTooShortError(
+      `${tooShort.join('; ')}: each reminder pages the operators and adds about 11 events to the ` +
+        "transfer's history, and a shorter review deadline sends a slow bank to a person",
+    );
+  }
+}
+
+/** 900000 as "15 minutes", 60000 as "1 minute", 1500 as "1500 ms". */
+function formatMs(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000} minute${ms === 60_000 ? '' : 's'}`;
+  if (ms % 1000 === 0) return `${ms / 1000} second${ms === 1000 ? '' : 's'}`;
+  return `${ms} ms`;
 }
 
 function describe(value: unknown): string {

@@ -14,6 +14,7 @@ import { openStore, type BankStore, type LedgerEntry } from './bank/store';
 import { bankLine } from './bank/from-env';
 import { NEEDS_REVIEW_QUERY, TRANSFER_STATUS, TRANSFER_WORKFLOW_TYPES } from './contract';
 import { connectClient, describeError, loadSettings, UsageError } from './platform/config';
+import { transferStart } from './platform/history';
 
 /** The operator's command that settles a stranded transfer (docs/operations.md). */
 export const settleCommand = (workflowId: string): string =>
@@ -107,7 +108,11 @@ export async function reconcile(
       finding.note = 'no workflow with this id: never one, or past the retention period';
       return void report.orphans.push(finding);
     }
-    describeRun(finding, run, now);
+    const started = await transferStart(client, owner, {
+      ...run,
+      firstRunId: run.raw.workflowExecutionInfo?.firstRunId,
+    });
+    describeRun(finding, run, started, now);
     if (!TRANSFER_WORKFLOW_TYPES.includes(run.type)) {
       finding.note = `the workflow with this id is a ${run.type}, not a transfer`;
       return void report.orphans.push(finding);
@@ -152,7 +157,11 @@ export async function reconcile(
   for await (const execution of client.workflow.list({ query: NEEDS_REVIEW_QUERY })) {
     if (listed.has(execution.workflowId)) continue;
     const finding: Finding = { workflowId: execution.workflowId, net: 0, references: [] };
-    describeRun(finding, execution, now);
+    const started = await transferStart(client, execution.workflowId, {
+      ...execution,
+      firstRunId: execution.raw.firstRunId,
+    });
+    describeRun(finding, execution, started, now);
     report.reviews.push(finding);
   }
   const byId = (a: Finding, b: Finding) => a.workflowId.localeCompare(b.workflowId);
@@ -184,16 +193,18 @@ function describeRun(
   finding: Finding,
   run: Pick<
     WorkflowExecutionDescription,
-    'runId' | 'type' | 'status' | 'startTime' | 'closeTime' | 'typedSearchAttributes'
+    'runId' | 'type' | 'status' | 'closeTime' | 'typedSearchAttributes'
   >,
+  /** When the transfer began: its first run's start (transferStart). */
+  started: Date,
   now: Date,
 ): void {
   finding.runId = run.runId;
   finding.workflowType = run.type;
   finding.status = run.status.name;
-  finding.startedAt = run.startTime.toISOString();
+  finding.startedAt = started.toISOString();
   if (run.closeTime) finding.closedAt = run.closeTime.toISOString();
-  finding.ageSeconds = Math.max(0, Math.round((now.getTime() - run.startTime.getTime()) / 1000));
+  finding.ageSeconds = Math.max(0, Math.round((now.getTime() - started.getTime()) / 1000));
   const shown = run.typedSearchAttributes.get(TRANSFER_STATUS);
   if (shown === 'refunding' || shown === 'needs-review') finding.stage = shown;
 }

@@ -5,40 +5,65 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, type BundleOptions } from '@temporalio/worker';
 import { TRACING_WORKFLOW_MODULES, tracingBundlePath } from '../src/platform/telemetry';
 import { WORKFLOW_BUNDLE_PATH } from '../src/platform/worker-options';
 import { ROOT } from './common';
 
 /**
  * With `tracing`, the bundle includes the OpenTelemetry workflow interceptors
- * (docs/tracing.md). With `filesRead`, webpack adds to it every file it read.
+ * (docs/tracing.md). With `filesRead`, webpack adds to it every file it read. `limits`, for
+ * test bundles only, is a module that replaces src/workflows/limits.ts.
  */
 export async function buildWorkflowBundle({
   tracing = false,
   workflowsPath = require.resolve('../src/workflows'),
   filesRead,
-}: { tracing?: boolean; workflowsPath?: string; filesRead?: Set<string> } = {}): Promise<string> {
+  limits,
+}: {
+  tracing?: boolean;
+  workflowsPath?: string;
+  filesRead?: Set<string>;
+  limits?: string;
+} = {}): Promise<string> {
   const { code } = await bundleWorkflowCode({
     workflowsPath,
     workflowInterceptorModules: tracing ? TRACING_WORKFLOW_MODULES : undefined,
     logger: new DefaultLogger('WARN'),
-    webpackConfigHook: (config) =>
-      filesRead === undefined
-        ? config
-        : {
-            ...config,
-            plugins: [
-              ...(config.plugins ?? []),
-              (compiler) =>
+    webpackConfigHook: (config) => ({
+      ...config,
+      plugins: [
+        ...(config.plugins ?? []),
+        ...(filesRead === undefined
+          ? []
+          : [
+              (compiler: Compiler) =>
                 compiler.hooks.afterCompile.tap('FilesRead', ({ fileDependencies }) => {
                   for (const file of fileDependencies) filesRead.add(file);
                 }),
-            ],
-          },
+            ]),
+        ...(limits === undefined
+          ? []
+          : [
+              (compiler: Compiler) =>
+                compiler.hooks.normalModuleFactory.tap('Limits', (factory) =>
+                  factory.hooks.beforeResolve.tap('Limits', (resolving) => {
+                    if (path.resolve(resolving.context, resolving.request) === LIMITS_MODULE)
+                      resolving.request = limits;
+                  }),
+                ),
+            ]),
+      ],
+    }),
   });
   return code;
 }
+
+/** The module `limits` replaces, however a workflow file imports it. */
+const LIMITS_MODULE = path.join(ROOT, 'src', 'workflows', 'limits');
+
+type Compiler = Parameters<Extract<NonNullable<WebpackPlugins>[number], (...args: never[]) => unknown>>[0];
+type WebpackPlugins = NonNullable<Parameters<NonNullable<BundleOptions['webpackConfigHook']>>[0]['plugins']>;
 
 /**
  * Writes the plain bundle to `bundlePath` (in one rename, so a reader sees the old bundle

@@ -71,6 +71,8 @@ export const CASES: Array<{
   bank: BankingService;
   args: unknown[];
   operator?: (h: Handle) => Promise<void>;
+  /** A module in place of src/workflows/limits.ts, as the test bundles have. */
+  limits?: string;
 }> = [
   { name: 'success', bank: new BankingService('bank'), args: [details] },
   { name: 'insufficient-funds', bank: new BankingService('bank'), args: [{ ...details, amount: 25000 }] },
@@ -106,7 +108,35 @@ export const CASES: Array<{
       await handle.executeUpdate(approveResolution, { args: [{ operator: 'ben' }] });
     },
   },
+  // Waiting long enough to continue as new, on the test limits: ana proposes in the first
+  // run, ben approves in the second. One file per run (-run-1, -run-2).
+  {
+    name: 'review-continue-as-new',
+    bank: new RefuseFirstRefundBank('bank', { faults: parseFaults('deposit:reject') }),
+    args: [details, { remindEvery: 10 }],
+    limits: path.join(ROOT, 'test', 'support', 'fast-limits.ts'),
+    operator: async (handle) => {
+      while ((await handle.query(getStatus)).stage !== 'needs-review') await sleep(100);
+      await handle.executeUpdate(resolveManually, {
+        args: [{ note: 'paid back by cheque', operator: 'ana' }],
+      });
+      const first = (await handle.describe()).runId;
+      while ((await handle.describe()).runId === first) await sleep(200);
+      await handle.executeUpdate(approveResolution, { args: [{ operator: 'ben' }] });
+    },
+  },
 ];
+
+/** The run ids of a workflow, first to last, following its continue-as-new chain. */
+async function runIds(client: Client, workflowId: string, firstRunId: string): Promise<string[]> {
+  const ids = [firstRunId];
+  for (;;) {
+    const { events } = await client.workflow.getHandle(workflowId, ids.at(-1)).fetchHistory();
+    const next = events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
+    if (!next) return ids;
+    ids.push(next);
+  }
+}
 
 async function main(): Promise<void> {
   installLogger('WARN');
@@ -121,15 +151,15 @@ async function main(): Promise<void> {
     mkdirSync(OUT_DIR, { recursive: true });
     // Bundled here from src, so the histories always come from the code as it is now.
     const code = await buildWorkflowBundle();
-    for (const { name, bank, args, operator } of CASES) {
+    for (const { name, bank, args, operator, limits } of CASES) {
       const worker = await Worker.create({
         connection: workerConnection,
         taskQueue: TASK_QUEUE,
-        workflowBundle: { code },
+        workflowBundle: { code: limits ? await buildWorkflowBundle({ limits }) : code },
         activities: createActivities(bank),
       });
       const workflowId = `history-${name}`;
-      await worker.runUntil(async () => {
+      const firstRunId = await worker.runUntil(async () => {
         const handle = await client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
           taskQueue: TASK_QUEUE,
           workflowId,
@@ -138,14 +168,24 @@ async function main(): Promise<void> {
         });
         await operator?.(handle);
         await handle.result().catch(() => undefined);
+        return handle.firstExecutionRunId;
       });
-      const json = execFileSync(
-        cli.path,
-        ['workflow', 'show', '--workflow-id', workflowId, '--address', server.address, '--output', 'json'],
-        { encoding: 'utf8' },
-      );
-      writeFileSync(path.join(OUT_DIR, `${name}.json`), json);
-      console.log(`wrote test/fixtures/histories/${name}.json`);
+      const runs = await runIds(client, workflowId, firstRunId);
+      for (const [i, runId] of runs.entries()) {
+        const json = execFileSync(
+          cli.path,
+          ['workflow', 'show', '--workflow-id', workflowId, '--run-id', runId].concat([
+            '--address',
+            server.address,
+            '--output',
+            'json',
+          ]),
+          { encoding: 'utf8' },
+        );
+        const file = runs.length === 1 ? `${name}.json` : `${name}-run-${i + 1}.json`;
+        writeFileSync(path.join(OUT_DIR, file), json);
+        console.log(`wrote test/fixtures/histories/${file}`);
+      }
     }
   } finally {
     await workerConnection.close();

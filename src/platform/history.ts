@@ -21,3 +21,20 @@ export async function runInput(
   const payloads = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
   return decodeFromPayloadsAtIndex<PaymentDetails>(client.options.loadedDataConverter, 0, payloads);
 }
+
+/**
+ * When a transfer began: the start of the first run of its chain. A transfer waiting for
+ * review continues as new about once a month, and each new run has its own start time.
+ */
+export async function transferStart(
+  client: Client,
+  workflowId: string,
+  run: { runId: string; startTime: Date; firstRunId?: string | null },
+): Promise<Date> {
+  // A visibility list leaves the first run out; the run's own description has it.
+  const firstRunId =
+    run.firstRunId ||
+    (await client.workflow.getHandle(workflowId, run.runId).describe()).raw.workflowExecutionInfo?.firstRunId;
+  if (!firstRunId || firstRunId === run.runId) return run.startTime;
+  return (await client.workflow.getHandle(workflowId, firstRunId).describe()).startTime;
+}

@@ -2,6 +2,7 @@
 // API's GET /reviews: thousands can wait at once, and an operator reads the first page.
 import type { Client } from '@temporalio/client';
 import { NEEDS_REVIEW_QUERY } from '../contract';
+import { transferStart } from './history';
 
 export interface ParkedTransfer {
   workflowId: string;
@@ -31,13 +32,22 @@ export async function reviewPage(
     pageSize,
     nextPageToken: pageToken ? Buffer.from(pageToken, 'base64url') : undefined,
   });
-  const transfers = (page.executions ?? []).map((e) => ({
-    workflowId: e.execution?.workflowId ?? '',
-    runId: e.execution?.runId ?? '',
-    startedAt: new Date(
-      Number(e.startTime?.seconds ?? 0) * 1000 + Math.floor((e.startTime?.nanos ?? 0) / 1e6),
-    ),
-  }));
+  const transfers = await Promise.all(
+    (page.executions ?? []).map(async (e) => {
+      const workflowId = e.execution?.workflowId ?? '';
+      const runId = e.execution?.runId ?? '';
+      const startTime = new Date(
+        Number(e.startTime?.seconds ?? 0) * 1000 + Math.floor((e.startTime?.nanos ?? 0) / 1e6),
+      );
+      // A transfer that continued as new began with the first run of its chain.
+      const startedAt = await transferStart(client, workflowId, {
+        runId,
+        startTime,
+        firstRunId: e.firstRunId,
+      });
+      return { workflowId, runId, startedAt };
+    }),
+  );
   const next = page.nextPageToken?.length ? Buffer.from(page.nextPageToken).toString('base64url') : undefined;
   return next ? { transfers, nextPageToken: next } : { transfers };
 }

@@ -2,6 +2,7 @@
 // an operator's update (retryRefund, refundTo, or a manual resolution that a second
 // operator approves) decides what comes next.
 import {
+  allHandlersFinished,
   CancellationScope,
   condition,
   isCancellation,
@@ -11,6 +12,7 @@ import {
   proxyActivities,
   setHandler,
   sleep,
+  workflowInfo,
 } from '@temporalio/workflow';
 import {
   approveResolution,
@@ -24,12 +26,15 @@ import {
 } from '../contract';
 import type { ReviewNotice } from '../activities';
 import { isDefinite } from './failures';
-import { setStage, type Activities, type Transfer } from './state';
+import { LIMITS } from './limits';
+import { setStage, type Activities, type ResumedReview, type Transfer } from './state';
 
 /** Transfers that park from this change on: a manual resolution needs a second operator. */
 export const FOUR_EYES = 'four-eyes';
 /** The same: notices to operators are sent beside the wait for a decision, never before it. */
 export const NOTICES_IN_BACKGROUND = 'notices-in-background';
+/** Runs that wait for review long enough continue as new, so their history stays bounded. */
+export const REVIEW_CONTINUES_AS_NEW = 'review-continues-as-new';
 
 const activityOptions = { startToCloseTimeout: '10 seconds' } as const;
 const { refundAccounts, notifyOperator } = proxyActivities<Activities>({
@@ -54,47 +59,97 @@ export interface Decision {
   state: 'pending' | 'taken' | 'done';
 }
 
-/** Parks the transfer in `needs-review`, tells an operator, reminds them, and returns their decision. */
+/** What settleFailedStep knows that a continued run needs: the step, its failure, the round. */
+export type Handover = Pick<ResumedReview, 'failedStep' | 'stepFailure' | 'round' | 'account'>;
+
+/**
+ * Parks the transfer in `needs-review` (or, `resumed`, stays there in a run continued as
+ * new), tells an operator, reminds them, and returns their decision.
+ */
 export async function waitForOperator(
   transfer: Transfer,
   failedAccount: string,
   failure: unknown,
+  handover: Handover,
+  resumed?: ResumedReview,
 ): Promise<OperatorDecision> {
   const { details, status } = transfer;
-  const reason = isDefinite(failure)
-    ? `The refund to ${failedAccount} was refused: ${chainMessages(failure)}`
-    : `The refund kept failing for ${String(transfer.policy.reviewAfter)}: ${chainMessages(failure)}`;
-  const accounts = (await refundAccounts(details)).filter((account) => account !== failedAccount);
-  // Decided here, before the stage shows review, so that the validators see it.
-  transfer.fourEyes = patched(FOUR_EYES);
-  const inBackground = patched(NOTICES_IN_BACKGROUND);
-  status.review = { reason, failedAccount, accounts, reminders: 0, since: new Date().toISOString() };
-  setStage(transfer, 'needs-review');
-  decisionCarriedOut(transfer); // an operator's retry that failed again is carried out too
-  countReview();
-  const pending = () => transfer.decision?.state === 'pending';
-  if (inBackground) {
-    let notices = sendNotice(transfer, { details, reason, reminder: 0 });
-    while (!(await condition(pending, transfer.policy.remindEvery))) {
-      notices.cancel(); // the reminder replaces a notice still being retried
-      status.review.reminders++;
-      notices = sendNotice(transfer, { details, reason, reminder: status.review.reminders });
-    }
-    notices.cancel();
+  if (resumed) {
+    setStage(transfer, 'needs-review'); // the current details are the run's own
   } else {
-    // Before the change: each notice had to go through before a decision was taken up.
-    await notifyOperator({ details, reason, reminder: 0 });
-    while (!(await condition(pending, transfer.policy.remindEvery))) {
-      status.review.reminders++;
-      await notifyOperator({ details, reason, reminder: status.review.reminders });
-    }
+    const reason = isDefinite(failure)
+      ? `The refund to ${failedAccount} was refused: ${chainMessages(failure)}`
+      : `The refund kept failing for ${String(transfer.policy.reviewAfter)}: ${chainMessages(failure)}`;
+    const accounts = (await refundAccounts(details)).filter((account) => account !== failedAccount);
+    // Decided here, before the stage shows review, so that the validators see it.
+    transfer.fourEyes = patched(FOUR_EYES);
+    transfer.noticesInBackground = patched(NOTICES_IN_BACKGROUND);
+    status.review = { reason, failedAccount, accounts, reminders: 0, since: new Date().toISOString() };
+    setStage(transfer, 'needs-review');
+    decisionCarriedOut(transfer); // an operator's retry that failed again is carried out too
+    countReview();
   }
+  const review = status.review!;
+  const pending = () => transfer.decision?.state === 'pending';
+  let notices: CancellationScope | undefined;
+  const notify = async () => {
+    const notice = { details, reason: review.reason, reminder: review.reminders };
+    if (transfer.noticesInBackground) {
+      notices?.cancel(); // the reminder replaces a notice still being retried
+      notices = sendNotice(transfer, notice);
+    } else {
+      // Before the change: each notice had to go through before a decision was taken up.
+      await notifyOperator(notice);
+    }
+  };
+  await notify();
+  while (!(await condition(pending, transfer.policy.remindEvery))) {
+    if (await continueAsNewIfLong(transfer, handover, pending, () => notices?.cancel())) break;
+    review.reminders++;
+    await notify();
+  }
+  notices?.cancel();
   transfer.decision!.state = 'taken';
   const decision = transfer.decision!.what;
   status.resolution = decision;
   status.review = undefined;
   log.info(`Operator decision: ${JSON.stringify(decision)}`, { referenceId: details.referenceId });
   return decision;
+}
+
+/**
+ * At a reminder, once the run's history is long: continues as new, carrying the whole
+ * review, as soon as no update handler runs. Returns true if a decision came first.
+ * Updates that reach the closing run before it saw them are retried by the client on the
+ * new run (the server aborts them as "workflow is closing"); one it has accepted must
+ * finish here, hence the wait.
+ */
+async function continueAsNewIfLong(
+  transfer: Transfer,
+  handover: Handover,
+  pending: () => boolean,
+  stopNotices: () => void,
+): Promise<boolean> {
+  const info = workflowInfo();
+  const long = info.continueAsNewSuggested || info.historyLength >= LIMITS.continueAsNewAtEvents;
+  if (!transfer.continueAsNew || !long) return false;
+  await condition(() => pending() || allHandlersFinished());
+  if (pending()) return true;
+  // Decided here, when it first matters: histories that never got this long replay unchanged.
+  if (!patched(REVIEW_CONTINUES_AS_NEW)) return false;
+  stopNotices();
+  const { status } = transfer;
+  status.review!.reminders++; // this reminder is the next run's first notice
+  log.info(`Waiting for review continues as new after ${info.historyLength} events`, {
+    referenceId: transfer.details.referenceId,
+  });
+  return transfer.continueAsNew({
+    status,
+    policy: transfer.policy,
+    fourEyes: transfer.fourEyes ?? false,
+    noticesInBackground: transfer.noticesInBackground ?? false,
+    ...handover,
+  });
 }
 
 /**

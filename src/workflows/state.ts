@@ -10,6 +10,7 @@ import {
   type TransferStage,
   type TransferView,
 } from '../contract';
+import type { FailureRecord } from './failures';
 import type { Decision } from './review';
 
 export type Activities = ReturnType<typeof createActivities>;
@@ -30,6 +31,10 @@ export interface Transfer {
   decision?: Decision;
   /** Set when it parks: true from the `four-eyes` patch on, so a manual resolution needs two operators. */
   fourEyes?: boolean;
+  /** Set when it parks: the `notices-in-background` patch. */
+  noticesInBackground?: boolean;
+  /** Set by moneyTransfer only: how a run waiting for review hands over to the next one. */
+  continueAsNew?: (review: Omit<ResumedReview, 'runs'>) => Promise<never>;
   /** The TransferStatus search attribute's value now. */
   shown?: string;
 }
@@ -69,4 +74,25 @@ export function showStage(transfer: Transfer, value: string): void {
   if (transfer.shown === value) return;
   transfer.shown = value;
   upsertSearchAttributes([{ key: TRANSFER_STATUS, value }]);
+}
+
+/**
+ * What a run waiting for review hands to the next (moneyTransfer's third argument): the
+ * whole state, so that the new run waits in review at once and never withdraws again.
+ */
+export interface ResumedReview {
+  /** The status as it was, its review (reminders, proposal, rejection) and notices included. */
+  status: TransferView;
+  policy: Required<ReviewPolicy>;
+  /** The patches decided when the transfer parked. */
+  fourEyes: boolean;
+  noticesInBackground: boolean;
+  /** The step whose failure led here, and that failure, to end with if the money goes back. */
+  failedStep: 'withdraw' | 'deposit';
+  stepFailure?: FailureRecord;
+  /** The refund round that failed, on which account. */
+  round: number;
+  account: string;
+  /** Runs before this one. */
+  runs: number;
 }

@@ -6,9 +6,12 @@ import {
   CancellationScope,
   CancelledFailure,
   condition,
+  ContinueAsNew,
   isCancellation,
   log,
+  makeContinueAsNewFunc,
   metricMeter,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -21,6 +24,7 @@ import {
   type PaymentDetails,
   referencesFor,
   type ReviewPolicy,
+  ReviewPolicyTooShortError,
   STEP_ATTEMPT_TIMEOUT_MS,
   TRANSFER_STATUS,
   TRANSFER_STATUS_AT_START,
@@ -28,10 +32,22 @@ import {
   validateReviewPolicy,
 } from '../contract';
 import { setEarlyReturnHandler } from './early-return';
-import { endingType, isDefinite } from './failures';
+import { endingType, isDefinite, rebuildFailure } from './failures';
+import { LIMITS } from './limits';
 import { decisionCarriedOut, setReviewHandlers } from './review';
 import { settleFailedStep } from './settle';
-import { DEFAULT_REVIEW_POLICY, isOwing, setStage, showStage, type Activities, type Transfer } from './state';
+import {
+  DEFAULT_REVIEW_POLICY,
+  isOwing,
+  type ResumedReview,
+  setStage,
+  showStage,
+  type Activities,
+  type Transfer,
+} from './state';
+
+/** Transfers started from this change on: a review policy shorter than the minimums is refused. */
+export const REVIEW_POLICY_MINIMUMS = 'review-policy-minimums';
 
 const { withdraw, deposit } = proxyActivities<Activities>({
   startToCloseTimeout: STEP_ATTEMPT_TIMEOUT_MS,
@@ -44,13 +60,30 @@ const { withdraw, deposit } = proxyActivities<Activities>({
   },
 });
 
-export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolicy = {}): Promise<string> {
+/**
+ * `resume` is for the workflow itself: a run waiting for review continues as new with its
+ * state there (src/workflows/review.ts). Callers pass the details and the policy only.
+ */
+export async function moneyTransfer(
+  details: PaymentDetails,
+  policy: ReviewPolicy = {},
+  resume?: ResumedReview,
+): Promise<string> {
   const transfer: Transfer = {
     details,
-    status: { stage: 'validating' },
+    status: resume?.status ?? { stage: 'validating' },
     policyGiven: policy,
-    policy: { ...DEFAULT_REVIEW_POLICY, ...policy },
+    policy: resume?.policy ?? { ...DEFAULT_REVIEW_POLICY, ...policy },
     shown: workflowInfo().typedSearchAttributes.get(TRANSFER_STATUS),
+    fourEyes: resume?.fourEyes,
+    noticesInBackground: resume?.noticesInBackground,
+    // On the same deployment version: a pinned transfer stays on its build (docs/versioning.md).
+    // The memo (who started it, which the API checks) and TransferStatus go along explicitly.
+    continueAsNew: (review) =>
+      makeContinueAsNewFunc<typeof moneyTransfer>({
+        memo: workflowInfo().memo,
+        typedSearchAttributes: workflowInfo().typedSearchAttributes,
+      })(details, policy, { ...review, runs: (resume?.runs ?? 0) + 1 }),
   };
   // The project's clients set it at start (transferStartOptions); a start from elsewhere,
   // such as the CLI or the Web UI, has not.
@@ -71,11 +104,12 @@ export async function moneyTransfer(details: PaymentDetails, policy: ReviewPolic
     }
   });
   try {
-    const result = await moveMoney(transfer);
+    const result = resume ? await stillInReview(transfer, resume) : await moveMoney(transfer);
     setStage(transfer, 'completed');
     countTransfer('completed');
     return result;
   } catch (err) {
+    if (err instanceof ContinueAsNew) throw err;
     setStage(transfer, isCancellation(err) ? 'cancelled' : 'failed');
     if (err instanceof Error) transfer.status.lastFailure = chainMessages(err);
     transfer.status.failureType = endingType(err);
@@ -93,7 +127,7 @@ async function moveMoney(transfer: Transfer): Promise<string> {
   const { details, status } = transfer;
   try {
     validatePaymentDetails(details);
-    validateReviewPolicy(transfer.policyGiven);
+    validatePolicy(transfer.policyGiven);
   } catch (err) {
     // Bad input will not get better on retry: fail the workflow now, before money moves.
     if (err instanceof InvalidPaymentDetailsError) {
@@ -119,8 +153,7 @@ async function moveMoney(transfer: Transfer): Promise<string> {
     if (isDefinite(err)) throw err;
     // A timeout, a lost reply or a cancel: the withdrawal may have posted, or may still.
     log.warn(`Withdrawal outcome unknown, settling it: ${chainMessages(err)}`, meta);
-    await settleFailedStep(transfer, 'withdraw', err);
-    throw err;
+    return settleThenEnd(transfer, 'withdraw', err);
   }
 
   setStage(transfer, 'depositing');
@@ -131,15 +164,56 @@ async function moveMoney(transfer: Transfer): Promise<string> {
     );
   } catch (err) {
     log.error(`Deposit failed: ${chainMessages(err)}`, meta);
-    const settled = await settleFailedStep(transfer, 'deposit', err);
-    if (settled.outcome !== 'deposit-posted') throw err;
-    // The deposit's reply was lost, but the bank has it: the money arrived.
-    status.depositId = settled.transactionId;
-    log.info(`The deposit posted after all (${settled.transactionId}): the transfer is complete`, meta);
+    return settleThenEnd(transfer, 'deposit', err);
   }
+  return completed(transfer);
+}
+
+/** A run continued as new while it waited for review: it waits on, and ends as the first would have. */
+function stillInReview(transfer: Transfer, resume: ResumedReview): Promise<string> {
+  return settleThenEnd(transfer, resume.failedStep, rebuildFailure(resume.stepFailure), resume);
+}
+
+/**
+ * Settles a failed step, then ends with the step's failure: the money went back, or an
+ * operator resolved it. Only a deposit that posted after all completes the transfer.
+ */
+async function settleThenEnd(
+  transfer: Transfer,
+  step: 'withdraw' | 'deposit',
+  err: unknown,
+  resume?: ResumedReview,
+): Promise<string> {
+  const settled = await settleFailedStep(transfer, step, err, 1, resume);
+  if (step === 'withdraw' || settled.outcome !== 'deposit-posted') throw err;
+  // The deposit's reply was lost, but the bank has it: the money arrived.
+  transfer.status.depositId = settled.transactionId;
+  log.info(`The deposit posted after all (${settled.transactionId}): the transfer is complete`, {
+    referenceId: transfer.details.referenceId,
+  });
+  return completed(transfer);
+}
+
+function completed({ details, status }: Transfer): string {
   if (status.cancelRequested)
-    log.info('Cancellation came after the money moved: the transfer completed', meta);
+    log.info('Cancellation came after the money moved: the transfer completed', {
+      referenceId: details.referenceId,
+    });
   return `Transfer complete (transaction IDs: ${status.withdrawId}, ${status.depositId})`;
+}
+
+/**
+ * The review policy's rule, with the minimums of this bundle. A transfer that started before
+ * the minimums existed (no `review-policy-minimums` marker) keeps the policy it was given.
+ */
+function validatePolicy(policy: unknown): void {
+  try {
+    validateReviewPolicy(policy, LIMITS.reviewPolicyMinimums);
+  } catch (err) {
+    // patched() only here, where old and new code differ, so other histories get no marker.
+    if (err instanceof ReviewPolicyTooShortError && !patched(REVIEW_POLICY_MINIMUMS)) return;
+    throw err;
+  }
 }
 
 // The workflow's counters (here, in settle.ts and in review.ts) go through the SDK's meter,

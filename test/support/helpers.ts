@@ -1,6 +1,11 @@
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  type WorkflowHandle,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { LogEntry } from '@temporalio/worker';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -8,7 +13,7 @@ import { nanoid } from 'nanoid';
 import { createActivities } from '../../src/activities';
 import type { BankStore } from '../../src/bank/store';
 import { BankingService } from '../../src/bank/banking-service';
-import { transferStartOptions, type PaymentDetails } from '../../src/contract';
+import { transferStartOptions, type PaymentDetails, type ReviewPolicy } from '../../src/contract';
 import { DEFAULT_TRANSFER } from '../../src/starter';
 import { freePort, ROOT } from '../../tools/common';
 import { compiled } from '../../tools/processes';
@@ -32,16 +37,27 @@ export { TEST_NAMESPACE } from '../setup/global-setup';
 /** node:sqlite, behind the SQLite bank store, exists from Node 22.5. */
 export const HAS_NODE_SQLITE = process.getBuiltinModule?.('node:sqlite') !== undefined;
 
-export function testServer(): { address: string; bundlePath: string } {
+/**
+ * `fastBundlePath`: the workflow built with test/support/fast-limits.ts, whose review policy
+ * may remind every 10 ms and whose waiting runs continue as new after 120 events.
+ */
+export function testServer(): { address: string; bundlePath: string; fastBundlePath: string } {
   const address = process.env.MONEY_TRANSFER_TEST_ADDRESS;
   const bundlePath = process.env.MONEY_TRANSFER_TEST_BUNDLE;
-  if (!address || !bundlePath) {
+  const fastBundlePath = process.env.MONEY_TRANSFER_TEST_FAST_BUNDLE;
+  if (!address || !bundlePath || !fastBundlePath) {
     throw new Error(
       'No Temporal test server: run the tests with `npm test`, whose jest global setup starts one.',
     );
   }
-  return { address, bundlePath };
+  return { address, bundlePath, fastBundlePath };
 }
+
+/** Histories in test/fixtures/histories recorded on the fast bundle's limits: only such a bundle replays them all. */
+export const TEST_LIMITS_HISTORIES = [
+  'review-continue-as-new-run-1.json',
+  'review-continue-as-new-run-2.json',
+];
 
 /** The references a store voided, in order. */
 export async function voidedReferences(store: BankStore): Promise<string[]> {
@@ -64,11 +80,13 @@ export function testWorker(
   connection: NativeConnection,
   taskQueue: string,
   activities: Activities = createActivities(new BankingService('bank-api.example.com')),
+  bundle: 'plain' | 'fast' = 'plain',
 ): Promise<Worker> {
+  const { bundlePath, fastBundlePath } = testServer();
   return Worker.create({
     connection,
     taskQueue,
-    workflowBundle: { codePath: testServer().bundlePath },
+    workflowBundle: { codePath: bundle === 'fast' ? fastBundlePath : bundlePath },
     activities,
   });
 }
@@ -92,9 +110,44 @@ export class TestTemporal {
     activities: Activities,
     fn: (taskQueue: string) => Promise<T>,
     taskQueue = uniqueId('queue'),
+    bundle: 'plain' | 'fast' = 'plain',
   ): Promise<T> {
-    const worker = await testWorker(this.workerConnection, taskQueue, activities);
+    const worker = await testWorker(this.workerConnection, taskQueue, activities, bundle);
     return worker.runUntil(fn(taskQueue));
+  }
+
+  /**
+   * Starts a transfer of fresh details on a worker with these activities (on the fast test
+   * bundle with `bundle: 'fast'`), and runs `fn` while the worker serves it.
+   */
+  async withTransfer<T>(
+    activities: Activities,
+    fn: (
+      handle: WorkflowHandleWithFirstExecutionRunId<typeof moneyTransfer>,
+      details: PaymentDetails,
+    ) => Promise<T>,
+    {
+      policy = {},
+      startOptions = transferStartOptions(),
+      bundle = 'plain',
+      prefix = 'review',
+    }: TransferOptions = {},
+  ): Promise<T> {
+    const details = transferDetails();
+    return this.withWorker(
+      activities,
+      async (taskQueue) => {
+        const handle = await this.client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
+          taskQueue,
+          workflowId: uniqueId(prefix),
+          args: [details, policy],
+          ...startOptions,
+        });
+        return fn(handle, details);
+      },
+      undefined,
+      bundle,
+    );
   }
 
   /** Starts a transfer; `details` may be anything, to test bad input. */
@@ -124,6 +177,14 @@ export class TestTemporal {
     await this.client.connection.close();
     await this.workerConnection.close();
   }
+}
+
+export interface TransferOptions {
+  policy?: ReviewPolicy;
+  startOptions?: object;
+  bundle?: 'plain' | 'fast';
+  /** The workflow id's prefix. */
+  prefix?: string;
 }
 
 /** Connects before the test file's tests and closes after them; use the getter inside tests. */

@@ -79,16 +79,22 @@ export function v2Workflows(source = readFileSync(TRANSFER_FLOW, 'utf8'), call =
     const spaces = /^\n( *)/.exec(match)![1]!;
     return `\n${indent(call, spaces.length)}${match}`;
   });
+  // The names the patched call needs that the flow does not import already.
+  const missing = ['deprecatePatch', 'patched'].filter(
+    (name) => !new RegExp(`import \\{[^}]*\\b${name}\\b[^}]*\\} from '@temporalio/workflow'`).test(source),
+  );
   const imports =
-    call === V2_WORKFLOW_CALL ? '' : "import { deprecatePatch, patched } from '@temporalio/workflow';\n";
+    call === V2_WORKFLOW_CALL || missing.length === 0
+      ? ''
+      : `import { ${missing.join(', ')} } from '@temporalio/workflow';\n`;
   return `${imports}${called.trimEnd()}\n\n${V2_WORKFLOW_PROXY}\n`;
 }
 
 /** The workflow bundle of `source`, a changed src/workflows/transfer.ts, built from a copy in test/.drill. */
-export async function bundleWorkflowSource(source: string, name: string): Promise<string> {
+export async function bundleWorkflowSource(source: string, name: string, limits?: string): Promise<string> {
   const file = writeFlowCopy(source, DRILL_DIR, `${name}-${process.pid}`);
   try {
-    return await buildWorkflowBundle({ workflowsPath: file });
+    return await buildWorkflowBundle({ workflowsPath: file, limits });
   } finally {
     rmSync(file, { force: true });
   }

@@ -7,7 +7,7 @@ import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import type { temporal } from '@temporalio/proto';
 import { BankingService } from '../../src/bank/banking-service';
-import { transferDetails, uniqueId, useTestTemporal } from '../support/helpers';
+import { TEST_LIMITS_HISTORIES, transferDetails, uniqueId, useTestTemporal } from '../support/helpers';
 import {
   bundleWorkflowSource,
   DEPRECATED_CALL,
@@ -21,11 +21,22 @@ const PRE_CHANGE = readdirSync(HISTORIES).filter((file) => file.endsWith('.json'
 const load = (file: string): unknown => JSON.parse(readFileSync(path.join(HISTORIES, file), 'utf8'));
 const DOCS = readFileSync(path.join(__dirname, '..', '..', 'docs', 'versioning.md'), 'utf8');
 
-const bundles: Partial<Record<'patched' | 'unpatched' | 'deprecated', Promise<string>>> = {};
-/** One bundle per variant of v2, built once for the file. */
-function bundle(variant: 'patched' | 'unpatched' | 'deprecated'): Promise<string> {
-  const call = { patched: PATCHED_CALL, deprecated: DEPRECATED_CALL, unpatched: undefined }[variant];
-  return (bundles[variant] ??= bundleWorkflowSource(v2Workflows(undefined, call), `workflows-${variant}`));
+type Variant = 'patched' | 'unpatched' | 'deprecated' | 'patched-fast';
+const bundles: Partial<Record<Variant, Promise<string>>> = {};
+/** One bundle per variant of v2, built once for the file; `patched-fast` has the test limits. */
+function bundle(variant: Variant): Promise<string> {
+  const call = {
+    patched: PATCHED_CALL,
+    'patched-fast': PATCHED_CALL,
+    deprecated: DEPRECATED_CALL,
+    unpatched: undefined,
+  }[variant];
+  const limits = variant === 'patched-fast' ? require.resolve('../support/fast-limits') : undefined;
+  return (bundles[variant] ??= bundleWorkflowSource(
+    v2Workflows(undefined, call),
+    `workflows-${variant}`,
+    limits,
+  ));
 }
 
 test('docs/versioning.md shows the patch and its deprecation the tests replay', () => {
@@ -36,7 +47,7 @@ test('docs/versioning.md shows the patch and its deprecation the tests replay', 
 test.each(PRE_CHANGE)(
   'the patched change replays %s, recorded before it',
   async (file) => {
-    const code = await bundle('patched');
+    const code = await bundle(TEST_LIMITS_HISTORIES.includes(file) ? 'patched-fast' : 'patched');
     await expect(Worker.runReplayHistory({ workflowBundle: { code } }, load(file))).resolves.toBeUndefined();
   },
   60_000,

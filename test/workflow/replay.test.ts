@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { testServer } from '../support/helpers';
+import { TEST_LIMITS_HISTORIES, testServer } from '../support/helpers';
 import { bundleWorkflowSource, TRANSFER_FLOW } from '../support/versioning-drill';
 
 const HISTORIES = path.join(__dirname, '..', 'fixtures', 'histories');
@@ -23,16 +23,60 @@ const HISTORY_FILES = [
   // Recorded before four eyes and notices in the background: they replay the old way.
   'review-retry-refund-before-four-eyes.json',
   'review-resolve-manually-before-four-eyes.json',
+  // Recorded before the review policy's minimums, with a reminder every 200 ms: it replays.
+  'review-short-reminders-before-minimums.json',
+  // The second run of a transfer that continued as new: it resumes in review, and ben
+  // approves ana's proposal from the first run. Short, so any bundle replays it.
+  'review-continue-as-new-run-2.json',
 ];
+const FAST_HISTORY_FILES = TEST_LIMITS_HISTORIES;
 
 test('the committed histories cover each kind of transfer, each settle path and the review path', () => {
-  expect(readdirSync(HISTORIES).sort()).toEqual([...HISTORY_FILES].sort());
+  expect(readdirSync(HISTORIES).sort()).toEqual(
+    [...new Set([...HISTORY_FILES, ...FAST_HISTORY_FILES])].sort(),
+  );
 });
 
 test.each(HISTORY_FILES)('replays %s', async (file) => {
   await expect(
     Worker.runReplayHistory({ workflowBundle: { codePath: testServer().bundlePath } }, load(file)),
   ).resolves.toBeUndefined();
+});
+
+test.each(FAST_HISTORY_FILES)('the test bundle replays %s', async (file) => {
+  await expect(
+    Worker.runReplayHistory({ workflowBundle: { codePath: testServer().fastBundlePath } }, load(file)),
+  ).resolves.toBeUndefined();
+});
+
+test('the first run continued as new at the bound, carrying the review; the second resumed it without moving money', () => {
+  type Event = { eventType: string } & Record<string, { input?: { payloads?: Array<{ data: string }> } }>;
+  const events = (file: string) => (load(file) as { events: Event[] }).events;
+  const types = (file: string) => events(file).map((e) => e.eventType.replace('EVENT_TYPE_', ''));
+  const first = types('review-continue-as-new-run-1.json');
+  expect(first.at(-1)).toBe('WORKFLOW_EXECUTION_CONTINUED_AS_NEW');
+  expect(first.length).toBeGreaterThanOrEqual(120); // fast-limits.ts
+  const carried = events('review-continue-as-new-run-1.json')
+    .at(-1)!
+    .workflowExecutionContinuedAsNewEventAttributes!.input!.payloads!.map(
+      (p) => JSON.parse(Buffer.from(p.data, 'base64').toString()) as unknown,
+    );
+  expect(carried[2]).toMatchObject({
+    status: { stage: 'needs-review', owed: 250, review: { proposal: { operator: 'ana' } } },
+    fourEyes: true,
+    noticesInBackground: true,
+    failedStep: 'deposit',
+    stepFailure: { kind: 'activity', activityType: 'deposit', cause: { type: 'InvalidAccountError' } },
+    round: 1,
+    runs: 1,
+  });
+  const second = events('review-continue-as-new-run-2.json');
+  const activities = second.flatMap((e) =>
+    e.activityTaskScheduledEventAttributes ? [JSON.stringify(e.activityTaskScheduledEventAttributes)] : [],
+  );
+  expect(activities).toHaveLength(1);
+  expect(activities[0]).toContain('notifyOperator');
+  expect(second.at(-1)!.eventType).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_FAILED');
 });
 
 test('a workflow that schedules a different activity fails replay with a determinism error', async () => {

@@ -68,22 +68,14 @@ async function noticesSent(handle: Handle): Promise<number[]> {
 }
 
 /** Starts a transfer on `bank` and runs `fn` while a worker serves it. */
-async function withTransfer<T>(
+function withTransfer<T>(
   bank: BankingService,
   fn: (handle: Handle, details: PaymentDetails) => Promise<T>,
   policy: ReviewPolicy = {},
   startOptions: object = transferStartOptions(),
+  bundle: 'plain' | 'fast' = 'plain',
 ): Promise<T> {
-  const details = transferDetails();
-  return temporal().withWorker(createActivities(bank), async (taskQueue) => {
-    const handle = await temporal().client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
-      taskQueue,
-      workflowId: uniqueId('review'),
-      args: [details, policy],
-      ...startOptions,
-    });
-    return fn(handle, details);
-  });
+  return temporal().withTransfer(createActivities(bank), fn, { policy, startOptions, bundle });
 }
 
 async function until(handle: Handle, stage: TransferView['stage']): Promise<TransferView> {
@@ -173,6 +165,8 @@ describe('entering review', () => {
         await handle.terminate('test over');
       },
       { reviewAfter: '3 seconds' },
+      transferStartOptions(),
+      'fast', // production refuses a review deadline under a minute
     );
   });
 
@@ -192,6 +186,8 @@ describe('entering review', () => {
         await handle.terminate('test over');
       },
       { remindEvery: '1 second' },
+      transferStartOptions(),
+      'fast', // production refuses reminders more often than every 15 minutes
     );
   });
 

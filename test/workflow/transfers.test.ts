@@ -124,6 +124,55 @@ describe(`bad input (${BAD_INPUTS.length} cases)`, () => {
   });
 });
 
+describe('a review policy shorter than the minimums', () => {
+  test.each([
+    [
+      { remindEvery: 200 },
+      'remindEvery must be at least 15 minutes (got 200): each reminder pages the operators and adds about ' +
+        "11 events to the transfer's history, and a shorter review deadline sends a slow bank to a person",
+    ],
+    [
+      { reviewAfter: '30 seconds', remindEvery: '14 minutes' },
+      'reviewAfter must be at least 1 minute (got "30 seconds"); remindEvery must be at least 15 minutes ' +
+        '(got "14 minutes"): each reminder',
+    ],
+  ])('%j fails at once with ReviewPolicyTooShortError, before any money moves', async (policy, message) => {
+    const bank = new BankingService('bank');
+    await temporal().withWorker(createActivities(bank), async (taskQueue) => {
+      const handle = await temporal().start(taskQueue, transferDetails(), policy);
+      const error = await handle.result().catch((err: unknown) => err);
+      expect(error).toBeInstanceOf(WorkflowFailedError);
+      const cause = (error as WorkflowFailedError).cause;
+      expect(cause).toBeInstanceOf(ApplicationFailure);
+      expect(cause).toMatchObject({ type: 'ReviewPolicyTooShortError', nonRetryable: true });
+      expect(cause!.message.startsWith(message)).toBe(true);
+      const { events } = await handle.fetchHistory();
+      expect((events ?? []).some((e) => e.activityTaskScheduledEventAttributes)).toBe(false);
+      // The patch that keeps older transfers with short policies replaying.
+      const markers = (events ?? []).flatMap((e) =>
+        e.markerRecordedEventAttributes ? [JSON.stringify(e.markerRecordedEventAttributes.details)] : [],
+      );
+      expect(markers).toHaveLength(1);
+    });
+    expect(await bank.store.entries()).toEqual([]);
+  });
+
+  test('the minimums themselves are accepted, and a plain transfer records no marker', async () => {
+    const bank = new BankingService('bank');
+    const { handle, result } = await temporal().transfer(createActivities(bank), transferDetails());
+    await expect(result).resolves.toMatch(/^Transfer complete/);
+    const { events } = await handle.fetchHistory();
+    expect((events ?? []).some((e) => e.markerRecordedEventAttributes)).toBe(false);
+    await temporal().withWorker(createActivities(bank), async (taskQueue) => {
+      const atMinimum = await temporal().start(taskQueue, transferDetails(), {
+        reviewAfter: '1 minute',
+        remindEvery: '15 minutes',
+      });
+      await expect(atMinimum.result()).resolves.toMatch(/^Transfer complete/);
+    });
+  });
+});
+
 describe('getStatus query', () => {
   /** Polls the query until `done`, recording each distinct answer. */
   async function watch(handle: WorkflowHandle): Promise<TransferView[]> {
