@@ -106,9 +106,20 @@ export async function createWorker(
         defaultVersioningBehavior: 'PINNED',
       },
     }),
+    maxCachedWorkflows: WORKFLOW_CACHE_SIZE,
     ...tuning,
   });
 }
+
+/**
+ * Workflows the worker keeps in memory between their tasks. A transfer in flight wants its
+ * place; a parked one wakes only for a reminder or a query, and replays its short history
+ * when it is not cached. The SDK's default follows the heap limit (2,310 on this machine's
+ * 4 GB heap), so a worker with thousands of transfers in review kept them all: 1,070 MB of
+ * RSS at 2,500 parked (docs/benchmark.md, "Waiting at scale"). 250 is room for C=100 in
+ * flight more than twice over; WORKER_TUNING='{"maxCachedWorkflows": N}' sets another.
+ */
+export const WORKFLOW_CACHE_SIZE = 250;
 
 if (require.main === module) {
   main().then(
