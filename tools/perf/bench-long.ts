@@ -76,8 +76,9 @@ export async function longBench(
       Array.from({ length: concurrency }, async () => {
         while (next < transfers) {
           const i = next++;
-          // Back and forth, so the balances stay near where they opened.
-          const forth = i % 2 === 0;
+          // Back and forth, so the balances stay near where they opened; the first lanes go
+          // forth only, so that the way back finds money, however the lanes interleave.
+          const forth = i % 2 === 0 || i < 2 * concurrency;
           const details: PaymentDetails = {
             ...DEFAULT_TRANSFER,
             sourceAccount: forth ? DEFAULT_TRANSFER.sourceAccount : DEFAULT_TRANSFER.targetAccount,

@@ -12,6 +12,7 @@ import { connectClient, loadSettings, type Settings } from '../../src/platform/c
 import { startDevServer } from '../dev-server';
 import { apiBench, apiBenchMoves } from './bench-api';
 import { longBench } from './bench-long';
+import { parkedBench } from './bench-parked';
 import { transferStartOptions, type PaymentDetails } from '../../src/contract';
 import { OPENING_BALANCES } from '../../src/bank/store';
 import { DEFAULT_TRANSFER } from '../../src/starter';
@@ -519,6 +520,8 @@ async function main(): Promise<void> {
       json: { type: 'boolean', default: false },
       api: { type: 'boolean', default: false },
       long: { type: 'boolean', default: false },
+      parked: { type: 'string' },
+      tuning: { type: 'string' },
       block: { type: 'string', default: '2000' },
       help: { type: 'boolean', default: false },
     },
@@ -540,6 +543,10 @@ async function main(): Promise<void> {
                    blocks of --block (default 2000): each block's transfers/s, the worker's
                    CPU per transfer and its RSS at the block's end; the transfers go back
                    and forth between the two accounts, so any --transfers works
+  --parked N[,N...]  transfers parked in review at once, counted at each N: the worker's
+                   RSS, getStatus p50/p99 over 200 random ones, the first page of review
+                   list and of GET /reviews; then 1000 retry decisions at once through
+                   the API. Needs PostgreSQL (the bank). --tuning JSON: WORKER_TUNING
   --cost           per transfer: server and worker CPU (/proc), worker peak RSS, transfers/s
                    at C after 50 sequential, process start to first transfer done, and the
                    sequential p50 over --low-load; a fresh dev server for each worker
@@ -569,6 +576,14 @@ async function main(): Promise<void> {
       throw new Error(`${flag} must be a whole number of at least ${min}`);
   }
   installLogger('WARN');
+  if (values.parked !== undefined) {
+    const checkpoints = values.parked.split(',').map(Number);
+    if (checkpoints.some((n, i) => !Number.isSafeInteger(n) || n < 1 || n <= (checkpoints[i - 1] ?? 0)))
+      throw new Error('--parked takes whole numbers from small to large, such as 1000,5000,10000');
+    const read = { cpuSeconds, rssMb: memoryMb('VmRSS'), peakRssMb };
+    console.log(await parkedBench(checkpoints, values.tuning, read));
+    return;
+  }
   if (values.long) {
     const block = Number(values.block);
     if (!Number.isSafeInteger(block) || block < 1 || block > transfers)
