@@ -618,8 +618,12 @@ class Reachability {
   }
 }
 
-/** SQLSTATE classes of a database that cannot serve now: 08 connection, 53 resources, 57P shutdown. */
-const UNAVAILABLE_STATES = /^(08|53|57P)/;
+/**
+ * SQLSTATE classes of a database that cannot serve now: 08 connection, 53 resources, 57P
+ * shutdown, and 25P03, a session the database ended after IDLE_IN_TRANSACTION_TIMEOUT_MS
+ * because its client went quiet (cut off): its transaction was rolled back, as after a crash.
+ */
+const UNAVAILABLE_STATES = /^(08|53|57P|25P03)/;
 /** Node's socket errors, and the driver's own words for a connection that went away. */
 const SOCKET_CODES = new Set([
   'ECONNREFUSED',
