@@ -1,7 +1,7 @@
 // The HTTP API's routes (Fastify): POST /transfers starts a payment idempotently with
 // update-with-start and answers once the withdrawal's outcome is known; GET reads one
 // transfer, or a page of them from visibility. docs/api.md is its reference.
-import { createHash } from 'node:crypto';
+import { digest } from './digest';
 import swagger from '@fastify/swagger';
 import {
   ServiceError,
@@ -442,11 +442,6 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
  */
 export function transferId(subject: string, idempotencyKey: string): string {
   return `pay-${digest(`${subject}\n${idempotencyKey}`)}`;
-}
-
-/** 22 URL-safe characters of a SHA-256: 132 bits. */
-function digest(text: string): string {
-  return createHash('sha256').update(text).digest('base64url').slice(0, 22);
 }
 
 function idempotencyDetail(why: string): string {

@@ -68,11 +68,19 @@ function waited(since) {
 async function decide(id, action, body, label) {
   const outcome = document.getElementById('outcome');
   outcome.textContent = label + ' ' + id + '…';
-  const response = await fetch('/reviews/' + encodeURIComponent(id) + '/' + action, {
-    method: 'POST',
-    headers: Object.assign({ 'x-csrf-token': csrf }, body ? { 'content-type': 'application/json' } : {}),
-    body: body ? JSON.stringify(body) : undefined,
-  });
+  // One key per click: sent again after a 503, the decision is the one the first may have made.
+  const key = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+  let response;
+  for (let tries = 1; ; tries++) {
+    response = await fetch('/reviews/' + encodeURIComponent(id) + '/' + action, {
+      method: 'POST',
+      headers: Object.assign({ 'x-csrf-token': csrf, 'idempotency-key': key }, body ? { 'content-type': 'application/json' } : {}),
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    if (response.status !== 503 || tries === 3) break;
+    outcome.textContent = label + ' ' + id + ': Temporal did not answer; sending it again…';
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
   const answer = await response.json().catch(() => ({}));
   if (response.status === 202) {
     outcome.textContent = label + ' ' + id + ': accepted, and still being carried out.';

@@ -11,6 +11,7 @@ import {
   type WorkflowHandle,
   type WorkflowUpdateHandle,
 } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import type { FastifyInstance } from 'fastify';
 import {
   approveResolution,
@@ -26,56 +27,86 @@ import { runInput } from '../platform/history';
 import { REVIEW_PAGE_SIZE, reviewPage } from '../platform/review-list';
 import type { moneyTransfer } from '../workflows';
 import { Problem } from './problems';
-import { noteSchema, refundToSchema, reviewQuerySchema, reviewSchema } from './schemas';
+import {
+  decisionHeadersSchema,
+  noteSchema,
+  refundToSchema,
+  reviewQuerySchema,
+  reviewSchema,
+} from './schemas';
+import { digest } from './digest';
 import { withinBound } from './within-bound';
 
 export const REVIEWER = 'reviewer';
 export const APPROVER = 'approver';
 
 type Temporal = <T>(fn: () => Promise<T>) => Promise<T>;
-type Handle = WorkflowHandle<typeof moneyTransfer>;
 
 /** How long a decision's answer waits for it to be carried out (a refund round) before 202. */
 const DECISION_WAIT_MS = 10_000;
 
-/** One decision: its path, the role it takes, and the Update it starts as `operator`. */
+/** One decision: the role it takes, its body, and the Update it sends as `operator`. */
 interface Decision {
   role: string;
   body?: object;
-  start: (h: Handle, operator: string, body: never) => Promise<WorkflowUpdateHandle<TransferView>>;
+  send: (
+    handle: WorkflowHandle,
+    operator: string,
+    body: unknown,
+    updateId: string | undefined,
+  ) => Promise<WorkflowUpdateHandle<TransferView>>;
 }
 
-/** Returns once the workflow accepted the Update: its validator passed. */
-const accepted = { waitForStage: WorkflowUpdateStage.ACCEPTED } as const;
+/** Returns once the workflow accepted the Update (its validator passed). */
+function decision<A, B = unknown>(
+  role: string,
+  update: UpdateDefinition<TransferView, [A]>,
+  args: (operator: string, body: B) => A,
+  body?: object,
+): Decision {
+  return {
+    role,
+    body,
+    send: (handle, operator, sent, updateId) =>
+      handle.startUpdate(update, {
+        args: [args(operator, sent as B)],
+        waitForStage: WorkflowUpdateStage.ACCEPTED,
+        ...(updateId && { updateId }),
+      }),
+  };
+}
 
 const DECISIONS: Record<string, Decision> = {
-  retry: {
-    role: REVIEWER,
-    start: (h, operator) => h.startUpdate(retryRefund, { args: [{ operator }], ...accepted }),
-  },
-  'refund-to': {
-    role: REVIEWER,
-    body: refundToSchema,
-    start: (h, operator, { account }: { account: string }) =>
-      h.startUpdate(refundTo, { args: [{ account, operator }], ...accepted }),
-  },
-  propose: {
-    role: REVIEWER,
-    body: noteSchema,
-    start: (h, operator, { note }: { note: string }) =>
-      h.startUpdate(resolveManually, { args: [{ note, operator }], ...accepted }),
-  },
-  approve: {
-    role: APPROVER,
-    start: (h, operator) => h.startUpdate(approveResolution, { args: [{ operator }], ...accepted }),
-  },
-  reject: {
-    role: APPROVER,
-    body: noteSchema,
-    start: (h, operator, { note }: { note: string }) =>
-      h.startUpdate(rejectResolution, { args: [{ operator, note }], ...accepted }),
-  },
+  retry: decision(REVIEWER, retryRefund, (operator) => ({ operator })),
+  'refund-to': decision(
+    REVIEWER,
+    refundTo,
+    (operator, { account }: { account: string }) => ({ account, operator }),
+    refundToSchema,
+  ),
+  propose: decision(
+    REVIEWER,
+    resolveManually,
+    (operator, { note }: { note: string }) => ({ note, operator }),
+    noteSchema,
+  ),
+  approve: decision(APPROVER, approveResolution, (operator) => ({ operator })),
+  reject: decision(
+    APPROVER,
+    rejectResolution,
+    (operator, { note }: { note: string }) => ({ operator, note }),
+    noteSchema,
+  ),
 };
+
+/**
+ * The Update id of a decision sent with an Idempotency-Key: the same operator, key, decision
+ * and body give the same id, so a POST sent again after a 503 attaches to the Update the first
+ * one may have started, and answers its outcome, rather than making a second decision.
+ */
+export function decisionUpdateId(operator: string, key: string, path: string, body: unknown): string {
+  return `decision-${digest(`${operator}\n${key}\n${path}\n${JSON.stringify(body ?? null)}`)}`;
+}
 
 export function registerReviewRoutes(app: FastifyInstance, client: Client, temporal: Temporal): void {
   const problems = { 401: { $ref: 'Problem#' }, 403: { $ref: 'Problem#' }, 503: { $ref: 'Problem#' } };
@@ -139,13 +170,14 @@ export function registerReviewRoutes(app: FastifyInstance, client: Client, tempo
   );
 
   for (const [path, decision] of Object.entries(DECISIONS)) {
-    app.post<{ Params: { id: string } }>(
+    app.post<{ Params: { id: string }; Headers: { 'idempotency-key'?: string } }>(
       `/reviews/:id/${path}`,
       {
         config: { roles: [decision.role] },
         schema: {
           summary: `${path} a transfer in review, as the token's subject (role ${decision.role})`,
           params: { type: 'object', properties: { id: { type: 'string', maxLength: 300 } } },
+          headers: decisionHeadersSchema,
           ...(decision.body ? { body: decision.body } : {}),
           response: {
             200: { type: 'object', additionalProperties: true },
@@ -159,10 +191,18 @@ export function registerReviewRoutes(app: FastifyInstance, client: Client, tempo
       async (request, reply) => {
         const handle = client.workflow.getHandle<typeof moneyTransfer>(request.params.id);
         const operator = request.principal!.subject;
+        const key = request.headers['idempotency-key'];
         try {
           // Accepted (the validator passed) within Temporal's deadline, or 503; then carried
           // out, which for a refund round can outlast an HTTP answer: past the bound, 202.
-          const update = await temporal(() => decision.start(handle, operator, request.body as never));
+          const update = await temporal(() =>
+            decision.send(
+              handle,
+              operator,
+              request.body,
+              key && decisionUpdateId(operator, key, path, request.body),
+            ),
+          );
           const status = await withinBound(DECISION_WAIT_MS, (signal) =>
             client.withAbortSignal(signal, () => update.result()),
           );

@@ -47,6 +47,19 @@ export const createHeadersSchema = {
   },
 } as const;
 
+export const decisionHeadersSchema = {
+  type: 'object',
+  properties: {
+    'idempotency-key': {
+      type: 'string',
+      pattern: IDEMPOTENCY_KEY_PATTERN,
+      description:
+        'Optional. A decision sent again with the same key and body (after a 503, say) is the same decision: ' +
+        'the answer is its outcome, and it is never made twice.',
+    },
+  },
+} as const;
+
 export const STAGES: readonly TransferStage[] = [
   'validating',
   'withdrawing',

@@ -46,11 +46,13 @@ async function call(
   url: string,
   token: string | null,
   body?: unknown,
+  idempotencyKey?: string,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${base}${url}`, {
     method,
     headers: {
       ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
     },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -206,4 +208,43 @@ test('refund-to through the API: the money goes to the account the reviewer chos
   );
   const late = await call('POST', `/reviews/${parkedId}/retry`, await as('alice', 'reviewer'));
   expect(late.status).toBe(404);
+});
+
+test('a decision sent again with its Idempotency-Key is the same decision: one Update, its outcome answered twice; a new key is a new decision', async () => {
+  await withParked(refusingRefunds(), async (id) => {
+    const alice = await as('alice', 'reviewer');
+    const handle = temporal().client.workflow.getHandle<typeof moneyTransfer>(id);
+    const first = await call('POST', `/reviews/${id}/retry`, alice, undefined, 'retry-1');
+    // The refund was refused again: the transfer waits for review again, still open.
+    expect(first).toMatchObject({ status: 200, body: { stage: 'needs-review' } });
+    // As a caller does after a 503 whose first POST had in fact reached the workflow.
+    const again = await call('POST', `/reviews/${id}/retry`, alice, undefined, 'retry-1');
+    expect(again).toEqual(first);
+    expect(await acceptedDecisions(handle)).toEqual(['retryRefund by alice']);
+    const second = await call('POST', `/reviews/${id}/retry`, alice, undefined, 'retry-2');
+    expect(second.status).toBe(200);
+    expect(await acceptedDecisions(handle)).toEqual(['retryRefund by alice', 'retryRefund by alice']);
+    const bad = await call('POST', `/reviews/${id}/retry`, alice, undefined, 'not a key!');
+    expect(bad).toMatchObject({ status: 400, body: { type: '/problems/invalid-idempotency-key' } });
+    await handle.terminate('test over');
+  });
+});
+
+test('a decision that closed its transfer, sent again with its Idempotency-Key, answers its outcome rather than 404', async () => {
+  await withParked(
+    new RefuseFirstRefundBank('bank', { faults: parseFaults('deposit:reject') }),
+    async (id) => {
+      const alice = await as('alice', 'reviewer');
+      const first = await call('POST', `/reviews/${id}/retry`, alice, undefined, 'retry-closing');
+      expect(first).toMatchObject({ status: 200, body: { stage: 'failed', refundId: expect.any(String) } });
+      await temporal()
+        .client.workflow.getHandle(id)
+        .result()
+        .catch(() => undefined);
+      const again = await call('POST', `/reviews/${id}/retry`, alice, undefined, 'retry-closing');
+      expect(again).toEqual(first);
+      const other = await call('POST', `/reviews/${id}/retry`, alice, undefined, 'another-key');
+      expect(other.status).toBe(404);
+    },
+  );
 });

@@ -165,12 +165,13 @@ export async function parkedBench(
     const t3 = performance.now();
     const answers = await Promise.all(
       chosen.map(async (id) => {
-        // As a caller does: a 503 (Temporal did not answer in time) is sent again.
+        // As a caller does: a 503 (Temporal did not answer in time) is sent again, with the
+        // same Idempotency-Key, so that it is the same decision.
         const tries: number[] = [];
         for (;;) {
           const response = await fetch(`${base}/reviews/${encodeURIComponent(id)}/retry`, {
             method: 'POST',
-            headers: { authorization: `Bearer ${reviewer}` },
+            headers: { authorization: `Bearer ${reviewer}`, 'idempotency-key': `bench-retry-${id}` },
           });
           await response.arrayBuffer();
           tries.push(response.status);
