@@ -7,7 +7,11 @@ import { promisify } from 'node:util';
 import { isGrpcServiceError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { moneyTransfer } from '../../src/workflows';
-import { getStatus } from '../../src/contract';
+import { Worker } from '@temporalio/worker';
+import { createActivities } from '../../src/activities';
+import { parseFaults, UnreliableBank } from '../../src/bank/faults';
+import { getStatus, transferStartOptions } from '../../src/contract';
+import { LIMITS as FAST_LIMITS } from '../support/fast-limits';
 import { startDevServer } from '../../tools/dev-server';
 import type { CommandProcess } from '../../tools/processes';
 import { resolveTemporalCli } from '../../tools/temporal-cli';
@@ -38,7 +42,7 @@ import {
   type Release,
 } from '../support/versioning-drill';
 
-const { VersionDrainageStatus } = temporal.api.enums.v1;
+const { VersionDrainageStatus, VersioningBehavior } = temporal.api.enums.v1;
 
 /** The workflow-task builds and the activities of one execution, in order, from its history. */
 async function executionTrace(handle: WorkflowHandle): Promise<{ builds: string[]; activities: string[] }> {
@@ -344,6 +348,83 @@ describe('a versioned worker', () => {
       await worker.stop();
     }
   }, 60_000);
+
+  test('a pinned transfer that continues as new in review stays on its build while a newer one is current', async () => {
+    // Two builds of one deployment on one task queue, in this process, on the fast bundle
+    // (a new run after 120 events). The server carries a Pinned run's version over to the
+    // run it continues as new into, since the workflow sets no versioning option on it.
+    const deploymentName = uniqueId('can-pinned').replace(/[.:]/g, '-');
+    const taskQueue = uniqueId('can-pinned');
+    const { client, workerConnection } = temporal();
+    const bank = new UnreliableBank('bank', { faults: parseFaults('deposit:reject,refund:reject') });
+    const worker = (buildId: string) =>
+      Worker.create({
+        connection: workerConnection,
+        taskQueue,
+        workflowBundle: { codePath: testServer().fastBundlePath },
+        activities: createActivities(bank),
+        workerDeploymentOptions: {
+          useWorkerVersioning: true,
+          version: { deploymentName, buildId },
+          defaultVersioningBehavior: 'PINNED',
+        },
+      });
+    const setCurrent = async (buildId: string) => {
+      // The deployment exists once a worker of it has polled: ask again until it does.
+      for (let tries = 0; ; tries++) {
+        try {
+          await client.workflowService.setWorkerDeploymentCurrentVersion({
+            namespace: client.options.namespace,
+            deploymentName,
+            buildId,
+          });
+          return;
+        } catch (err) {
+          if (tries >= 50) throw err;
+          await sleep(200);
+        }
+      }
+    };
+    const [a, b] = await Promise.all([worker('a'), worker('b')]);
+    await a.runUntil(
+      b.runUntil(async () => {
+        await setCurrent('a');
+        const handle = await client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
+          taskQueue,
+          workflowId: uniqueId('can-pinned'),
+          args: [transferDetails(), { remindEvery: FAST_LIMITS.reviewPolicyMinimums.remindEvery }],
+          ...transferStartOptions(),
+        });
+        while ((await handle.query(getStatus)).stage !== 'needs-review') await sleep(100);
+        await setCurrent('b');
+        // Two runs later, the latest run of the transfer is still pinned to a.
+        let runs = 1;
+        for (let runId = handle.firstExecutionRunId; runs < 3;) {
+          const described = await client.workflow.getHandle(handle.workflowId).describe();
+          if (described.runId !== runId) {
+            runs++;
+            runId = described.runId;
+          }
+          await sleep(500);
+        }
+        const latest = await client.workflow.getHandle(handle.workflowId).describe();
+        const versioning = latest.raw.workflowExecutionInfo?.versioningInfo;
+        expect({
+          behavior: versioning?.behavior,
+          buildId: versioning?.deploymentVersion?.buildId,
+        }).toEqual({
+          behavior: VersioningBehavior.VERSIONING_BEHAVIOR_PINNED,
+          buildId: 'a',
+        });
+        // Every workflow task of the latest run was completed by build a.
+        expect(new Set((await executionTrace(client.workflow.getHandle(handle.workflowId))).builds)).toEqual(
+          new Set([`${deploymentName}.a`]),
+        );
+        expect(await handle.query(getStatus)).toMatchObject({ stage: 'needs-review' });
+        await handle.terminate('test over');
+      }),
+    );
+  }, 120_000);
 
   test('a bad WORKER_DEPLOYMENT_NAME stops the worker with a message that says why', async () => {
     const run = await runScript('src/worker.js', [], {
