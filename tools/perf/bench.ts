@@ -541,8 +541,10 @@ async function main(): Promise<void> {
                    and to completion, the API process's CPU per request and peak RSS
   --long           one long run of --transfers at --concurrency without a pause, read in
                    blocks of --block (default 2000): each block's transfers/s, the worker's
-                   CPU per transfer and its RSS at the block's end; the transfers go back
-                   and forth between the two accounts, so any --transfers works
+                   CPU per transfer, its RSS at the block's end, its workflow tasks and
+                   sticky cache misses per transfer; the transfers go back and forth
+                   between the two accounts, so any --transfers works; with
+                   --configured-server, on that server (a cluster: npm run cluster)
   --parked N[,N...]  transfers parked in review at once, counted at each N: the worker's
                    RSS, getStatus p50/p99 over 200 random ones, the first page of review
                    list and of GET /reviews; then 1000 retry decisions at once through
@@ -589,7 +591,8 @@ async function main(): Promise<void> {
     if (!Number.isSafeInteger(block) || block < 1 || block > transfers)
       throw new Error('--block must be a whole number from 1 to --transfers');
     const read = { cpuSeconds, rssMb: memoryMb('VmRSS'), peakRssMb };
-    console.log(await longBench(transfers, concurrency, block, read, devServerPid));
+    const configured = values['configured-server'] ? loadSettings() : undefined;
+    console.log(await longBench(transfers, concurrency, block, read, devServerPid, configured));
     return;
   }
   if (transfers + lowLoad > SOURCE_BALANCE) {
