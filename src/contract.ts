@@ -122,6 +122,8 @@ export type RefundResult =
 export interface SettleRequest {
   operator: string;
   note: string;
+  /** How the settling run waits if it parks for review: `review settle` passes the transfer's own. */
+  policy?: ReviewPolicy;
 }
 
 /** The Keyword search attribute that carries a transfer's stage, for the Web UI and `review list`. */

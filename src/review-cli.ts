@@ -32,7 +32,7 @@ import {
   type TransferView,
 } from './contract';
 import { openStore } from './bank/store';
-import { runInput } from './platform/history';
+import { runInput, runReviewPolicy } from './platform/history';
 import { MAX_REVIEW_PAGE_SIZE, REVIEW_PAGE_SIZE, reviewPage, type ReviewPage } from './platform/review-list';
 import { watchProgress } from './platform/progress-watch';
 import { reconcile, settleCommand } from './reconcile';
@@ -311,10 +311,12 @@ async function settle(
   }
   const details = await runInput(client, workflowId, run.runId);
   if (!details) throw new ReviewError(`Cannot read the payment details of ${workflowId}'s run ${run.runId}.`);
+  // If it parks for review, it waits as the transfer would have.
+  const policy = await runReviewPolicy(client, workflowId, run);
   const handle = await client.workflow.start<typeof settleStrandedTransfer>('settleStrandedTransfer', {
     taskQueue: settings.taskQueue,
     workflowId,
-    args: [details, { operator: command.operator, note: command.note }],
+    args: [details, { operator: command.operator, note: command.note, ...(policy && { policy }) }],
     staticSummary: `Settle ${describeTransfer(details)}`,
     staticDetails: `Started by \`npm run review -- settle\` for ${command.operator}: ${command.note}`,
     // Whoever started the transfer (the HTTP API's caller) still owns it.

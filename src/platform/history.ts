@@ -5,21 +5,46 @@ import type { Client } from '@temporalio/client';
 // internal (lib/), not public API: package.json pins the SDK to one exact version, so it
 // cannot move under this import without a deliberate upgrade, which the tests then check.
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
-import type { PaymentDetails } from '../contract';
+import type { PaymentDetails, ReviewPolicy, SettleRequest } from '../contract';
 
 /** The payment details a run was started with, read from its first history event. */
-export async function runInput(
+export function runInput(
   client: Client,
   workflowId: string,
   runId: string,
 ): Promise<PaymentDetails | undefined> {
+  return startArgument<PaymentDetails>(client, workflowId, runId, 0);
+}
+
+/**
+ * The review policy a run was started with: a transfer's second argument, or the one in a
+ * settling run's request.
+ */
+export async function runReviewPolicy(
+  client: Client,
+  workflowId: string,
+  run: { runId: string; type: string },
+): Promise<ReviewPolicy | undefined> {
+  if (run.type === 'settleStrandedTransfer') {
+    return (await startArgument<SettleRequest>(client, workflowId, run.runId, 1))?.policy;
+  }
+  return startArgument<ReviewPolicy>(client, workflowId, run.runId, 1);
+}
+
+async function startArgument<T>(
+  client: Client,
+  workflowId: string,
+  runId: string,
+  index: number,
+): Promise<T | undefined> {
   const { history } = await client.workflowService.getWorkflowExecutionHistory({
     namespace: client.options.namespace,
     execution: { workflowId, runId },
     maximumPageSize: 1,
   });
   const payloads = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
-  return decodeFromPayloadsAtIndex<PaymentDetails>(client.options.loadedDataConverter, 0, payloads);
+  if ((payloads?.length ?? 0) <= index) return undefined;
+  return decodeFromPayloadsAtIndex<T>(client.options.loadedDataConverter, index, payloads);
 }
 
 /**

@@ -1,6 +1,12 @@
 // The workflow's own state, and the one place its stage changes: the query's status, the
 // TransferStatus search attribute and the Web UI's current details follow it.
-import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  makeContinueAsNewFunc,
+  setCurrentDetails,
+  upsertSearchAttributes,
+  workflowInfo,
+  type Workflow,
+} from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import {
   describeTransfer,
@@ -33,10 +39,27 @@ export interface Transfer {
   fourEyes?: boolean;
   /** Set when it parks: the `notices-in-background` patch. */
   noticesInBackground?: boolean;
-  /** Set by moneyTransfer only: how a run waiting for review hands over to the next one. */
+  /** How a run waiting for review hands over to the next one (`continuesInReview`). */
   continueAsNew?: (review: Omit<ResumedReview, 'runs'>) => Promise<never>;
   /** The TransferStatus search attribute's value now. */
   shown?: string;
+}
+
+/**
+ * A run's hand-over, waiting for review, to a new run of the same workflow with `args` and
+ * its state. On the same deployment version: a pinned transfer stays on its build
+ * (docs/versioning.md). The memo (who started it, which the API checks) and TransferStatus
+ * go along explicitly.
+ */
+export function continuesInReview<W extends Workflow>(
+  runsBefore: number | undefined,
+  args: (resume: ResumedReview) => Parameters<W>,
+): NonNullable<Transfer['continueAsNew']> {
+  return (review) =>
+    makeContinueAsNewFunc<W>({
+      memo: workflowInfo().memo,
+      typedSearchAttributes: workflowInfo().typedSearchAttributes,
+    })(...args({ ...review, runs: (runsBefore ?? 0) + 1 }));
 }
 
 /** The stages ExecutionStatus cannot tell: a running transfer that owes money. */

@@ -23,11 +23,20 @@ import {
   STEP_ATTEMPT_TIMEOUT_MS,
   TRANSFER_STATUS,
   TransferAlreadyOwnedError,
+  validateReviewPolicy,
 } from '../contract';
 import { failureType } from './failures';
 import { decisionCarriedOut, setReviewHandlers } from './review';
 import { settleFailedStep } from './settle';
-import { DEFAULT_REVIEW_POLICY, setStage, type Activities, type Transfer } from './state';
+import { LIMITS } from './limits';
+import {
+  continuesInReview,
+  DEFAULT_REVIEW_POLICY,
+  setStage,
+  type Activities,
+  type ResumedReview,
+  type Transfer,
+} from './state';
 
 const { findWhatIsOwed } = proxyActivities<Activities>({
   startToCloseTimeout: STEP_ATTEMPT_TIMEOUT_MS * 2, // two settles and a read or more
@@ -36,32 +45,55 @@ const { findWhatIsOwed } = proxyActivities<Activities>({
   retry: { maximumInterval: '10 seconds', nonRetryableErrorTypes: [...DEFINITE_FAILURES] },
 });
 
+/**
+ * `resume` is for the workflow itself: a settling run waiting for review continues as new
+ * with its state there, as a transfer does (src/workflows/review.ts).
+ */
 export async function settleStrandedTransfer(
   details: PaymentDetails,
   request: SettleRequest,
+  resume?: ResumedReview,
 ): Promise<string> {
   const operator = request?.operator?.trim();
   const note = request?.note?.trim();
   if (!operator || !note) {
-    throw ApplicationFailure.create({
-      type: 'InvalidSettleRequest',
-      message: 'Settling a transfer needs the name of the operator and a note saying why.',
-      nonRetryable: true,
-    });
+    throw invalidRequest('Settling a transfer needs the name of the operator and a note saying why.');
+  }
+  try {
+    validateReviewPolicy(request.policy, LIMITS.reviewPolicyMinimums);
+  } catch (err) {
+    throw invalidRequest(`The settle request's review policy: ${(err as Error).message}`);
   }
   const transfer: Transfer = {
     details,
-    status: { stage: 'refunding', references: referencesFor(details.referenceId) },
-    policyGiven: {},
-    policy: DEFAULT_REVIEW_POLICY,
+    status: resume?.status ?? { stage: 'refunding', references: referencesFor(details.referenceId) },
+    policyGiven: request.policy ?? {},
+    policy: resume?.policy ?? { ...DEFAULT_REVIEW_POLICY, ...request.policy },
     shown: workflowInfo().typedSearchAttributes.get(TRANSFER_STATUS),
+    fourEyes: resume?.fourEyes,
+    noticesInBackground: resume?.noticesInBackground,
+    continueAsNew: continuesInReview<typeof settleStrandedTransfer>(resume?.runs, (next) => [
+      details,
+      request,
+      next,
+    ]),
   };
   setHandler(getStatus, () => transfer.status);
   setReviewHandlers(transfer);
+  const settled = (result: RefundResult): string => {
+    const { status } = transfer;
+    status.settlement = result.outcome;
+    if (result.outcome === 'deposit-posted') status.depositId = result.transactionId;
+    if (result.outcome === 'refunded') status.refundId = result.transactionId;
+    setStage(transfer, 'completed');
+    return `Settled by ${operator} (${note}): ${describeSettlement(details, result)}`;
+  };
   const meta = { referenceId: details.referenceId, operator };
-  log.info(`Settling a stranded transfer for ${operator}: ${note}`, meta);
+  if (!resume) log.info(`Settling a stranded transfer for ${operator}: ${note}`, meta);
   try {
     return await CancellationScope.nonCancellable(async () => {
+      if (resume)
+        return settled(await settleFailedStep(transfer, 'deposit', undefined, resume.round, resume));
       setStage(transfer, 'refunding');
       let found;
       try {
@@ -72,16 +104,11 @@ export async function settleStrandedTransfer(
         setStage(transfer, 'completed');
         return `Settled by ${operator} (${note}): another transfer owns this payment; this one moved nothing.`;
       }
-      const settled: RefundResult =
+      return settled(
         found.outcome === 'refund-owed'
           ? await settleFailedStep(transfer, 'deposit', undefined, found.round)
-          : found;
-      const { status } = transfer;
-      status.settlement = settled.outcome;
-      if (settled.outcome === 'deposit-posted') status.depositId = settled.transactionId;
-      if (settled.outcome === 'refunded') status.refundId = settled.transactionId;
-      setStage(transfer, 'completed');
-      return `Settled by ${operator} (${note}): ${describeSettlement(details, settled)}`;
+          : found,
+      );
     });
   } catch (err) {
     setStage(transfer, 'failed');
@@ -90,6 +117,10 @@ export async function settleStrandedTransfer(
     decisionCarriedOut(transfer);
     await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
   }
+}
+
+function invalidRequest(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: 'InvalidSettleRequest', message, nonRetryable: true });
 }
 
 function describeSettlement(details: PaymentDetails, settled: RefundResult): string {

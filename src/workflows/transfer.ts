@@ -9,7 +9,6 @@ import {
   ContinueAsNew,
   isCancellation,
   log,
-  makeContinueAsNewFunc,
   metricMeter,
   patched,
   proxyActivities,
@@ -37,6 +36,7 @@ import { LIMITS } from './limits';
 import { decisionCarriedOut, setReviewHandlers } from './review';
 import { settleFailedStep } from './settle';
 import {
+  continuesInReview,
   DEFAULT_REVIEW_POLICY,
   isOwing,
   type ResumedReview,
@@ -77,13 +77,7 @@ export async function moneyTransfer(
     shown: workflowInfo().typedSearchAttributes.get(TRANSFER_STATUS),
     fourEyes: resume?.fourEyes,
     noticesInBackground: resume?.noticesInBackground,
-    // On the same deployment version: a pinned transfer stays on its build (docs/versioning.md).
-    // The memo (who started it, which the API checks) and TransferStatus go along explicitly.
-    continueAsNew: (review) =>
-      makeContinueAsNewFunc<typeof moneyTransfer>({
-        memo: workflowInfo().memo,
-        typedSearchAttributes: workflowInfo().typedSearchAttributes,
-      })(details, policy, { ...review, runs: (resume?.runs ?? 0) + 1 }),
+    continueAsNew: continuesInReview<typeof moneyTransfer>(resume?.runs, (next) => [details, policy, next]),
   };
   // The project's clients set it at start (transferStartOptions); a start from elsewhere,
   // such as the CLI or the Web UI, has not.

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
 import { BankingService, type CallOptions } from '../../src/bank/banking-service';
 import { MemoryStore, PgStore } from '../../src/bank/store';
@@ -417,10 +418,11 @@ test('a settling run whose refund is refused parks for review, where `review lis
   const { client, workerConnection } = temporal();
   const p = payment('parked', { sourceAccount: '85-150', targetAccount: '43-812', amount: 250 });
   // Terminated before a worker took it, as its withdrawal posted: money out, and the source closed since.
+  const policy = { remindEvery: '1 day' } as const;
   const handle = await client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
     taskQueue: uniqueId('nobody'),
     workflowId: p.workflowId,
-    args: [p.details],
+    args: [p.details, policy],
     ...transferStartOptions(),
   });
   await handle.terminate('stranded on purpose');
@@ -438,6 +440,14 @@ test('a settling run whose refund is refused parks for review, where `review lis
     expect(settle.stdout).toContain('Stage: needs-review');
     expect(settle.stdout).toContain('Refund can go to: 85-999');
     expect(settle.stderr).toContain('The settling run waits for review');
+    // It waits on the transfer's own review policy, which the command passed on.
+    const { events } = await client.workflow.getHandle(p.workflowId).fetchHistory();
+    const sent = events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![1]!;
+    expect(defaultPayloadConverter.fromPayload(sent)).toEqual({
+      operator: 'ana',
+      note: 'source closed since',
+      policy,
+    });
     await until('review list to show it', async () => {
       const list = await runScript('src/review-cli.js', ['list'], cliEnv);
       return list.stdout.includes(`  ${p.workflowId}  started `);

@@ -17,16 +17,18 @@ import {
   getStatus,
   NEEDS_REVIEW_QUERY,
   resolveManually,
+  referencesFor,
   retryRefund,
   transferStartOptions,
   type PaymentDetails,
+  type SettleRequest,
   type TransferView,
 } from '../../src/contract';
 import { runInput, transferStart } from '../../src/platform/history';
-import type { moneyTransfer } from '../../src/workflows';
+import type { moneyTransfer, settleStrandedTransfer } from '../../src/workflows';
 import { LIMITS } from '../support/fast-limits';
 import { RefuseFirstRefundBank } from '../../tools/export-histories';
-import { acceptedDecisions, sleep, useTestTemporal } from '../support/helpers';
+import { acceptedDecisions, sleep, transferDetails, uniqueId, useTestTemporal } from '../support/helpers';
 
 jest.setTimeout(Number(process.env.CAN_REMINDERS ?? 60) * 1500 + 120_000);
 
@@ -234,4 +236,62 @@ test('an update sent as the run continues as new is carried out once, by one run
     }),
   );
   console.log(`Updates sent near the bound were carried out by: ${landings.join(', ')}`);
+});
+
+test("a settling run that parks for review continues as new too, on the transfer's policy, and one decision ends it", async () => {
+  const bank = new RefuseFirstRefundBank('bank');
+  const details = transferDetails();
+  const workflowId = uniqueId('settle-can');
+  // The stranded transfer's withdrawal posted under its workflow id before its run was ended from outside.
+  await bank.withdraw(details.sourceAccount, details.amount, referencesFor(details.referenceId).withdrawal, {
+    owner: workflowId,
+  });
+  const request = {
+    operator: 'carol',
+    note: 'terminated by mistake',
+    policy: { remindEvery: LIMITS.reviewPolicyMinimums.remindEvery },
+  };
+  await temporal().withWorker(
+    createActivities(bank),
+    async (taskQueue) => {
+      const start = (id: string, settle: SettleRequest) =>
+        temporal().client.workflow.start<typeof settleStrandedTransfer>('settleStrandedTransfer', {
+          taskQueue,
+          workflowId: id,
+          args: [details, settle],
+          memo: { startedBy: 'tester' },
+          ...transferStartOptions(),
+        });
+      const tooShort = await start(uniqueId('settle-short'), { ...request, policy: { remindEvery: 1 } });
+      await expect(tooShort.result()).rejects.toMatchObject({
+        cause: {
+          type: 'InvalidSettleRequest',
+          message: expect.stringMatching(/remindEvery must be at least/),
+        },
+      });
+
+      const handle = await start(workflowId, request);
+      const waiting = await untilReminders(handle, 25);
+      expect(waiting).toMatchObject({ stage: 'needs-review', owed: 250 });
+      const status = await handle.executeUpdate(retryRefund, { args: [{ operator: 'alice' }] });
+      expect(status.resolution).toEqual({ action: 'retryRefund', operator: 'alice' });
+      await expect(handle.result()).resolves.toBe(
+        `Settled by carol (terminated by mistake): 250 is back in ${details.sourceAccount} (${status.refundId}).`,
+      );
+      const runs = await runsOf(handle);
+      expect(runs.length).toBeGreaterThanOrEqual(3);
+      for (const run of runs) expect(run.events.length).toBeLessThanOrEqual(RUN_BOUND);
+      expect(
+        runs.slice(0, -1).every((run) => run.events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes),
+      ).toBe(true);
+      const sent = runs.flatMap((run) => reminders(run.events));
+      expect(sent).toEqual(Array.from({ length: sent.length }, (_, i) => i));
+      expect((await bank.store.entries()).map((e) => [e.reference, e.amount])).toEqual([
+        [`${details.referenceId}-withdrawal`, -250],
+        [`${details.referenceId}-refund-2`, 250],
+      ]);
+    },
+    undefined,
+    'fast',
+  );
 });
