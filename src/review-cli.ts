@@ -29,6 +29,8 @@ import {
   retryRefund,
   describeTransfer,
   transferStartOptions,
+  validateReviewPolicy,
+  type ReviewPolicy,
   type TransferView,
 } from './contract';
 import { openStore } from './bank/store';
@@ -311,8 +313,12 @@ async function settle(
   }
   const details = await runInput(client, workflowId, run.runId);
   if (!details) throw new ReviewError(`Cannot read the payment details of ${workflowId}'s run ${run.runId}.`);
-  // If it parks for review, it waits as the transfer would have.
-  const policy = await runReviewPolicy(client, workflowId, run);
+  // If it parks for review, it waits as the transfer would have; a policy that today's rules
+  // refuse (a transfer started before them) leaves the default.
+  const policy = await runReviewPolicy(client, workflowId, run).then(
+    (given) => (isValidReviewPolicy(given) ? given : undefined),
+    () => undefined,
+  );
   const handle = await client.workflow.start<typeof settleStrandedTransfer>('settleStrandedTransfer', {
     taskQueue: settings.taskQueue,
     workflowId,
@@ -406,6 +412,15 @@ export function formatStatus(status: TransferView): string {
   if (status.resolution) lines.push(`Resolution: ${JSON.stringify(status.resolution)}`);
   if (status.lastFailure) lines.push(`Last failure: ${status.lastFailure}`);
   return lines.join('\n');
+}
+
+function isValidReviewPolicy(policy: unknown): policy is ReviewPolicy {
+  try {
+    validateReviewPolicy(policy);
+    return policy !== undefined && policy !== null;
+  } catch {
+    return false;
+  }
 }
 
 if (require.main === module) {

@@ -68,7 +68,8 @@ function waited(since) {
 async function decide(id, action, body, label) {
   const outcome = document.getElementById('outcome');
   outcome.textContent = label + ' ' + id + '…';
-  // One key per click: sent again after a 503, the decision is the one the first may have made.
+  // One key per click: sent again after a 503 or a lost connection, the decision is the one
+  // the first may have made, never a second.
   const key = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
   let response;
   for (let tries = 1; ; tries++) {
@@ -76,13 +77,16 @@ async function decide(id, action, body, label) {
       method: 'POST',
       headers: Object.assign({ 'x-csrf-token': csrf, 'idempotency-key': key }, body ? { 'content-type': 'application/json' } : {}),
       body: body ? JSON.stringify(body) : undefined,
-    });
-    if (response.status !== 503 || tries === 3) break;
-    outcome.textContent = label + ' ' + id + ': Temporal did not answer; sending it again…';
+    }).catch(() => undefined);
+    if ((response && response.status !== 503) || tries === 3) break;
+    outcome.textContent = label + ' ' + id + ': no answer yet; sending it again…';
     await new Promise((resolve) => setTimeout(resolve, 2000));
   }
-  const answer = await response.json().catch(() => ({}));
-  if (response.status === 202) {
+  const answer = response ? await response.json().catch(() => ({})) : {};
+  if (!response || response.status === 503) {
+    // Unknown, not refused: the decision may have been taken.
+    outcome.textContent = label + ' ' + id + ': no answer; it may have been carried out. The list shows where the transfer is.';
+  } else if (response.status === 202) {
     outcome.textContent = label + ' ' + id + ': accepted, and still being carried out.';
   } else if (response.ok) {
     const next = answer.stage === 'needs-review' ? 'it waits for review again' : 'it is now ' + answer.stage;

@@ -102,7 +102,9 @@ const DECISIONS: Record<string, Decision> = {
 /**
  * The Update id of a decision sent with an Idempotency-Key: the same operator, key, decision
  * and body give the same id, so a POST sent again after a 503 attaches to the Update the first
- * one may have started, and answers its outcome, rather than making a second decision.
+ * one may have started, and answers its outcome, rather than making a second decision. Within
+ * one run of the transfer: Temporal keeps the ids of the Updates it accepted there, not of
+ * those a validator refused.
  */
 export function decisionUpdateId(operator: string, key: string, path: string, body: unknown): string {
   return `decision-${digest(`${operator}\n${key}\n${path}\n${JSON.stringify(body ?? null)}`)}`;
@@ -200,7 +202,8 @@ export function registerReviewRoutes(app: FastifyInstance, client: Client, tempo
               handle,
               operator,
               request.body,
-              key && decisionUpdateId(operator, key, path, request.body),
+              // A decision without a body ignores one: it does not change the decision's id.
+              key && decisionUpdateId(operator, key, path, decision.body ? request.body : null),
             ),
           );
           const status = await withinBound(DECISION_WAIT_MS, (signal) =>

@@ -54,8 +54,8 @@ export const decisionHeadersSchema = {
       type: 'string',
       pattern: IDEMPOTENCY_KEY_PATTERN,
       description:
-        'Optional. A decision sent again with the same key and body (after a 503, say) is the same decision: ' +
-        'the answer is its outcome, and it is never made twice.',
+        'Optional. A decision sent again with the same key and body (after a 503, say) attaches to the one ' +
+        'the first POST started, and answers its outcome, within the same run of the transfer.',
     },
   },
 } as const;

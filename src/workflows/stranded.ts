@@ -8,6 +8,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  ContinueAsNew,
   log,
   proxyActivities,
   setHandler,
@@ -22,8 +23,10 @@ import {
   type SettleRequest,
   STEP_ATTEMPT_TIMEOUT_MS,
   TRANSFER_STATUS,
+  ReviewPolicyTooShortError,
   TransferAlreadyOwnedError,
   validateReviewPolicy,
+  type ReviewPolicy,
 } from '../contract';
 import { failureType } from './failures';
 import { decisionCarriedOut, setReviewHandlers } from './review';
@@ -59,16 +62,12 @@ export async function settleStrandedTransfer(
   if (!operator || !note) {
     throw invalidRequest('Settling a transfer needs the name of the operator and a note saying why.');
   }
-  try {
-    validateReviewPolicy(request.policy, LIMITS.reviewPolicyMinimums);
-  } catch (err) {
-    throw invalidRequest(`The settle request's review policy: ${(err as Error).message}`);
-  }
   const transfer: Transfer = {
     details,
     status: resume?.status ?? { stage: 'refunding', references: referencesFor(details.referenceId) },
     policyGiven: request.policy ?? {},
-    policy: resume?.policy ?? { ...DEFAULT_REVIEW_POLICY, ...request.policy },
+    // Checked once, by the first run; a resumed run keeps what it decided.
+    policy: resume?.policy ?? settlingPolicy(request.policy),
     shown: workflowInfo().typedSearchAttributes.get(TRANSFER_STATUS),
     fourEyes: resume?.fourEyes,
     noticesInBackground: resume?.noticesInBackground,
@@ -111,12 +110,33 @@ export async function settleStrandedTransfer(
       );
     });
   } catch (err) {
+    if (err instanceof ContinueAsNew) throw err; // waiting on in a new run, not failed
     setStage(transfer, 'failed');
     throw err;
   } finally {
     decisionCarriedOut(transfer);
     await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
   }
+}
+
+/**
+ * The review policy of the transfer being settled. One too short for today's minimums comes
+ * from a transfer started before them: the settling run waits on the default instead of
+ * refusing to put the money back.
+ */
+function settlingPolicy(policy: unknown): Required<ReviewPolicy> {
+  try {
+    validateReviewPolicy(policy, LIMITS.reviewPolicyMinimums);
+  } catch (err) {
+    if (!(err instanceof ReviewPolicyTooShortError)) {
+      throw invalidRequest(`The settle request's review policy: ${(err as Error).message}`);
+    }
+    log.warn(
+      `The transfer's review policy is under today's minimums; settling waits on the default. ${err.message}`,
+    );
+    return DEFAULT_REVIEW_POLICY;
+  }
+  return { ...DEFAULT_REVIEW_POLICY, ...policy };
 }
 
 function invalidRequest(message: string): ApplicationFailure {

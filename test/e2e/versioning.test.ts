@@ -397,17 +397,22 @@ describe('a versioned worker', () => {
         });
         while ((await handle.query(getStatus)).stage !== 'needs-review') await sleep(100);
         await setCurrent('b');
-        // Two runs later, the latest run of the transfer is still pinned to a.
-        let runs = 1;
-        for (let runId = handle.firstExecutionRunId; runs < 3;) {
-          const described = await client.workflow.getHandle(handle.workflowId).describe();
-          if (described.runId !== runId) {
-            runs++;
-            runId = described.runId;
+        // Two runs later, once the latest has completed a workflow task: every run of the
+        // chain was served by a alone, and the latest is still pinned to it.
+        const runs: Array<{ runId: string; builds: string[] }> = [];
+        for (;;) {
+          runs.length = 0;
+          for (let runId: string | undefined = handle.firstExecutionRunId; runId;) {
+            const run: WorkflowHandle = client.workflow.getHandle(handle.workflowId, runId);
+            const { events } = await run.fetchHistory();
+            runs.push({ runId, builds: (await executionTrace(run)).builds });
+            runId =
+              events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
           }
+          if (runs.length >= 3 && runs.at(-1)!.builds.length > 0) break;
           await sleep(500);
         }
-        const latest = await client.workflow.getHandle(handle.workflowId).describe();
+        const latest = await client.workflow.getHandle(handle.workflowId, runs.at(-1)!.runId).describe();
         const versioning = latest.raw.workflowExecutionInfo?.versioningInfo;
         expect({
           behavior: versioning?.behavior,
@@ -416,10 +421,7 @@ describe('a versioned worker', () => {
           behavior: VersioningBehavior.VERSIONING_BEHAVIOR_PINNED,
           buildId: 'a',
         });
-        // Every workflow task of the latest run was completed by build a.
-        expect(new Set((await executionTrace(client.workflow.getHandle(handle.workflowId))).builds)).toEqual(
-          new Set([`${deploymentName}.a`]),
-        );
+        expect(new Set(runs.flatMap((run) => run.builds))).toEqual(new Set([`${deploymentName}.a`]));
         expect(await handle.query(getStatus)).toMatchObject({ stage: 'needs-review' });
         await handle.terminate('test over');
       }),

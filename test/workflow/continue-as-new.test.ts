@@ -10,7 +10,7 @@ import {
 import { ActivityFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { temporal as proto } from '@temporalio/proto';
 import { createActivities, type ReviewNotice } from '../../src/activities';
-import { parseFaults } from '../../src/bank/faults';
+import { parseFaults, UnreliableBank } from '../../src/bank/faults';
 import type { BankingService } from '../../src/bank/banking-service';
 import {
   approveResolution,
@@ -262,14 +262,6 @@ test("a settling run that parks for review continues as new too, on the transfer
           memo: { startedBy: 'tester' },
           ...transferStartOptions(),
         });
-      const tooShort = await start(uniqueId('settle-short'), { ...request, policy: { remindEvery: 1 } });
-      await expect(tooShort.result()).rejects.toMatchObject({
-        cause: {
-          type: 'InvalidSettleRequest',
-          message: expect.stringMatching(/remindEvery must be at least/),
-        },
-      });
-
       const handle = await start(workflowId, request);
       const waiting = await untilReminders(handle, 25);
       expect(waiting).toMatchObject({ stage: 'needs-review', owed: 250 });
@@ -281,6 +273,11 @@ test("a settling run that parks for review continues as new too, on the transfer
       const runs = await runsOf(handle);
       expect(runs.length).toBeGreaterThanOrEqual(3);
       for (const run of runs) expect(run.events.length).toBeLessThanOrEqual(RUN_BOUND);
+      // A run that handed over closed waiting, not failed: visibility says so of each.
+      for (const run of runs.slice(0, -1)) {
+        const closed = await client(handle, run.runId).describe();
+        expect(closed.searchAttributes.TransferStatus).toEqual(['needs-review']);
+      }
       expect(
         runs.slice(0, -1).every((run) => run.events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes),
       ).toBe(true);
@@ -290,6 +287,50 @@ test("a settling run that parks for review continues as new too, on the transfer
         [`${details.referenceId}-withdrawal`, -250],
         [`${details.referenceId}-refund-2`, 250],
       ]);
+    },
+    undefined,
+    'fast',
+  );
+});
+
+test("a settling run's policy: one under today's minimums waits on the default instead of refusing to settle; a malformed one is refused", async () => {
+  const bank = new UnreliableBank('bank', { faults: parseFaults('refund:reject') });
+  await temporal().withWorker(
+    createActivities(bank),
+    async (taskQueue) => {
+      const settle = async (policy: unknown) => {
+        const details = transferDetails();
+        const workflowId = uniqueId('settle-policy');
+        await bank.withdraw(
+          details.sourceAccount,
+          details.amount,
+          referencesFor(details.referenceId).withdrawal,
+          {
+            owner: workflowId,
+          },
+        );
+        return temporal().client.workflow.start<typeof settleStrandedTransfer>('settleStrandedTransfer', {
+          taskQueue,
+          workflowId,
+          args: [details, { operator: 'carol', note: 'old transfer', policy } as SettleRequest],
+          ...transferStartOptions(),
+        });
+      };
+      // A transfer started before the minimums may carry a 1 ms reminder.
+      const old = await settle({ remindEvery: 1 });
+      while ((await old.query(getStatus)).stage !== 'needs-review') await sleep(100);
+      const { events } = await old.fetchHistory();
+      const timers = events!.flatMap((e) => e.timerStartedEventAttributes?.startToFireTimeout?.seconds ?? []);
+      expect(timers.map(Number)).toContain(4 * 3600); // the default, 4 hours
+      await old.terminate('test over');
+
+      const malformed = await settle({ remindEvery: 'soon' });
+      await expect(malformed.result()).rejects.toMatchObject({
+        cause: {
+          type: 'InvalidSettleRequest',
+          message: expect.stringMatching(/^The settle request's review policy: /),
+        },
+      });
     },
     undefined,
     'fast',
