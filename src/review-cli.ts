@@ -34,7 +34,7 @@ import {
   type TransferView,
 } from './contract';
 import { openStore } from './bank/store';
-import { runInput, runReviewPolicy } from './platform/history';
+import { runStart } from './platform/history';
 import { MAX_REVIEW_PAGE_SIZE, REVIEW_PAGE_SIZE, reviewPage, type ReviewPage } from './platform/review-list';
 import { watchProgress } from './platform/progress-watch';
 import { reconcile, settleCommand } from './reconcile';
@@ -311,14 +311,11 @@ async function settle(
       );
     }
   }
-  const details = await runInput(client, workflowId, run.runId);
+  const { details, reviewPolicy } = await runStart(client, workflowId, run);
   if (!details) throw new ReviewError(`Cannot read the payment details of ${workflowId}'s run ${run.runId}.`);
   // If it parks for review, it waits as the transfer would have; a policy that today's rules
   // refuse (a transfer started before them) leaves the default.
-  const policy = await runReviewPolicy(client, workflowId, run).then(
-    (given) => (isValidReviewPolicy(given) ? given : undefined),
-    () => undefined,
-  );
+  const policy = isValidReviewPolicy(reviewPolicy) ? reviewPolicy : undefined;
   const handle = await client.workflow.start<typeof settleStrandedTransfer>('settleStrandedTransfer', {
     taskQueue: settings.taskQueue,
     workflowId,

@@ -8,43 +8,38 @@ import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-w
 import type { PaymentDetails, ReviewPolicy, SettleRequest } from '../contract';
 
 /** The payment details a run was started with, read from its first history event. */
-export function runInput(
+export async function runInput(
   client: Client,
   workflowId: string,
   runId: string,
 ): Promise<PaymentDetails | undefined> {
-  return startArgument<PaymentDetails>(client, workflowId, runId, 0);
+  return (await runStart(client, workflowId, { runId, type: 'moneyTransfer' })).details;
 }
 
 /**
- * The review policy a run was started with: a transfer's second argument, or the one in a
- * settling run's request.
+ * What a run was started with, from one read of its first history event: the payment, and
+ * the review policy (a transfer's second argument, or the one in a settling run's request).
  */
-export async function runReviewPolicy(
+export async function runStart(
   client: Client,
   workflowId: string,
   run: { runId: string; type: string },
-): Promise<ReviewPolicy | undefined> {
-  if (run.type === 'settleStrandedTransfer') {
-    return (await startArgument<SettleRequest>(client, workflowId, run.runId, 1))?.policy;
-  }
-  return startArgument<ReviewPolicy>(client, workflowId, run.runId, 1);
-}
-
-async function startArgument<T>(
-  client: Client,
-  workflowId: string,
-  runId: string,
-  index: number,
-): Promise<T | undefined> {
+): Promise<{ details?: PaymentDetails; reviewPolicy?: ReviewPolicy }> {
   const { history } = await client.workflowService.getWorkflowExecutionHistory({
     namespace: client.options.namespace,
-    execution: { workflowId, runId },
+    execution: { workflowId, runId: run.runId },
     maximumPageSize: 1,
   });
   const payloads = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
-  if ((payloads?.length ?? 0) <= index) return undefined;
-  return decodeFromPayloadsAtIndex<T>(client.options.loadedDataConverter, index, payloads);
+  const converter = client.options.loadedDataConverter;
+  const details = await decodeFromPayloadsAtIndex<PaymentDetails>(converter, 0, payloads);
+  if ((payloads?.length ?? 0) < 2) return { details };
+  const second = await decodeFromPayloadsAtIndex<ReviewPolicy | SettleRequest>(converter, 1, payloads);
+  const reviewPolicy =
+    run.type === 'settleStrandedTransfer'
+      ? (second as SettleRequest | undefined)?.policy
+      : (second as ReviewPolicy);
+  return { details, reviewPolicy };
 }
 
 /**
