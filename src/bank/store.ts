@@ -367,6 +367,7 @@ export class PgStore implements BankStore {
       // A connect that hangs (a host that drops packets) fails after 10 s instead of never.
       connectionTimeoutMillis: 10_000,
       idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
+      query_timeout: options.queryTimeoutMs ?? QUERY_TIMEOUT_MS,
       // An idle connection to a database that was cut off is found dead, not kept for hours.
       keepAlive: true,
     });
@@ -480,11 +481,13 @@ export class PgStore implements BankStore {
         this.reachability.reached();
         return result;
       } catch (err) {
-        if (client && !committing)
+        // A statement that got no answer still holds its connection: a ROLLBACK would queue behind it.
+        const unanswered = isUnanswered(err);
+        if (client && !committing && !unanswered)
           await client.query('ROLLBACK').catch(() => {
             broken = true;
           });
-        if (committing) broken = true;
+        if (committing || unanswered) broken = true;
         const code = (err as { code?: string }).code;
         if ((code === '40001' || code === '40P01') && attempt < MAX_ATTEMPTS) {
           await sleep(Math.random() * 20 * attempt);
@@ -571,6 +574,8 @@ export class PgStore implements BankStore {
 export interface PgStoreOptions {
   /** How long one call waits for the database to come back. Default: RECONNECT_WITHIN_MS. */
   reconnectWithinMs?: number;
+  /** How long one statement waits for its answer. Default: QUERY_TIMEOUT_MS. */
+  queryTimeoutMs?: number;
   /** Where the store says that its database went away and came back. Default: console.warn. */
   warn?: (line: string) => void;
 }
@@ -590,6 +595,14 @@ const RECONNECT_PAUSE_MS = 250;
  * find it dead (two hours by default). Ended here, its transaction rolls back, as after a crash.
  */
 export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000;
+/**
+ * How long one statement waits for its answer. A database that stops answering without
+ * closing the connection (its host hung or lost, a link cut without a reset) would
+ * otherwise hold the connection, and its pool slot, until the kernel gives up on it:
+ * minutes with data unacknowledged, two hours waiting on an answer. Longer than a lost
+ * host's session can hold a lock, so a statement queued behind one gets its answer.
+ */
+export const QUERY_TIMEOUT_MS = IDLE_IN_TRANSACTION_TIMEOUT_MS + STEP_ATTEMPT_TIMEOUT_MS;
 
 /** Says once that the database went away, and once that it is back, however many calls notice. */
 class Reachability {
@@ -636,7 +649,12 @@ const SOCKET_CODES = new Set([
   'EAI_AGAIN',
 ]);
 const LOST_CONNECTION =
-  /Connection terminated|not queryable|timeout exceeded when trying to connect|connection timeout/i;
+  /Connection terminated|not queryable|timeout exceeded when trying to connect|connection timeout|Query read timeout/i;
+
+/** The driver's error for a statement that got no answer within QUERY_TIMEOUT_MS. */
+function isUnanswered(err: unknown): boolean {
+  return (err as { message?: unknown } | undefined)?.message === 'Query read timeout';
+}
 
 function isUnreachable(err: unknown): boolean {
   if (err instanceof BankUnavailableError) return true;

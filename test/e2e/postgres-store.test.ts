@@ -1,12 +1,18 @@
 // The PostgreSQL bank store against a real PostgreSQL this file starts in a temp dir:
 // the store contract the other stores pass, two stores (two workers) racing, and a
 // worker process with BANK_DB=postgres://... moving money in the shared ledger.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PgStore, RECONNECT_WITHIN_MS, redactPassword } from '../../src/bank/store';
 import { BankingService } from '../../src/bank/banking-service';
-import { BankUnavailableError, InsufficientFundsError, TransferAlreadyOwnedError } from '../../src/contract';
+import {
+  BankUnavailableError,
+  InsufficientFundsError,
+  STEP_ATTEMPT_TIMEOUT_MS,
+  TransferAlreadyOwnedError,
+} from '../../src/contract';
 import { startPostgres, type Postgres } from '../../tools/cluster/postgres';
 import { freePort, runScript, sleep, startWorkerProcess, testServer, uniqueId } from '../support/helpers';
 import { storeContract } from '../support/store-contract';
@@ -121,15 +127,28 @@ describe('PgStore', () => {
 });
 
 describe('PgStore when its database goes away', () => {
+  // SIGSTOP on the postmaster and its backends: the kernel keeps the connections and takes
+  // the bytes, and nothing answers, as with a host that hung or a link cut without a reset.
+  let frozen: number[] = [];
+  const freeze = () => {
+    const children = execFileSync('pgrep', ['-P', String(postgres.process.pid)], { encoding: 'utf8' });
+    frozen = [postgres.process.pid, ...children.split(/\s+/).filter(Boolean).map(Number)];
+    frozen.forEach((pid) => process.kill(pid, 'SIGSTOP'));
+  };
+  const thaw = () => {
+    frozen.forEach((pid) => process.kill(pid, 'SIGCONT'));
+    frozen = [];
+  };
   // A test that failed while the database was down leaves it up for the next.
   afterEach(async () => {
+    thaw();
     if (!postgres.process.running) postgres = await postgres.restart();
   }, 60_000);
   /** A store that keeps what it says about its database, to count the lines. */
-  async function watchedStore(url: string, reconnectWithinMs?: number) {
+  async function watchedStore(url: string, reconnectWithinMs?: number, queryTimeoutMs?: number) {
     const said: string[] = [];
     const store = await warm(
-      new PgStore(url, undefined, { warn: (line) => said.push(line), reconnectWithinMs }),
+      new PgStore(url, undefined, { warn: (line) => said.push(line), reconnectWithinMs, queryTimeoutMs }),
     );
     return { store, bank: new BankingService('bank', { store }), said };
   }
@@ -178,6 +197,27 @@ describe('PgStore when its database goes away', () => {
     },
     90_000,
   );
+
+  test('a database that stops answering, its connections open, fails the call as BankUnavailableError within an attempt, and serves again once it answers', async () => {
+    const url = await newDatabase();
+    const { store, bank, said } = await watchedStore(url, 1_000, 1_000);
+    freeze();
+    const started = Date.now();
+    await expect(bank.withdraw('85-150', 10, 'hung-withdrawal', { owner: 'wf-hung' })).rejects.toBeInstanceOf(
+      BankUnavailableError,
+    );
+    expect(Date.now() - started).toBeLessThan(STEP_ATTEMPT_TIMEOUT_MS);
+    thaw();
+    // The connections that got no answer were dropped, not given to the next call.
+    const id = await bank.withdraw('85-150', 10, 'hung-withdrawal', { owner: 'wf-hung' });
+    expect(id).toMatch(/^W-/);
+    expect((await store.entries()).map((e) => [e.reference, e.amount])).toEqual([['hung-withdrawal', -10]]);
+    expect(said).toEqual([
+      expect.stringContaining(': unreachable (Query read timeout)'),
+      expect.stringContaining(': reachable again'),
+    ]);
+    await store.close();
+  }, 60_000);
 
   test('a call made while the database restarts waits for it and posts once', async () => {
     const url = await newDatabase();
