@@ -1,6 +1,7 @@
 // `npm run histories`: runs one transfer of each kind on a fresh dev server and saves
 // its history with `temporal workflow show --output json` into test/fixtures/histories/, where
-// the replay test reads them. Rerun it after an intended change to the workflow.
+// the replay test reads them. Rerun it after an intended change to the workflow;
+// `npm run histories -- <name>...` records only the cases named.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,7 +20,9 @@ import {
   getStatus,
   type PaymentDetails,
   resolveManually,
+  referencesFor,
   retryRefund,
+  type SettleRequest,
   transferStartOptions,
 } from '../src/contract';
 import { parseFaults, UnreliableBank } from '../src/bank/faults';
@@ -66,9 +69,23 @@ export class RefuseFirstRefundBank extends UnreliableBank {
 
 type Handle = WorkflowHandle<typeof moneyTransfer>;
 const details = DEFAULT_TRANSFER;
+
+/** Before an operator's settling run: the stranded transfer's withdrawal posted under its id, then it was ended. */
+const strandedWithdrawal = (bank: BankingService, workflowId: string) =>
+  bank
+    .withdraw(details.sourceAccount, details.amount, referencesFor(details.referenceId).withdrawal, {
+      owner: workflowId,
+    })
+    .then(() => undefined);
+const settleRequest: SettleRequest = { operator: 'carol', note: 'terminated by mistake' };
+
 export const CASES: Array<{
   name: string;
   bank: BankingService;
+  /** Default moneyTransfer. */
+  workflowType?: 'settleStrandedTransfer';
+  /** What the bank holds before the run starts. */
+  before?: (bank: BankingService, workflowId: string) => Promise<void>;
   args: unknown[];
   operator?: (h: Handle) => Promise<void>;
   /** A module in place of src/workflows/limits.ts, as the test bundles have. */
@@ -125,6 +142,26 @@ export const CASES: Array<{
       await handle.executeUpdate(approveResolution, { args: [{ operator: 'ben' }] });
     },
   },
+  // An operator's settling run (`review settle`) for a transfer ended after its withdrawal posted.
+  {
+    name: 'stranded-refunded',
+    bank: new BankingService('bank'),
+    workflowType: 'settleStrandedTransfer',
+    before: strandedWithdrawal,
+    args: [details, settleRequest],
+  },
+  // The same, its refund refused once: it waits for review on the transfer's policy, and alice retries it.
+  {
+    name: 'stranded-review-retry-refund',
+    bank: new RefuseFirstRefundBank('bank'),
+    workflowType: 'settleStrandedTransfer',
+    before: strandedWithdrawal,
+    args: [details, { ...settleRequest, policy: { reviewAfter: '2 hours', remindEvery: '1 day' } }],
+    operator: async (handle) => {
+      while ((await handle.query(getStatus)).stage !== 'needs-review') await sleep(100);
+      await handle.executeUpdate(retryRefund, { args: [{ operator: 'alice' }] });
+    },
+  },
 ];
 
 /** The run ids of a workflow, first to last, following its continue-as-new chain. */
@@ -138,7 +175,13 @@ async function runIds(client: Client, workflowId: string, firstRunId: string): P
   }
 }
 
-async function main(): Promise<void> {
+async function main(names: string[]): Promise<void> {
+  const unknown = names.filter((name) => !CASES.some((c) => c.name === name));
+  if (unknown.length)
+    throw new Error(
+      `No case named ${unknown.join(', ')}. The cases: ${CASES.map((c) => c.name).join(', ')}.`,
+    );
+  const cases = names.length ? CASES.filter((c) => names.includes(c.name)) : CASES;
   installLogger('WARN');
   const cli = await resolveTemporalCli();
   if (!cli.path)
@@ -151,7 +194,7 @@ async function main(): Promise<void> {
     mkdirSync(OUT_DIR, { recursive: true });
     // Bundled here from src, so the histories always come from the code as it is now.
     const code = await buildWorkflowBundle();
-    for (const { name, bank, args, operator, limits } of CASES) {
+    for (const { name, bank, workflowType, before, args, operator, limits } of cases) {
       const worker = await Worker.create({
         connection: workerConnection,
         taskQueue: TASK_QUEUE,
@@ -159,8 +202,9 @@ async function main(): Promise<void> {
         activities: createActivities(bank),
       });
       const workflowId = `history-${name}`;
+      await before?.(bank, workflowId);
       const firstRunId = await worker.runUntil(async () => {
-        const handle = await client.workflow.start<typeof moneyTransfer>('moneyTransfer', {
+        const handle = await client.workflow.start<typeof moneyTransfer>(workflowType ?? 'moneyTransfer', {
           taskQueue: TASK_QUEUE,
           workflowId,
           args: args as [PaymentDetails],
@@ -195,7 +239,7 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  main().catch((err: unknown) => {
+  main(process.argv.slice(2)).catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : err);
     process.exitCode = 1;
   });

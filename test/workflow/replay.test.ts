@@ -28,6 +28,10 @@ const HISTORY_FILES = [
   // The second run of a transfer that continued as new: it resumes in review, and ben
   // approves ana's proposal from the first run. Short, so any bundle replays it.
   'review-continue-as-new-run-2.json',
+  // An operator's settling run (`review settle`): refunded outright, and refused once, then
+  // retried from review.
+  'stranded-refunded.json',
+  'stranded-review-retry-refund.json',
 ];
 const FAST_HISTORY_FILES = TEST_LIMITS_HISTORIES;
 
